@@ -1,0 +1,216 @@
+package metasnap
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/rwsnap/rwsnap/hummock"
+	"github.com/rwsnap/rwsnap/hummock/hummockpb"
+	"github.com/rwsnap/rwsnap/metastore"
+	"github.com/rwsnap/rwsnap/objstore"
+)
+
+// ErrLiveLeader means a meta node is running and owns the target location.
+var ErrLiveLeader = errors.New("a RisingWave meta leader is live")
+
+// BackupOptions configures one backup-meta run.
+type BackupOptions struct {
+	Etcd    *clientv3.Client
+	Hummock objstore.Store // the state store (state_store minus "hummock+")
+	DataDir string         // data_directory
+	Target  *Storage
+	// OwnLocation says the target is the cluster's own backup_storage_url
+	// and directory, the manifest a running meta node caches.
+	OwnLocation bool
+	Remarks     string
+	Force       bool
+	// Attempts bounds retries when a checkpoint or etcd compaction races
+	// the read (default 3).
+	Attempts int
+	Logger   *slog.Logger
+}
+
+// BackupResult describes a stored snapshot.
+type BackupResult struct {
+	Entry    SnapshotMetadata
+	Revision int64
+	Keys     int
+	Bytes    int
+	Duration time.Duration
+	Manifest *Manifest
+}
+
+// Backup takes one consistent snapshot of the meta store (one etcd
+// revision, the hummock version replayed to it) and stores it in
+// RisingWave's format at opts.Target.
+func Backup(ctx context.Context, opts BackupOptions) (*BackupResult, error) {
+	start := time.Now()
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	m, _, err := opts.Target.ReadManifest(ctx)
+	if err != nil {
+		return nil, err
+	}
+	switch n := len(m.SnapshotMetadata); {
+	case n >= MaxSnapshots && !opts.Force:
+		return nil, fmt.Errorf("%s holds %d snapshots; RisingWave refuses backups past %d (too many existent meta snapshots): delete or prune some first, or pass --force", opts.Target, n, MaxSnapshots)
+	case n >= WarnSnapshots:
+		log.Warn("backup location is close to RisingWave's snapshot cap", "snapshots", n, "cap", MaxSnapshots)
+	}
+	leader, err := metastore.FindLeader(ctx, opts.Etcd)
+	if err != nil {
+		return nil, err
+	}
+	if leader != nil {
+		if opts.OwnLocation && !opts.Force {
+			return nil, fmt.Errorf("%w (%s, lease ttl %ds) and caches the manifest of %s: a direct write there would be overwritten by its next backup and its SSTs left unpinned; back up through the meta node (risectl meta backup-meta) or to another --backup-storage-url/--backup-storage-directory, or pass --force if the meta node is certainly stopped",
+				ErrLiveLeader, leader.Addr, leader.TTL, opts.Target)
+		}
+		if opts.OwnLocation {
+			log.Warn("writing the live cluster's own backup location directly (--force)", "leader", leader.Addr)
+		} else {
+			log.Warn("a meta leader is live: the SSTs of this snapshot are not pinned by that cluster and may be vacuumed", "leader", leader.Addr)
+		}
+	}
+	id, err := metastore.AllocBackupID(ctx, opts.Etcd)
+	if err != nil {
+		return nil, err
+	}
+	log.Info("allocated snapshot id", "id", id)
+
+	snap, version, md, err := readConsistent(ctx, opts, id, log)
+	if err != nil {
+		return nil, err
+	}
+	encoded := snap.Encode()
+	entry := SnapshotMetadata{
+		ID:                id,
+		HummockVersionID:  version.GetId(),
+		SSTs:              hummock.ObjectIDs(version),
+		MaxCommittedEpoch: version.GetMaxCommittedEpoch(),
+		SafeEpoch:         version.GetSafeEpoch(),
+		FormatVersion:     FormatV1,
+		StateTableInfo:    stateTableInfo(version),
+	}
+	if opts.Remarks != "" {
+		r := opts.Remarks
+		entry.Remarks = &r
+	}
+	manifest, err := opts.Target.Create(ctx, encoded, entry)
+	if err != nil {
+		return nil, err
+	}
+	res := &BackupResult{Entry: entry, Revision: md.Revision, Keys: md.Keys(), Bytes: len(encoded), Duration: time.Since(start), Manifest: manifest}
+	log.Info("snapshot stored", "id", id, "revision", md.Revision, "hummock_version_id", entry.HummockVersionID,
+		"keys", res.Keys, "bytes", res.Bytes, "ssts", len(entry.SSTs), "duration", res.Duration.Round(time.Millisecond))
+	return res, nil
+}
+
+// readConsistent reads the checkpoint, then etcd at one revision, and
+// replays the deltas. The checkpoint is read first: meta deletes deltas only
+// after writing a newer checkpoint, so if one raced the read the delta chain
+// has a gap, replay stops short, and the whole read is retried.
+func readConsistent(ctx context.Context, opts BackupOptions, id uint64, log *slog.Logger) (*MetaSnapshot, *hummockpb.HummockVersion, *metastore.Metadata, error) {
+	attempts := opts.Attempts
+	if attempts <= 0 {
+		attempts = 3
+	}
+	var lastErr error
+	for attempt := 1; attempt <= attempts; attempt++ {
+		snap, v, md, err := readOnce(ctx, opts, id)
+		if err == nil {
+			return snap, v, md, nil
+		}
+		if !errors.Is(err, hummock.ErrInconsistentVersion) && !errors.Is(err, metastore.ErrCompacted) {
+			return nil, nil, nil, err
+		}
+		lastErr = err
+		log.Warn("meta store changed under the read; retrying", "attempt", attempt, "err", err)
+	}
+	return nil, nil, nil, fmt.Errorf("no consistent read after %d attempts: %w", attempts, lastErr)
+}
+
+func readOnce(ctx context.Context, opts BackupOptions, id uint64) (*MetaSnapshot, *hummockpb.HummockVersion, *metastore.Metadata, error) {
+	cpKey := hummock.CheckpointPath(opts.DataDir)
+	cpBytes, _, err := opts.Hummock.Get(ctx, cpKey)
+	if errors.Is(err, objstore.ErrNotFound) {
+		return nil, nil, nil, fmt.Errorf("no hummock checkpoint at %s in %s: check --hummock-storage-url and --hummock-storage-directory (the state_store and data_directory params): %w", cpKey, opts.Hummock, err)
+	}
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("read hummock checkpoint %s: %w", cpKey, err)
+	}
+	cp, err := hummock.DecodeCheckpoint(cpBytes)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("hummock checkpoint %s: %w", cpKey, err)
+	}
+	md, err := metastore.ReadMetadata(ctx, opts.Etcd, 0)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	deltas := make([]*hummockpb.HummockVersionDelta, 0, len(md.HummockDeltas))
+	for _, kv := range md.HummockDeltas {
+		d, err := hummock.DecodeDelta(kv.Value)
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("hummock delta at cf/hummock_1/%x: %w", kv.Key, err)
+		}
+		deltas = append(deltas, d)
+	}
+	version, err := hummock.Replay(cp.GetVersion(), deltas)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("replay %d deltas onto checkpoint version %d: %w", len(deltas), cp.GetVersion().GetId(), err)
+	}
+	sp, _, err := metastore.SystemParamsFromKV(md.SystemParams)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	mo := proto.MarshalOptions{Deterministic: true}
+	spBytes, err := mo.Marshal(sp)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("encode system params: %w", err)
+	}
+	vBytes, err := mo.Marshal(version)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("encode hummock version: %w", err)
+	}
+	cm := &ClusterMetadata{
+		HummockVersion:   vBytes,
+		VersionStats:     md.VersionStats,
+		CompactionGroups: md.CompactionGroups,
+		TableFragments:   md.TableFragments,
+		UserInfo:         md.UserInfo,
+		Databases:        md.Databases,
+		Schemas:          md.Schemas,
+		Tables:           md.Tables,
+		Indexes:          md.Indexes,
+		Sinks:            md.Sinks,
+		Sources:          md.Sources,
+		Views:            md.Views,
+		Functions:        md.Functions,
+		Connections:      md.Connections,
+		SystemParams:     spBytes,
+		ClusterID:        md.ClusterID,
+		Subscriptions:    md.Subscriptions,
+		HasSubscriptions: true,
+	}
+	cm.DefaultCF = make([]KV, len(md.DefaultCF))
+	for i, kv := range md.DefaultCF {
+		cm.DefaultCF[i] = KV{Key: kv.Key, Value: kv.Value}
+	}
+	return &MetaSnapshot{FormatVersion: FormatV1, ID: id, Metadata: cm}, version, md, nil
+}
+
+func stateTableInfo(v *hummockpb.HummockVersion) map[uint32]StateTableInfo {
+	out := make(map[uint32]StateTableInfo, len(v.GetStateTableInfo()))
+	for id, info := range v.GetStateTableInfo() {
+		out[id] = StateTableInfo{CommittedEpoch: info.GetCommittedEpoch(), SafeEpoch: info.GetSafeEpoch(), CompactionGroupID: info.GetCompactionGroupId()}
+	}
+	return out
+}

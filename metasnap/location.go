@@ -1,0 +1,84 @@
+package metasnap
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/rwsnap/rwsnap/metastore"
+	"github.com/rwsnap/rwsnap/objstore"
+)
+
+// Locations are the two object-store places a backup touches.
+type Locations struct {
+	BackupURL  string // backup_storage_url
+	BackupDir  string // backup_storage_directory
+	HummockURL string // state_store without "hummock+"
+	DataDir    string // data_directory
+	// OwnLocation: the backup location is the cluster's configured one
+	// (what a live meta node caches).
+	OwnLocation bool
+}
+
+// Overrides are the user's flags; empty fields fall back to the params.
+type Overrides struct {
+	BackupURL, BackupDir, HummockURL, DataDir string
+}
+
+// ResolveLocations combines the cluster's system params with flag
+// overrides. Missing backup params are derived as RisingWave v1.7 does
+// (config.rs into_init_system_params): url = state_store minus "hummock+",
+// dir = data_directory + "/backup".
+func ResolveLocations(params map[string]string, o Overrides) (Locations, error) {
+	stateStore := params[metastore.ParamStateStore]
+	hummockURL, isHummock := strings.CutPrefix(stateStore, "hummock+")
+	dataDir := params[metastore.ParamDataDirectory]
+	clusterURL := params[metastore.ParamBackupStorageURL]
+	clusterDir := params[metastore.ParamBackupStorageDirectory]
+	if clusterURL == "" && isHummock {
+		clusterURL = hummockURL
+	}
+	if clusterDir == "" && dataDir != "" {
+		clusterDir = dataDir + "/backup"
+	}
+	l := Locations{BackupURL: o.BackupURL, BackupDir: o.BackupDir, HummockURL: o.HummockURL, DataDir: o.DataDir}
+	if l.BackupURL == "" {
+		l.BackupURL = clusterURL
+	}
+	if l.BackupDir == "" {
+		l.BackupDir = clusterDir
+	}
+	if l.HummockURL == "" {
+		if !isHummock && stateStore != "" {
+			return l, fmt.Errorf("state_store %q is not a hummock+ URL; pass --hummock-storage-url", objstore.RedactText(stateStore))
+		}
+		l.HummockURL = hummockURL
+	}
+	if l.DataDir == "" {
+		l.DataDir = dataDir
+	}
+	switch {
+	case l.BackupURL == "":
+		return l, fmt.Errorf("no backup location: the cluster has no backup_storage_url param and no --backup-storage-url was given")
+	case l.BackupURL == "memory" || l.BackupURL == "memory-shared":
+		return l, fmt.Errorf("backup_storage_url is %q: RisingWave keeps such snapshots in the meta node's memory, out of rwsnap's reach; pass --backup-storage-url (e.g. s3://bucket or fs:///backups)", l.BackupURL)
+	case l.BackupDir == "":
+		return l, fmt.Errorf("no backup directory: pass --backup-storage-directory")
+	}
+	l.OwnLocation = sameURL(l.BackupURL, clusterURL) && strings.Trim(l.BackupDir, "/") == strings.Trim(clusterDir, "/")
+	return l, nil
+}
+
+// sameURL compares object-store URLs ignoring credentials, which may differ
+// between the cluster's view and the operator's.
+func sameURL(a, b string) bool {
+	strip := func(u string) string {
+		if rest, ok := strings.CutPrefix(u, "minio://"); ok {
+			if i := strings.LastIndex(rest, "@"); i >= 0 {
+				rest = rest[i+1:]
+			}
+			return "minio://" + strings.TrimPrefix(strings.TrimPrefix(rest, "http://"), "https://")
+		}
+		return strings.TrimRight(u, "/")
+	}
+	return strip(a) == strip(b)
+}

@@ -1,0 +1,241 @@
+package metasnap
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"path"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/rwsnap/rwsnap/objstore"
+)
+
+// ErrSnapshotNotFound means an id is not in the manifest.
+var ErrSnapshotNotFound = errors.New("snapshot not found")
+
+// MaxSnapshots is RisingWave's MAX_META_SNAPSHOT_NUM: a meta node refuses new
+// backups past it. rwsnap warns at WarnSnapshots and refuses at the cap
+// unless forced.
+const (
+	MaxSnapshots  = 100
+	WarnSnapshots = 90
+)
+
+// casAttempts bounds manifest compare-and-swap retries under contention.
+const casAttempts = 32
+
+// Storage is one backup location: an object store plus a directory, laid
+// out as RisingWave's ObjectStoreMetaSnapshotStorage (storage.rs).
+type Storage struct {
+	Store objstore.Store
+	Dir   string
+}
+
+// NewStorage returns the backup location store+dir.
+func NewStorage(store objstore.Store, dir string) *Storage {
+	return &Storage{Store: store, Dir: strings.Trim(dir, "/")}
+}
+
+func (s *Storage) key(name string) string {
+	if s.Dir == "" {
+		return name
+	}
+	return s.Dir + "/" + name
+}
+
+// ManifestKey is <dir>/manifest.json.
+func (s *Storage) ManifestKey() string { return s.key("manifest.json") }
+
+// SnapshotKey is <dir>/<id>.snapshot.
+func (s *Storage) SnapshotKey(id uint64) string {
+	return s.key(strconv.FormatUint(id, 10) + ".snapshot")
+}
+
+// String names the location for messages (secrets redacted).
+func (s *Storage) String() string { return s.Store.String() + " directory " + strconv.Quote(s.Dir) }
+
+// ReadManifest returns the manifest and its version tag ("" if absent). A
+// missing manifest is an empty one, as in RisingWave.
+func (s *Storage) ReadManifest(ctx context.Context) (*Manifest, string, error) {
+	b, info, err := s.Store.Get(ctx, s.ManifestKey())
+	if errors.Is(err, objstore.ErrNotFound) {
+		return &Manifest{SnapshotMetadata: []SnapshotMetadata{}}, "", nil
+	}
+	if err != nil {
+		return nil, "", fmt.Errorf("read manifest of %s: %w", s, err)
+	}
+	m, err := DecodeManifest(b)
+	if err != nil {
+		return nil, "", fmt.Errorf("manifest of %s: %w", s, err)
+	}
+	return m, info.ETag, nil
+}
+
+// UpdateManifest applies fn to the current manifest and writes the result
+// with compare-and-swap, retrying with a fresh read when another writer got
+// there first, so concurrent writers never lose each other's entries. fn
+// must be safe to call more than once; returning errNoChange skips the write.
+func (s *Storage) UpdateManifest(ctx context.Context, fn func(*Manifest) error) (*Manifest, error) {
+	for attempt := 0; ; attempt++ {
+		m, etag, err := s.ReadManifest(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if err := fn(m); err != nil {
+			if errors.Is(err, errNoChange) {
+				return m, nil
+			}
+			return nil, err
+		}
+		m.ManifestID++
+		b, err := EncodeManifest(m)
+		if err != nil {
+			return nil, err
+		}
+		_, err = s.Store.PutIf(ctx, s.ManifestKey(), b, etag)
+		if err == nil {
+			return m, nil
+		}
+		if !errors.Is(err, objstore.ErrPreconditionFailed) {
+			return nil, fmt.Errorf("write manifest of %s: %w", s, err)
+		}
+		if attempt+1 >= casAttempts {
+			return nil, fmt.Errorf("write manifest of %s: %d concurrent updates in a row, giving up (nothing was lost; retry): %w", s, casAttempts, err)
+		}
+		// Jittered backoff spreads out writers racing on the same manifest.
+		d := time.Duration(5+rand.IntN(20*(attempt+1))) * time.Millisecond
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(d):
+		}
+	}
+}
+
+var errNoChange = errors.New("no change")
+
+// Create stores a snapshot: the object first, then the manifest entry
+// ("update manifest last"), so a crash in between leaves only an orphan
+// object that no reader sees and that verify reports.
+func (s *Storage) Create(ctx context.Context, encoded []byte, entry SnapshotMetadata) (*Manifest, error) {
+	m, _, err := s.ReadManifest(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if m.Find(entry.ID) != nil {
+		return nil, fmt.Errorf("snapshot id %d is already in the manifest of %s", entry.ID, s)
+	}
+	if err := s.Store.Put(ctx, s.SnapshotKey(entry.ID), encoded); err != nil {
+		return nil, fmt.Errorf("upload snapshot %d to %s: %w", entry.ID, s, err)
+	}
+	return s.UpdateManifest(ctx, func(m *Manifest) error {
+		if m.Find(entry.ID) != nil {
+			return fmt.Errorf("snapshot id %d appeared in the manifest of %s concurrently", entry.ID, s)
+		}
+		m.SnapshotMetadata = append(m.SnapshotMetadata, entry)
+		return nil
+	})
+}
+
+// Delete removes snapshots: manifest first, then the objects, so a crash
+// leaves orphans, never a manifest entry without its object. Every id must
+// be in the manifest; otherwise nothing changes.
+func (s *Storage) Delete(ctx context.Context, ids []uint64) (*Manifest, error) {
+	if len(ids) == 0 {
+		return nil, errors.New("no snapshot ids given")
+	}
+	want := map[uint64]bool{}
+	for _, id := range ids {
+		want[id] = true
+	}
+	m, err := s.UpdateManifest(ctx, func(m *Manifest) error {
+		var missing []string
+		for id := range want {
+			if m.Find(id) == nil {
+				missing = append(missing, strconv.FormatUint(id, 10))
+			}
+		}
+		if len(missing) > 0 {
+			sort.Strings(missing)
+			return fmt.Errorf("%w: %s not in the manifest of %s (it lists %s); nothing deleted",
+				ErrSnapshotNotFound, strings.Join(missing, ", "), s, formatIDs(m.IDs()))
+		}
+		kept := m.SnapshotMetadata[:0:0]
+		for _, e := range m.SnapshotMetadata {
+			if !want[e.ID] {
+				kept = append(kept, e)
+			}
+		}
+		m.SnapshotMetadata = kept
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	keys := make([]string, 0, len(want))
+	for id := range want {
+		keys = append(keys, s.SnapshotKey(id))
+	}
+	sort.Strings(keys)
+	if err := s.Store.Delete(ctx, keys...); err != nil {
+		return m, fmt.Errorf("snapshots removed from the manifest, but deleting their objects failed (they are orphans now; `prune --orphans` removes them): %w", err)
+	}
+	return m, nil
+}
+
+// Load reads, checksums and decodes snapshot id.
+func (s *Storage) Load(ctx context.Context, id uint64) (*MetaSnapshot, []byte, error) {
+	b, _, err := s.Store.Get(ctx, s.SnapshotKey(id))
+	if errors.Is(err, objstore.ErrNotFound) {
+		return nil, nil, fmt.Errorf("snapshot %d: object %s missing from %s: %w", id, s.SnapshotKey(id), s.Store, err)
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("read snapshot %d from %s: %w", id, s, err)
+	}
+	snap, err := Decode(b)
+	if err != nil {
+		return nil, b, fmt.Errorf("snapshot %d at %s: %w", id, s.SnapshotKey(id), err)
+	}
+	if snap.ID != id {
+		return nil, b, fmt.Errorf("snapshot object %s holds id %d, not %d", s.SnapshotKey(id), snap.ID, id)
+	}
+	return snap, b, nil
+}
+
+// SnapshotObjects lists the ids of every <id>.snapshot object in the
+// directory, in the manifest or not.
+func (s *Storage) SnapshotObjects(ctx context.Context) (map[uint64]objstore.ObjectInfo, error) {
+	prefix := s.key("")
+	objs, err := s.Store.List(ctx, prefix)
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", s, err)
+	}
+	out := map[uint64]objstore.ObjectInfo{}
+	for _, o := range objs {
+		name := strings.TrimPrefix(o.Key, prefix)
+		if strings.Contains(name, "/") || path.Ext(name) != ".snapshot" {
+			continue
+		}
+		id, err := strconv.ParseUint(strings.TrimSuffix(name, ".snapshot"), 10, 64)
+		if err != nil {
+			continue
+		}
+		out[id] = o
+	}
+	return out, nil
+}
+
+func formatIDs(ids []uint64) string {
+	if len(ids) == 0 {
+		return "no snapshots"
+	}
+	parts := make([]string, len(ids))
+	for i, id := range ids {
+		parts[i] = strconv.FormatUint(id, 10)
+	}
+	return strings.Join(parts, ", ")
+}

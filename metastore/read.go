@@ -1,0 +1,235 @@
+package metastore
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// KV is one key/value pair of a column family, the cf prefix stripped.
+type KV struct {
+	Key   []byte
+	Value []byte
+}
+
+// ErrNotRisingWave means the etcd holds no RisingWave meta store.
+var ErrNotRisingWave = errors.New("not a RisingWave meta store: no cf/cluster_id and no cf/system_params/ keys")
+
+// ErrCompacted means etcd compacted the revision a read was pinned to.
+var ErrCompacted = errors.New("etcd compacted the pinned revision during the read")
+
+// DefaultPageSize bounds each range request; etcd's default request limit is
+// 1.5 MiB per response key-set only for puts, but large table-fragment
+// values make big pages slow, so pages are counted in keys.
+const DefaultPageSize = 512
+
+// Reader reads column families at one etcd revision. The first range fixes
+// the revision; every later one uses it, so the result is one consistent cut.
+type Reader struct {
+	cli      *clientv3.Client
+	rev      int64
+	PageSize int
+}
+
+// NewReader returns a reader; rev 0 means "fix at the first read".
+func NewReader(cli *clientv3.Client, rev int64) *Reader {
+	return &Reader{cli: cli, rev: rev, PageSize: DefaultPageSize}
+}
+
+// Revision is the pinned revision (0 before the first read).
+func (r *Reader) Revision() int64 { return r.rev }
+
+// Get reads one key at the pinned revision; nil if absent.
+func (r *Reader) Get(ctx context.Context, key string) ([]byte, bool, error) {
+	opts := []clientv3.OpOption{}
+	if r.rev != 0 {
+		opts = append(opts, clientv3.WithRev(r.rev))
+	}
+	resp, err := r.cli.Get(ctx, key, opts...)
+	if err != nil {
+		return nil, false, r.wrap(key, err)
+	}
+	if r.rev == 0 {
+		r.rev = resp.Header.Revision
+	}
+	if len(resp.Kvs) == 0 {
+		return nil, false, nil
+	}
+	return resp.Kvs[0].Value, true, nil
+}
+
+// Range calls fn for every key under prefix in etcd key order, page by page.
+func (r *Reader) Range(ctx context.Context, prefix string, fn func(key, value []byte) error) error {
+	end := clientv3.GetPrefixRangeEnd(prefix)
+	start := prefix
+	pageSize := r.PageSize
+	if pageSize <= 0 {
+		pageSize = DefaultPageSize
+	}
+	for {
+		opts := []clientv3.OpOption{clientv3.WithRange(end), clientv3.WithLimit(int64(pageSize))}
+		if r.rev != 0 {
+			opts = append(opts, clientv3.WithRev(r.rev))
+		}
+		resp, err := r.cli.Get(ctx, start, opts...)
+		if err != nil {
+			return r.wrap(prefix, err)
+		}
+		if r.rev == 0 {
+			r.rev = resp.Header.Revision
+		}
+		for _, kv := range resp.Kvs {
+			if err := fn(kv.Key, kv.Value); err != nil {
+				return err
+			}
+		}
+		if !resp.More || len(resp.Kvs) == 0 {
+			return nil
+		}
+		start = string(append(bytes.Clone(resp.Kvs[len(resp.Kvs)-1].Key), 0))
+	}
+}
+
+// ListCF returns the pairs of a column family with the "cf/" prefix removed,
+// as RisingWave's list_cf does.
+func (r *Reader) ListCF(ctx context.Context, cf string) ([]KV, error) {
+	p := Prefix(cf)
+	var out []KV
+	err := r.Range(ctx, p, func(k, v []byte) error {
+		out = append(out, KV{Key: k[len(p):], Value: v})
+		return nil
+	})
+	return out, err
+}
+
+func (r *Reader) wrap(what string, err error) error {
+	if errors.Is(err, rpctypes.ErrCompacted) {
+		return fmt.Errorf("read %q at revision %d: %w (raise etcd auto-compaction-retention, or retry): %v", what, r.rev, ErrCompacted, err)
+	}
+	return fmt.Errorf("read %q from etcd at revision %d: %w", what, r.rev, err)
+}
+
+// Metadata is everything a RisingWave v1.x meta snapshot (ClusterMetadata)
+// is built from, read at one etcd revision. Values are etcd's bytes,
+// untouched; lists are in etcd key order, as list_cf returns them.
+type Metadata struct {
+	Revision         int64
+	DefaultCF        []KV
+	HummockDeltas    []KV     // cf/hummock_1, replayed, never stored
+	VersionStats     []byte   // cf/hummock_7 first row; nil if absent
+	CompactionGroups [][]byte // cf/hummock_6
+	TableFragments   [][]byte
+	UserInfo         [][]byte
+	Databases        [][]byte
+	Schemas          [][]byte
+	Tables           [][]byte
+	Indexes          [][]byte
+	Sinks            [][]byte
+	Sources          [][]byte
+	Views            [][]byte
+	Functions        [][]byte
+	Connections      [][]byte
+	Subscriptions    [][]byte
+	SystemParams     map[string]string
+	ClusterID        string
+}
+
+// Keys counts the etcd keys read.
+func (m *Metadata) Keys() int {
+	n := len(m.DefaultCF) + len(m.HummockDeltas) + len(m.CompactionGroups) + len(m.TableFragments) +
+		len(m.UserInfo) + len(m.Databases) + len(m.Schemas) + len(m.Tables) + len(m.Indexes) + len(m.Sinks) +
+		len(m.Sources) + len(m.Views) + len(m.Functions) + len(m.Connections) + len(m.Subscriptions) + len(m.SystemParams) + 1
+	if m.VersionStats != nil {
+		n++
+	}
+	return n
+}
+
+// ReadMetadata reads the whole snapshot input at one revision. rev 0 pins
+// the current revision.
+func ReadMetadata(ctx context.Context, cli *clientv3.Client, rev int64) (*Metadata, error) {
+	r := NewReader(cli, rev)
+	m := &Metadata{SystemParams: map[string]string{}}
+	// The cluster id read comes first: it pins the revision for all others.
+	id, ok, err := r.Get(ctx, string(EtcdKey(CFClusterID, []byte(ClusterIDKey))))
+	if err != nil {
+		return nil, err
+	}
+	m.Revision = r.Revision()
+	m.ClusterID = string(id)
+	params, err := r.ListCF(ctx, CFSystemParams)
+	if err != nil {
+		return nil, err
+	}
+	for _, kv := range params {
+		m.SystemParams[string(kv.Key)] = string(kv.Value)
+	}
+	if !ok && len(params) == 0 {
+		return nil, ErrNotRisingWave
+	}
+	if !ok {
+		return nil, errors.New("cluster id not found in meta store (cf/cluster_id)")
+	}
+	if len(params) == 0 {
+		return nil, errors.New("system params not found in meta store (cf/system_params/)")
+	}
+	if m.DefaultCF, err = r.ListCF(ctx, CFDefault); err != nil {
+		return nil, err
+	}
+	if m.HummockDeltas, err = r.ListCF(ctx, CFHummockDelta); err != nil {
+		return nil, err
+	}
+	stats, err := r.ListCF(ctx, CFVersionStats)
+	if err != nil {
+		return nil, err
+	}
+	if len(stats) > 0 {
+		m.VersionStats = stats[0].Value
+	}
+	lists := []struct {
+		cf  string
+		dst *[][]byte
+	}{
+		{CFCompactionGroup, &m.CompactionGroups},
+		{CFTableFragments, &m.TableFragments},
+		{CFUserInfo, &m.UserInfo},
+		{CFDatabase, &m.Databases},
+		{CFSchema, &m.Schemas},
+		{CFTable, &m.Tables},
+		{CFIndex, &m.Indexes},
+		{CFSink, &m.Sinks},
+		{CFSource, &m.Sources},
+		{CFView, &m.Views},
+		{CFFunction, &m.Functions},
+		{CFConnection, &m.Connections},
+		{CFSubscription, &m.Subscriptions},
+	}
+	for _, l := range lists {
+		p := Prefix(l.cf)
+		err := r.Range(ctx, p, func(_, v []byte) error {
+			*l.dst = append(*l.dst, v)
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+// ReadSystemParams reads cf/system_params/ at the current revision.
+func ReadSystemParams(ctx context.Context, cli *clientv3.Client) (map[string]string, error) {
+	kvs, err := NewReader(cli, 0).ListCF(ctx, CFSystemParams)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]string, len(kvs))
+	for _, kv := range kvs {
+		out[string(kv.Key)] = string(kv.Value)
+	}
+	return out, nil
+}
