@@ -1,0 +1,63 @@
+package hummock
+
+import (
+	"encoding/binary"
+	"hash/crc32"
+	"strconv"
+	"strings"
+)
+
+// numBucketPrefixes is NUM_BUCKET_PREFIXES in RisingWave v1.7's
+// src/object_store/src/object/s3.rs.
+const numBucketPrefixes = 256
+
+// sstSuffix is OBJECT_SUFFIX (hummock_sdk/src/lib.rs).
+const sstSuffix = ".data"
+
+// SSTPath is RisingWave v1.7's SstableStore::get_sst_data_path:
+// "{dataDir}/{prefix}{objectID}.data". The native S3/MinIO backend spreads
+// objects over 256 prefixes, crc32fast::hash(object_id.to_be_bytes()) % 256
+// (crc32fast is the IEEE/zlib CRC-32); memory, fs and OpenDAL backends use
+// no prefix.
+func SSTPath(dataDir string, objectID uint64, prefixed bool) string {
+	var sb strings.Builder
+	sb.WriteString(dataDir)
+	sb.WriteByte('/')
+	if prefixed {
+		var be [8]byte
+		binary.BigEndian.PutUint64(be[:], objectID)
+		sb.WriteString(strconv.FormatUint(uint64(crc32.ChecksumIEEE(be[:])%numBucketPrefixes), 10))
+		sb.WriteByte('/')
+	}
+	sb.WriteString(strconv.FormatUint(objectID, 10))
+	sb.WriteString(sstSuffix)
+	return sb.String()
+}
+
+// ParseSSTObjectID returns the object id of a key SSTPath produces: the last
+// path element must be a canonical decimal u64 followed by ".data". Other
+// objects under the data directory (checkpoint/0, archive/...) give ok=false.
+func ParseSSTObjectID(key string) (uint64, bool) {
+	name := key
+	if i := strings.LastIndexByte(key, '/'); i >= 0 {
+		name = key[i+1:]
+	}
+	digits, found := strings.CutSuffix(name, sstSuffix)
+	if !found || digits == "" {
+		return 0, false
+	}
+	for i := 0; i < len(digits); i++ {
+		if digits[i] < '0' || digits[i] > '9' {
+			return 0, false
+		}
+	}
+	// SSTPath never writes leading zeros, so such a name is not one of ours.
+	if len(digits) > 1 && digits[0] == '0' {
+		return 0, false
+	}
+	id, err := strconv.ParseUint(digits, 10, 64)
+	if err != nil {
+		return 0, false
+	}
+	return id, true
+}
