@@ -64,13 +64,13 @@ func ResolveLocations(params map[string]string, o Overrides) (Locations, error) 
 	case l.BackupDir == "":
 		return l, fmt.Errorf("no backup directory: pass --backup-storage-directory")
 	}
-	l.OwnLocation = sameURL(l.BackupURL, clusterURL) && strings.Trim(l.BackupDir, "/") == strings.Trim(clusterDir, "/")
+	l.OwnLocation = SameURL(l.BackupURL, clusterURL) && strings.Trim(l.BackupDir, "/") == strings.Trim(clusterDir, "/")
 	return l, nil
 }
 
-// sameURL compares object-store URLs ignoring credentials, which may differ
+// SameURL compares object-store URLs ignoring credentials, which may differ
 // between the cluster's view and the operator's.
-func sameURL(a, b string) bool {
+func SameURL(a, b string) bool {
 	strip := func(u string) string {
 		if rest, ok := strings.CutPrefix(u, "minio://"); ok {
 			if i := strings.LastIndex(rest, "@"); i >= 0 {

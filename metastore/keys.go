@@ -68,7 +68,9 @@ func U64Key(id uint64) []byte {
 	return protowire.AppendVarint(b, id)
 }
 
-// DecodeU64Key decodes a UInt32Value/UInt64Value key; empty bytes are 0.
+// DecodeU64Key decodes a UInt32Value/UInt64Value key, or the varint field 1
+// of any message (every model keys on its field 1: id, table_id, group id);
+// absent is 0, as prost omits zero.
 func DecodeU64Key(b []byte) (uint64, bool) {
 	var v uint64
 	for len(b) > 0 {

@@ -64,8 +64,17 @@ func (r *Reader) Get(ctx context.Context, key string) ([]byte, bool, error) {
 
 // Range calls fn for every key under prefix in etcd key order, page by page.
 func (r *Reader) Range(ctx context.Context, prefix string, fn func(key, value []byte) error) error {
-	end := clientv3.GetPrefixRangeEnd(prefix)
-	start := prefix
+	return r.rangeKeys(ctx, prefix, clientv3.GetPrefixRangeEnd(prefix), fn)
+}
+
+// RangeAll calls fn for every key in etcd, page by page.
+func (r *Reader) RangeAll(ctx context.Context, fn func(key, value []byte) error) error {
+	// Range end "\x00" means "every key from start on" to etcd.
+	return r.rangeKeys(ctx, "\x00", "\x00", fn)
+}
+
+func (r *Reader) rangeKeys(ctx context.Context, start, end string, fn func(key, value []byte) error) error {
+	what := start
 	pageSize := r.PageSize
 	if pageSize <= 0 {
 		pageSize = DefaultPageSize
@@ -77,7 +86,7 @@ func (r *Reader) Range(ctx context.Context, prefix string, fn func(key, value []
 		}
 		resp, err := r.cli.Get(ctx, start, opts...)
 		if err != nil {
-			return r.wrap(prefix, err)
+			return r.wrap(what, err)
 		}
 		if r.rev == 0 {
 			r.rev = resp.Header.Revision

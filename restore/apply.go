@@ -1,0 +1,168 @@
+package restore
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/rwsnap/rwsnap/hummock"
+	"github.com/rwsnap/rwsnap/internal/faultpoint"
+	"github.com/rwsnap/rwsnap/metasnap"
+	"github.com/rwsnap/rwsnap/metastore"
+	"github.com/rwsnap/rwsnap/objstore"
+)
+
+// Apply writes the plan: marker, every model in batched transactions, the
+// hummock checkpoint, cf/cluster_id, and finally removes the marker. Each
+// step is idempotent, so a rerun after a crash at any point completes.
+// A checkpoint already at the hummock location is copied into the backup
+// location before it is replaced (its key is returned).
+func Apply(ctx context.Context, cli *clientv3.Client, hs objstore.Store, backup *metasnap.Storage, plan *Plan, log *slog.Logger) (int, string, error) {
+	mk, _ := json.Marshal(marker{SnapshotID: plan.SnapshotID, Digest: plan.Digest, Started: time.Now().UTC().Format(time.RFC3339)})
+	// Create the marker only if absent: a resumed run keeps the original.
+	if _, err := cli.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(MarkerKey), "=", 0)).
+		Then(clientv3.OpPut(MarkerKey, string(mk))).Commit(); err != nil {
+		return 0, "", fmt.Errorf("write restore marker: %w", err)
+	}
+	faultpoint.Hit("restore.after-marker")
+	written := 0
+	var last []KV
+	for _, g := range plan.Groups {
+		if g.Kind == "cluster_id" {
+			last = g.KVs
+			continue
+		}
+		n, err := putBatched(ctx, cli, g.KVs)
+		written += n
+		if err != nil {
+			return written, "", fmt.Errorf("write %s: %w", g.Kind, err)
+		}
+		log.Debug("restored", "kind", g.Kind, "keys", len(g.KVs))
+	}
+	faultpoint.Hit("restore.before-checkpoint")
+	replaced, err := writeCheckpoint(ctx, hs, backup, plan, log)
+	if err != nil {
+		return written, "", err
+	}
+	faultpoint.Hit("restore.after-checkpoint")
+	n, err := putBatched(ctx, cli, last)
+	written += n
+	if err != nil {
+		return written, replaced, fmt.Errorf("write cluster id: %w", err)
+	}
+	faultpoint.Hit("restore.before-marker-removal")
+	if _, err := cli.Delete(ctx, MarkerKey); err != nil {
+		return written, replaced, fmt.Errorf("remove restore marker: %w", err)
+	}
+	return written, replaced, nil
+}
+
+// putBatched writes KVs in transactions of at most maxTxnOps puts and
+// maxTxnBytes bytes; a larger single value goes alone.
+func putBatched(ctx context.Context, cli *clientv3.Client, kvs []KV) (int, error) {
+	written := 0
+	for len(kvs) > 0 {
+		n, size := 0, 0
+		for n < len(kvs) && n < maxTxnOps {
+			sz := len(kvs[n].Key) + len(kvs[n].Value)
+			if n > 0 && size+sz > maxTxnBytes {
+				break
+			}
+			size += sz
+			n++
+		}
+		ops := make([]clientv3.Op, n)
+		for i, kv := range kvs[:n] {
+			ops[i] = clientv3.OpPut(kv.Key, string(kv.Value))
+		}
+		if _, err := cli.Txn(ctx).Then(ops...).Commit(); err != nil {
+			if strings.Contains(err.Error(), "request is too large") {
+				return written, fmt.Errorf("etcd refused a %d-byte transaction (key %q): raise --max-request-bytes on the target etcd to what the source etcd had: %w", size, kvs[0].Key, err)
+			}
+			return written, err
+		}
+		written += n
+		kvs = kvs[n:]
+		faultpoint.Hit("restore.after-batch")
+	}
+	return written, nil
+}
+
+// writeCheckpoint uploads HummockVersionCheckpoint{version} (no stale
+// objects: full GC clears them, as in RisingWave) to DIR/checkpoint/0.
+func writeCheckpoint(ctx context.Context, hs objstore.Store, backup *metasnap.Storage, plan *Plan, log *slog.Logger) (string, error) {
+	cp, err := hummock.EncodeCheckpoint(plan.Version)
+	if err != nil {
+		return "", err
+	}
+	key := plan.CheckpointKey()
+	old, _, err := hs.Get(ctx, key)
+	switch {
+	case errors.Is(err, objstore.ErrNotFound):
+	case err != nil:
+		return "", fmt.Errorf("read existing checkpoint %s: %w", key, err)
+	case bytes.Equal(old, cp):
+		return "", nil // a rerun: already written
+	default:
+		// Never lose what was there: keep it beside the snapshots.
+		saved := backup.Dir + "/replaced-checkpoints/" + time.Now().UTC().Format("20060102T150405.000Z") + "-" + strings.ReplaceAll(strings.Trim(plan.HummockDir, "/"), "/", "_")
+		if err := backup.Store.Put(ctx, saved, old); err != nil {
+			return "", fmt.Errorf("save the existing checkpoint %s before replacing it: %w", key, err)
+		}
+		log.Warn("replacing an existing hummock checkpoint; the old one is saved", "checkpoint", key, "saved_to", saved)
+		if err := hs.Put(ctx, key, cp); err != nil {
+			return saved, fmt.Errorf("write hummock checkpoint %s: %w", key, err)
+		}
+		return saved, nil
+	}
+	if err := hs.Put(ctx, key, cp); err != nil {
+		return "", fmt.Errorf("write hummock checkpoint %s: %w", key, err)
+	}
+	return "", nil
+}
+
+// VerifyTarget reads everything back: etcd must hold exactly the plan's
+// keys and values, and the checkpoint must decode to the snapshot's version.
+func VerifyTarget(ctx context.Context, cli *clientv3.Client, hs objstore.Store, plan *Plan) error {
+	want := make(map[string][]byte, plan.Keys())
+	for _, kv := range plan.All() {
+		want[kv.Key] = kv.Value
+	}
+	found := 0
+	err := metastore.NewReader(cli, 0).RangeAll(ctx, func(k, v []byte) error {
+		pv, ok := want[string(k)]
+		if !ok {
+			return fmt.Errorf("read-back: unexpected key %q in the target etcd", k)
+		}
+		if !bytes.Equal(pv, v) {
+			return fmt.Errorf("read-back: key %q holds %d bytes that differ from the snapshot's %d", k, len(v), len(pv))
+		}
+		found++
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if found != len(want) {
+		return fmt.Errorf("read-back: the target etcd holds %d of the %d restored keys", found, len(want))
+	}
+	b, _, err := hs.Get(ctx, plan.CheckpointKey())
+	if err != nil {
+		return fmt.Errorf("read-back of checkpoint %s: %w", plan.CheckpointKey(), err)
+	}
+	cp, err := hummock.DecodeCheckpoint(b)
+	if err != nil {
+		return fmt.Errorf("read-back of checkpoint %s: %w", plan.CheckpointKey(), err)
+	}
+	if cp.GetVersion().GetId() != plan.HummockVersionID || len(cp.GetStaleObjects()) != 0 {
+		return fmt.Errorf("read-back: checkpoint %s holds version %d, want %d", plan.CheckpointKey(), cp.GetVersion().GetId(), plan.HummockVersionID)
+	}
+	return nil
+}

@@ -1,0 +1,308 @@
+package restore
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/rwsnap/rwsnap/hummock"
+	"github.com/rwsnap/rwsnap/metasnap"
+	"github.com/rwsnap/rwsnap/metastore"
+	"github.com/rwsnap/rwsnap/objstore"
+)
+
+// Defaults of risectl meta restore-meta.
+const (
+	DefaultBackupDir  = "backup"
+	DefaultHummockDir = "hummock_001"
+)
+
+// MarkerKey is written first and removed last: a target holding it is a
+// restore in progress that a rerun of the same restore may complete.
+const MarkerKey = "__rwsnap_restore_in_progress"
+
+// Limits of one etcd transaction: etcd's --max-txn-ops default is 128 and
+// its request limit 1.5 MiB; 1 MiB leaves room for overhead.
+const (
+	maxTxnOps   = 128
+	maxTxnBytes = 1 << 20
+)
+
+// ErrNotEmpty means the target etcd holds keys a restore would not write.
+var ErrNotEmpty = errors.New("meta store is not empty")
+
+// Options are risectl's restore-meta flags.
+type Options struct {
+	SnapshotID    uint64
+	MetaStoreType string
+	Etcd          metastore.Config
+	BackupURL     string
+	BackupDir     string
+	HummockURL    string
+	HummockDir    string
+	DryRun        bool
+	// Move the cluster: rewrite state_store, data_directory and the backup
+	// params (all three flags together, as in RisingWave).
+	OverwriteHummockEndpoint bool
+	OverwriteBackupURL       string
+	OverwriteBackupDir       string
+	// ValidateIntegrity checks that every SST object the snapshot pins
+	// exists at the hummock location before writing.
+	ValidateIntegrity bool
+	Logger            *slog.Logger
+}
+
+// Validate checks the flags alone, before touching anything.
+func (o *Options) Validate() error {
+	var missing []string
+	if o.SnapshotID == 0 {
+		missing = append(missing, "--meta-snapshot-id")
+	}
+	if o.BackupURL == "" {
+		missing = append(missing, "--backup-storage-url")
+	}
+	if o.HummockURL == "" {
+		missing = append(missing, "--hummock-storage-url")
+	}
+	if len(o.Etcd.Endpoints) == 0 && o.MetaStoreType == "etcd" {
+		missing = append(missing, "--etcd-endpoints")
+	}
+	switch o.MetaStoreType {
+	case "etcd":
+	case "mem", "sql", "sqlite", "postgres", "mysql":
+		return fmt.Errorf("--meta-store-type %s is not supported: rwsnap restores etcd meta stores (RisingWave v1.x); use risectl for SQL meta stores", o.MetaStoreType)
+	default:
+		return fmt.Errorf("--meta-store-type %q is unknown; the supported value is etcd", o.MetaStoreType)
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("missing required flags: %s", strings.Join(missing, ", "))
+	}
+	n := 0
+	for _, set := range []bool{o.OverwriteHummockEndpoint, o.OverwriteBackupURL != "", o.OverwriteBackupDir != ""} {
+		if set {
+			n++
+		}
+	}
+	if n != 0 && n != 3 {
+		return errors.New("--overwrite-hummock-storage-endpoint, --overwrite-backup-storage-url and --overwrite-backup-storage-directory must be set together")
+	}
+	if o.HummockDir == "" {
+		o.HummockDir = DefaultHummockDir
+	}
+	if o.BackupDir == "" {
+		o.BackupDir = DefaultBackupDir
+	}
+	return nil
+}
+
+// Result reports a restore.
+type Result struct {
+	Plan     *Plan
+	Resumed  bool
+	Written  int // keys written by this run
+	Replaced string
+	Duration time.Duration
+}
+
+// Restore runs the whole restore: load, plan, check, write, verify. With
+// DryRun it stops after the checks and writes nothing.
+func Restore(ctx context.Context, o Options) (*Result, error) {
+	start := time.Now()
+	if err := o.Validate(); err != nil {
+		return nil, err
+	}
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	bs, err := objstore.Open(ctx, o.BackupURL)
+	if err != nil {
+		return nil, fmt.Errorf("open backup storage: %w", err)
+	}
+	defer bs.Close()
+	backup := metasnap.NewStorage(bs, o.BackupDir)
+	target, newest, err := Load(ctx, backup, o.SnapshotID)
+	if err != nil {
+		return nil, err
+	}
+	plan, err := BuildPlan(target, newest, PlanOptions{HummockURL: o.HummockURL, HummockDir: o.HummockDir,
+		OverwriteHummockEndpoint: o.OverwriteHummockEndpoint, OverwriteBackupURL: o.OverwriteBackupURL, OverwriteBackupDir: o.OverwriteBackupDir})
+	if err != nil {
+		return nil, err
+	}
+	hs, err := objstore.Open(ctx, o.HummockURL)
+	if err != nil {
+		return nil, fmt.Errorf("open hummock storage: %w", err)
+	}
+	defer hs.Close()
+	if o.ValidateIntegrity {
+		if err := ValidateIntegrity(ctx, hs, o.HummockDir, plan); err != nil {
+			return nil, err
+		}
+		log.Info("integrity validated: every pinned SST object exists", "objects", len(hummock.ObjectIDs(plan.Version)))
+	}
+	cli, err := metastore.Connect(ctx, o.Etcd)
+	if err != nil {
+		return nil, err
+	}
+	defer cli.Close()
+	resume, err := CheckTarget(ctx, cli, plan)
+	if err != nil {
+		return nil, err
+	}
+	res := &Result{Plan: plan, Resumed: resume}
+	if o.DryRun {
+		res.Duration = time.Since(start)
+		return res, nil
+	}
+	if resume {
+		log.Warn("completing an interrupted restore of the same snapshot", "snapshot", plan.SnapshotID)
+	}
+	if res.Written, res.Replaced, err = Apply(ctx, cli, hs, backup, plan, log); err != nil {
+		return res, err
+	}
+	if err := VerifyTarget(ctx, cli, hs, plan); err != nil {
+		return res, err
+	}
+	res.Duration = time.Since(start)
+	log.Info("restore complete", "snapshot", plan.SnapshotID, "keys", plan.Keys(), "written", res.Written, "duration", res.Duration.Round(time.Millisecond))
+	return res, nil
+}
+
+// Load reads the target snapshot and, when the manifest has a newer one,
+// the newest (its id generators are what a restore writes).
+func Load(ctx context.Context, backup *metasnap.Storage, id uint64) (target, newest *metasnap.MetaSnapshot, err error) {
+	m, _, err := backup.ReadManifest(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	e := m.Find(id)
+	if e == nil {
+		return nil, nil, fmt.Errorf("%w: snapshot id %d not found in the manifest of %s (it lists %s)", metasnap.ErrSnapshotNotFound, id, backup, idList(m.IDs()))
+	}
+	if e.FormatVersion >= metasnap.FormatV2 {
+		return nil, nil, fmt.Errorf("snapshot %d has format_version %d: SQL meta store snapshots are not supported (rwsnap restores etcd meta stores)", id, e.FormatVersion)
+	}
+	if target, _, err = backup.Load(ctx, id); err != nil {
+		return nil, nil, err
+	}
+	newestID := slices.Max(m.IDs())
+	if newestID == id {
+		return target, nil, nil
+	}
+	if newest, _, err = backup.Load(ctx, newestID); err != nil {
+		return nil, nil, fmt.Errorf("the newest snapshot %d supplies the id generators a restore writes, and cannot be read: %w", newestID, err)
+	}
+	return target, newest, nil
+}
+
+func idList(ids []uint64) string {
+	if len(ids) == 0 {
+		return "no snapshots"
+	}
+	s := make([]string, len(ids))
+	for i, id := range ids {
+		s[i] = strconv.FormatUint(id, 10)
+	}
+	return strings.Join(s, ", ")
+}
+
+type marker struct {
+	SnapshotID uint64 `json:"snapshot_id"`
+	Digest     string `json:"plan_digest"`
+	Started    string `json:"started"`
+}
+
+// CheckTarget requires an empty etcd, or one holding only this same
+// restore's marker and a subset of its keys (an interrupted run), and no
+// live meta leader. It reports whether this is a resumption.
+func CheckTarget(ctx context.Context, cli *clientv3.Client, plan *Plan) (bool, error) {
+	if l, err := metastore.FindLeader(ctx, cli); err != nil {
+		return false, err
+	} else if l != nil {
+		return false, fmt.Errorf("a RisingWave meta node (%s) is live on the target etcd: stop every meta node before restoring", l.Addr)
+	}
+	want := make(map[string][]byte, plan.Keys())
+	for _, kv := range plan.All() {
+		want[kv.Key] = kv.Value
+	}
+	resume := false
+	var foreign []string
+	seen, foreignCount := 0, 0
+	err := metastore.NewReader(cli, 0).RangeAll(ctx, func(k, v []byte) error {
+		key := string(k)
+		if key == MarkerKey {
+			var m marker
+			if json.Unmarshal(v, &m) != nil || m.Digest != plan.Digest {
+				return fmt.Errorf("%w: it holds the marker of another interrupted restore (snapshot %d, started %s); wipe the target etcd and start again", ErrNotEmpty, m.SnapshotID, m.Started)
+			}
+			resume = true
+			return nil
+		}
+		seen++
+		if pv, ok := want[key]; ok && bytes.Equal(pv, v) {
+			return nil
+		}
+		foreignCount++
+		if len(foreign) < 3 {
+			foreign = append(foreign, strconv.Quote(keyPrefix(key)))
+		}
+		return nil
+	})
+	if err != nil {
+		return false, err
+	}
+	switch {
+	case foreignCount > 0:
+		return false, fmt.Errorf("%w: %d keys are not this restore's, e.g. under %s; restore needs a fresh, empty etcd (wipe its data directory)", ErrNotEmpty, foreignCount, strings.Join(foreign, ", "))
+	case seen > 0 && !resume:
+		return false, fmt.Errorf("%w: it already holds %d of this snapshot's keys but no restore is in progress (restored before?); use a fresh etcd", ErrNotEmpty, seen)
+	}
+	return resume, nil
+}
+
+// keyPrefix shows a key by its column family, readable in messages.
+func keyPrefix(k string) string {
+	if i := strings.LastIndex(k, "/"); i >= 0 {
+		return k[:i+1]
+	}
+	if len(k) > 40 {
+		return k[:40] + "..."
+	}
+	return k
+}
+
+// ValidateIntegrity checks that every SST object the snapshot pins exists
+// at the hummock location (RisingWave HEAD's --validate-integrity).
+func ValidateIntegrity(ctx context.Context, hs objstore.Store, dir string, plan *Plan) error {
+	objs, err := hs.List(ctx, strings.Trim(dir, "/")+"/")
+	if err != nil {
+		return fmt.Errorf("validate integrity: list %s: %w", hs, err)
+	}
+	present := make(map[uint64]bool, len(objs))
+	for _, o := range objs {
+		if id, ok := hummock.ParseSSTObjectID(o.Key); ok {
+			present[id] = true
+		}
+	}
+	var missing []uint64
+	for _, id := range hummock.ObjectIDs(plan.Version) {
+		if !present[id] {
+			missing = append(missing, id)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("Fail integrity validation: referenced objects not found in object store %s under %q: %d of %d, e.g. %v; check --hummock-storage-url and --hummock-storage-directory, or copy the SSTs there first",
+			hs, dir, len(missing), len(hummock.ObjectIDs(plan.Version)), missing[:min(len(missing), 10)])
+	}
+	return nil
+}
