@@ -61,3 +61,8 @@ func ParseSSTObjectID(key string) (uint64, bool) {
 	}
 	return id, true
 }
+
+// PrefixedScheme says whether RisingWave's object store for a URL scheme
+// spreads SSTs over crc32 prefixes: only its native S3 backend (s3://,
+// minio://) does.
+func PrefixedScheme(scheme string) bool { return scheme == "s3" || scheme == "minio" }

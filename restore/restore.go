@@ -58,7 +58,10 @@ type Options struct {
 	// ValidateIntegrity checks that every SST object the snapshot pins
 	// exists at the hummock location before writing.
 	ValidateIntegrity bool
-	Logger            *slog.Logger
+	// CopySSTs copies the pinned SST objects from the snapshot's hummock
+	// location to the --hummock-storage-* one first (not in risectl).
+	CopySSTs bool
+	Logger   *slog.Logger
 }
 
 // Validate checks the flags alone, before touching anything.
@@ -110,6 +113,7 @@ type Result struct {
 	Resumed  bool
 	Written  int // keys written by this run
 	Replaced string
+	Copy     CopyStats
 	Duration time.Duration
 }
 
@@ -144,12 +148,6 @@ func Restore(ctx context.Context, o Options) (*Result, error) {
 		return nil, fmt.Errorf("open hummock storage: %w", err)
 	}
 	defer hs.Close()
-	if o.ValidateIntegrity {
-		if err := ValidateIntegrity(ctx, hs, o.HummockDir, plan); err != nil {
-			return nil, err
-		}
-		log.Info("integrity validated: every pinned SST object exists", "objects", len(hummock.ObjectIDs(plan.Version)))
-	}
 	cli, err := metastore.Connect(ctx, o.Etcd)
 	if err != nil {
 		return nil, err
@@ -160,9 +158,38 @@ func Restore(ctx context.Context, o Options) (*Result, error) {
 		return nil, err
 	}
 	res := &Result{Plan: plan, Resumed: resume}
+	if o.ValidateIntegrity {
+		store, dir := hs, o.HummockDir
+		if o.CopySSTs && o.DryRun {
+			// Nothing is copied in a dry run: check what would be copied.
+			src, srcDir, err := snapshotHummock(ctx, target)
+			if err != nil {
+				return nil, err
+			}
+			defer src.Close()
+			store, dir = src, srcDir
+		}
+		if !o.CopySSTs || o.DryRun {
+			if err := ValidateIntegrity(ctx, store, dir, plan); err != nil {
+				return nil, err
+			}
+			log.Info("integrity validated: every pinned SST object exists", "objects", len(hummock.ObjectIDs(plan.Version)), "at", store.String())
+		}
+	}
 	if o.DryRun {
 		res.Duration = time.Since(start)
 		return res, nil
+	}
+	if o.CopySSTs {
+		if res.Copy, err = CopySSTs(ctx, target, plan, hs, o.HummockDir, log); err != nil {
+			return res, err
+		}
+		log.Info("SSTs copied", "objects", res.Copy.Objects, "copied", res.Copy.Copied, "already_there", res.Copy.Skipped, "bytes", res.Copy.Bytes)
+		if o.ValidateIntegrity {
+			if err := ValidateIntegrity(ctx, hs, o.HummockDir, plan); err != nil {
+				return res, err
+			}
+		}
 	}
 	if resume {
 		log.Warn("completing an interrupted restore of the same snapshot", "snapshot", plan.SnapshotID)
@@ -176,6 +203,23 @@ func Restore(ctx context.Context, o Options) (*Result, error) {
 	res.Duration = time.Since(start)
 	log.Info("restore complete", "snapshot", plan.SnapshotID, "keys", plan.Keys(), "written", res.Written, "duration", res.Duration.Round(time.Millisecond))
 	return res, nil
+}
+
+// snapshotHummock opens the hummock location a snapshot names.
+func snapshotHummock(ctx context.Context, s *metasnap.MetaSnapshot) (objstore.Store, string, error) {
+	sp, err := metastore.DecodeSystemParams(s.Metadata.SystemParams)
+	if err != nil {
+		return nil, "", err
+	}
+	url, ok := strings.CutPrefix(sp.GetStateStore(), "hummock+")
+	if !ok {
+		return nil, "", fmt.Errorf("the snapshot's state_store %q is not a hummock+ URL", objstore.RedactText(sp.GetStateStore()))
+	}
+	st, err := objstore.Open(ctx, url)
+	if err != nil {
+		return nil, "", fmt.Errorf("open the snapshot's state store: %w", err)
+	}
+	return st, sp.GetDataDirectory(), nil
 }
 
 // Load reads the target snapshot and, when the manifest has a newer one,

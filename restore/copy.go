@@ -1,0 +1,117 @@
+package restore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rwsnap/rwsnap/hummock"
+	"github.com/rwsnap/rwsnap/metasnap"
+	"github.com/rwsnap/rwsnap/objstore"
+)
+
+// copyParallelism bounds concurrent SST copies (and memory: each copy holds
+// one object, at most sstable_size_mb).
+const copyParallelism = 4
+
+// CopyStats reports an SST copy.
+type CopyStats struct {
+	Objects, Copied, Skipped int
+	Bytes                    int64
+}
+
+// CopySSTs copies every SST object the snapshot pins from the snapshot's own
+// hummock location (its state_store and data_directory) to dst/dstDir, so a
+// cluster can be rebuilt in another bucket or region. Objects already at the
+// destination with the same size are skipped, so a rerun is cheap.
+func CopySSTs(ctx context.Context, target *metasnap.MetaSnapshot, plan *Plan, dst objstore.Store, dstDir string, log *slog.Logger) (CopyStats, error) {
+	var st CopyStats
+	src, srcDir, err := snapshotHummock(ctx, target)
+	if err != nil {
+		return st, fmt.Errorf("copy SSTs: %w", err)
+	}
+	defer src.Close()
+	if src.String() == dst.String() && strings.Trim(srcDir, "/") == strings.Trim(dstDir, "/") {
+		log.Info("copy SSTs: the hummock location is the snapshot's own; nothing to copy")
+		return st, nil
+	}
+	ids := hummock.ObjectIDs(plan.Version)
+	st.Objects = len(ids)
+	srcPrefixed, dstPrefixed := hummock.PrefixedScheme(src.Scheme()), hummock.PrefixedScheme(dst.Scheme())
+	var copied, skipped atomic.Int64
+	var bytes atomic.Int64
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	work := make(chan uint64)
+	errc := make(chan error, copyParallelism)
+	var wg sync.WaitGroup
+	for range copyParallelism {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for id := range work {
+				n, did, err := copyOne(ctx, src, hummock.SSTPath(srcDir, id, srcPrefixed), dst, hummock.SSTPath(dstDir, id, dstPrefixed))
+				if err != nil {
+					errc <- fmt.Errorf("copy SST object %d: %w", id, err)
+					cancel()
+					return
+				}
+				if did {
+					copied.Add(1)
+					bytes.Add(n)
+				} else {
+					skipped.Add(1)
+				}
+			}
+		}()
+	}
+	last := time.Now()
+feed:
+	for i, id := range ids {
+		select {
+		case work <- id:
+		case <-ctx.Done():
+			break feed
+		}
+		if time.Since(last) > 2*time.Second {
+			log.Info("copying SSTs", "done", i, "of", len(ids), "bytes", bytes.Load())
+			last = time.Now()
+		}
+	}
+	close(work)
+	wg.Wait()
+	close(errc)
+	st.Copied, st.Skipped, st.Bytes = int(copied.Load()), int(skipped.Load()), bytes.Load()
+	if err := <-errc; err != nil {
+		return st, err
+	}
+	if err := ctx.Err(); err != nil && !errors.Is(err, context.Canceled) {
+		return st, err
+	}
+	return st, nil
+}
+
+func copyOne(ctx context.Context, src objstore.Store, srcKey string, dst objstore.Store, dstKey string) (int64, bool, error) {
+	si, err := src.Stat(ctx, srcKey)
+	if err != nil {
+		return 0, false, fmt.Errorf("source %s: %w", srcKey, err)
+	}
+	if di, err := dst.Stat(ctx, dstKey); err == nil && di.Size == si.Size {
+		return 0, false, nil
+	} else if err != nil && !errors.Is(err, objstore.ErrNotFound) {
+		return 0, false, fmt.Errorf("destination %s: %w", dstKey, err)
+	}
+	b, _, err := src.Get(ctx, srcKey)
+	if err != nil {
+		return 0, false, fmt.Errorf("read %s: %w", srcKey, err)
+	}
+	if err := dst.Put(ctx, dstKey, b); err != nil {
+		return 0, false, fmt.Errorf("write %s: %w", dstKey, err)
+	}
+	return int64(len(b)), true, nil
+}
