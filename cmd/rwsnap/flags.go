@@ -1,0 +1,141 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"github.com/urfave/cli/v2"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/rwsnap/rwsnap/metasnap"
+	"github.com/rwsnap/rwsnap/metastore"
+	"github.com/rwsnap/rwsnap/objstore"
+)
+
+// env names the RWSNAP_ variable of a flag.
+func env(name string) []string {
+	b := []byte("RWSNAP_" + name)
+	for i, c := range b {
+		switch {
+		case c == '-':
+			b[i] = '_'
+		case c >= 'a' && c <= 'z':
+			b[i] = c - 'a' + 'A'
+		}
+	}
+	return []string{string(b)}
+}
+
+const (
+	catEtcd    = "etcd meta store"
+	catStorage = "storage locations"
+	catOutput  = "output"
+)
+
+// etcdFlags are risectl's (restore-meta) etcd flags.
+func etcdFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "etcd-endpoints", Category: catEtcd, Usage: "comma-separated etcd endpoints of the meta store, e.g. 127.0.0.1:2379", EnvVars: env("etcd-endpoints")},
+		&cli.BoolFlag{Name: "etcd-auth", Category: catEtcd, Usage: "authenticate to etcd with --etcd-username and --etcd-password", EnvVars: env("etcd-auth")},
+		&cli.StringFlag{Name: "etcd-username", Category: catEtcd, Usage: "etcd user (with --etcd-auth)", EnvVars: env("etcd-username")},
+		&cli.StringFlag{Name: "etcd-password", Category: catEtcd, Usage: "etcd password (with --etcd-auth); prefer the environment variable, flags show in the process list", EnvVars: env("etcd-password")},
+	}
+}
+
+// locationFlags override what the cluster's system params say.
+func locationFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "backup-storage-url", Category: catStorage, Usage: "where snapshots live, RisingWave URL syntax: s3://BUCKET, minio://AK:SK@HOST:PORT/BUCKET, fs://PATH (default: the cluster's backup_storage_url param)", EnvVars: env("backup-storage-url")},
+		&cli.StringFlag{Name: "backup-storage-directory", Category: catStorage, Usage: "directory inside the backup storage (default: the cluster's backup_storage_directory param)", EnvVars: env("backup-storage-directory")},
+		&cli.StringFlag{Name: "hummock-storage-url", Category: catStorage, Usage: "the state store, without 'hummock+' (default: the cluster's state_store param)", EnvVars: env("hummock-storage-url")},
+		&cli.StringFlag{Name: "hummock-storage-directory", Category: catStorage, Usage: "the state store's data directory (default: the cluster's data_directory param)", EnvVars: env("hummock-storage-directory")},
+	}
+}
+
+func outputFlag() cli.Flag {
+	return &cli.StringFlag{Name: "output", Aliases: []string{"o"}, Category: catOutput, Value: "table", Usage: "table for people, json for scripts", EnvVars: env("output")}
+}
+
+func withFlags(groups ...[]cli.Flag) []cli.Flag {
+	var out []cli.Flag
+	for _, g := range groups {
+		out = append(out, g...)
+	}
+	return out
+}
+
+func etcdConfig(c *cli.Context) metastore.Config {
+	return metastore.Config{
+		Endpoints: metastore.ParseEndpoints(c.String("etcd-endpoints")),
+		Auth:      c.Bool("etcd-auth"),
+		Username:  c.String("etcd-username"),
+		Password:  c.String("etcd-password"),
+	}
+}
+
+func overrides(c *cli.Context) metasnap.Overrides {
+	return metasnap.Overrides{
+		BackupURL:  c.String("backup-storage-url"),
+		BackupDir:  c.String("backup-storage-directory"),
+		HummockURL: c.String("hummock-storage-url"),
+		DataDir:    c.String("hummock-storage-directory"),
+	}
+}
+
+// cluster is what a command learned about the cluster before acting.
+type cluster struct {
+	etcd *clientv3.Client // nil when not needed and not given
+	loc  metasnap.Locations
+}
+
+func (cl *cluster) Close() {
+	if cl.etcd != nil {
+		cl.etcd.Close()
+	}
+}
+
+// openCluster connects to etcd (required when needEtcd, or when the backup
+// location must come from the cluster's params) and resolves locations.
+func openCluster(ctx context.Context, c *cli.Context, needEtcd bool) (*cluster, error) {
+	o := overrides(c)
+	cl := &cluster{}
+	haveEtcd := c.String("etcd-endpoints") != ""
+	if !haveEtcd && (needEtcd || o.BackupURL == "" || o.BackupDir == "") {
+		return nil, usagef("--etcd-endpoints is required (or give both --backup-storage-url and --backup-storage-directory to work on a backup location without the cluster)")
+	}
+	params := map[string]string{}
+	if haveEtcd {
+		cli, err := metastore.Connect(ctx, etcdConfig(c))
+		if err != nil {
+			return nil, err
+		}
+		cl.etcd = cli
+		if params, err = metastore.ReadSystemParams(ctx, cli); err != nil {
+			cl.Close()
+			return nil, err
+		}
+		if len(params) == 0 {
+			cl.Close()
+			return nil, fmt.Errorf("%w (etcd %s)", metastore.ErrNotRisingWave, c.String("etcd-endpoints"))
+		}
+	}
+	loc, err := metasnap.ResolveLocations(params, o)
+	if err != nil {
+		cl.Close()
+		return nil, err
+	}
+	cl.loc = loc
+	slog.Debug("locations", "backup", objstore.Redact(loc.BackupURL), "backup_dir", loc.BackupDir,
+		"hummock", objstore.Redact(loc.HummockURL), "data_dir", loc.DataDir, "own_location", loc.OwnLocation)
+	return cl, nil
+}
+
+// openBackup opens the backup location.
+func openBackup(ctx context.Context, loc metasnap.Locations) (*metasnap.Storage, error) {
+	store, err := objstore.Open(ctx, loc.BackupURL)
+	if err != nil {
+		return nil, fmt.Errorf("open backup storage: %w", err)
+	}
+	return metasnap.NewStorage(store, loc.BackupDir), nil
+}

@@ -1,0 +1,325 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/rwsnap/rwsnap/metasnap"
+	"github.com/rwsnap/rwsnap/objstore"
+	"github.com/rwsnap/rwsnap/timetravel"
+)
+
+func metaCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "meta",
+		Usage: "meta snapshots: backup, list, verify, delete, restore (risectl meta's commands, without a running meta node)",
+		Subcommands: []*cli.Command{
+			backupMetaCommand(),
+			listCommand(),
+			verifyCommand(),
+			deleteCommand(),
+			restoreCommand(),
+		},
+	}
+}
+
+func backupMetaCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "backup-meta",
+		Usage: "take a consistent meta snapshot (one etcd revision) and store it in RisingWave's format",
+		Description: `Reads the hummock checkpoint and the whole meta store at one etcd revision,
+replays the hummock version deltas, and writes <dir>/<id>.snapshot, then adds the
+snapshot to <dir>/manifest.json with compare-and-swap. The snapshot id comes from
+RisingWave's own backup id generator, so it never collides with the meta node's.
+
+Locations default to the cluster's system params (backup_storage_url,
+backup_storage_directory, state_store, data_directory); flags override them.
+
+While a meta leader is live, writing the cluster's own backup location is refused
+(the meta node caches the manifest and would overwrite it): back up through the
+meta node or to another location, or pass --force when you know it is stopped.
+
+Example:
+  rwsnap meta backup-meta --etcd-endpoints 127.0.0.1:2379 --remarks "before upgrade"`,
+		Flags: withFlags(etcdFlags(), locationFlags(), []cli.Flag{
+			&cli.StringFlag{Name: "remarks", Usage: "free text stored with the snapshot (shown by list and rw_meta_snapshot)", EnvVars: env("remarks")},
+			&cli.BoolFlag{Name: "force", Usage: "write even to a live cluster's own location, or past 100 snapshots", EnvVars: env("force")},
+			outputFlag(),
+		}),
+		Action: func(c *cli.Context) error {
+			if c.NArg() > 0 {
+				return usagef("backup-meta takes no arguments, got %q", c.Args().Slice())
+			}
+			ctx := c.Context
+			cl, err := openCluster(ctx, c, true)
+			if err != nil {
+				return err
+			}
+			defer cl.Close()
+			target, err := openBackup(ctx, cl.loc)
+			if err != nil {
+				return err
+			}
+			defer target.Store.Close()
+			hs, err := objstore.Open(ctx, cl.loc.HummockURL)
+			if err != nil {
+				return fmt.Errorf("open hummock storage: %w", err)
+			}
+			defer hs.Close()
+			slog.Info("backing up", "etcd", c.String("etcd-endpoints"), "to", target.String(), "hummock", hs.String(), "data_directory", cl.loc.DataDir)
+			res, err := metasnap.Backup(ctx, metasnap.BackupOptions{
+				Etcd: cl.etcd, Hummock: hs, DataDir: cl.loc.DataDir, Target: target,
+				OwnLocation: cl.loc.OwnLocation, Remarks: c.String("remarks"), Force: c.Bool("force"), Logger: slog.Default(),
+			})
+			if err != nil {
+				return err
+			}
+			if c.String("output") == "json" {
+				return writeJSON(c.App.Writer, map[string]any{
+					"id": res.Entry.ID, "revision": res.Revision, "keys": res.Keys, "bytes": res.Bytes,
+					"duration_seconds": res.Duration.Seconds(), "manifest_id": res.Manifest.ManifestID, "snapshot": res.Entry,
+				})
+			}
+			// risectl's success line; upstream scripts parse the id from it.
+			fmt.Fprintf(c.App.Writer, "backup job succeeded: job %d, revision %d, %d keys, %s, %d SSTs pinned, %s\n",
+				res.Entry.ID, res.Revision, res.Keys, humanBytes(res.Bytes), len(res.Entry.SSTs), res.Duration.Round(time.Millisecond))
+			return nil
+		},
+	}
+}
+
+func listCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "list-meta-snapshots",
+		Usage: "list the snapshots in the backup location's manifest",
+		Description: `Reads <dir>/manifest.json (RisingWave's index of snapshots; objects it does not
+name are invisible to RisingWave) and prints one row per snapshot with its epoch
+range as times: a time-travel query (SET QUERY_EPOCH) can read any epoch in it.
+
+Examples:
+  rwsnap meta list-meta-snapshots --etcd-endpoints 127.0.0.1:2379
+  rwsnap meta list-meta-snapshots --backup-storage-url s3://bkp --backup-storage-directory backup -o json`,
+		Flags: withFlags(etcdFlags(), locationFlags(), []cli.Flag{outputFlag()}),
+		Action: func(c *cli.Context) error {
+			ctx := c.Context
+			cl, err := openCluster(ctx, c, false)
+			if err != nil {
+				return err
+			}
+			defer cl.Close()
+			st, err := openBackup(ctx, cl.loc)
+			if err != nil {
+				return err
+			}
+			defer st.Store.Close()
+			m, _, err := st.ReadManifest(ctx)
+			if err != nil {
+				return err
+			}
+			if c.String("output") == "json" {
+				return writeJSON(c.App.Writer, m)
+			}
+			return printSnapshots(c.App.Writer, m)
+		},
+	}
+}
+
+func printSnapshots(w io.Writer, m *metasnap.Manifest) error {
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tHUMMOCK VERSION\tSAFE EPOCH (UTC)\tMAX COMMITTED EPOCH (UTC)\tSSTS\tFORMAT\tREMARKS")
+	for _, e := range m.SnapshotMetadata {
+		remarks := ""
+		if e.Remarks != nil {
+			remarks = *e.Remarks
+		}
+		fmt.Fprintf(tw, "%d\t%d\t%s\t%s\t%d\t%d\t%s\n", e.ID, e.HummockVersionID, epochText(e.SafeEpoch), epochText(e.MaxCommittedEpoch), len(e.SSTs), e.FormatVersion, remarks)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "%d snapshots, manifest_id %d\n", len(m.SnapshotMetadata), m.ManifestID)
+	return nil
+}
+
+func epochText(e uint64) string {
+	if e == 0 {
+		return "0"
+	}
+	return fmt.Sprintf("%d (%s)", e, timetravel.ToTime(e).Format("2006-01-02 15:04:05.000"))
+}
+
+func verifyCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "verify-meta-snapshot",
+		Usage:     "check snapshots end to end: manifest, object, checksum, decode, version, SSTs",
+		ArgsUsage: "[ID...]",
+		Description: `For each snapshot: the manifest entry parses, the object exists, its xxhash64
+checksum matches, the payload decodes, the hummock version inside matches the
+manifest entry (version id, epochs, pinned SST objects) and, with --check-ssts,
+every SST object it pins exists in hummock storage. Also reports orphan snapshot
+objects that no manifest entry names (left by interrupted runs).
+
+Exits 1 if any snapshot fails.
+
+Examples:
+  rwsnap meta verify-meta-snapshot --all --etcd-endpoints 127.0.0.1:2379
+  rwsnap meta verify-meta-snapshot 3 --check-ssts --backup-storage-url fs:///backups --backup-storage-directory backup`,
+		Flags: withFlags(etcdFlags(), locationFlags(), []cli.Flag{
+			&cli.BoolFlag{Name: "all", Usage: "verify every snapshot in the manifest"},
+			&cli.BoolFlag{Name: "check-ssts", Usage: "also check that every pinned SST object exists (lists the data directory)"},
+			outputFlag(),
+		}),
+		Action: func(c *cli.Context) error {
+			ids, err := parseIDs(c.Args().Slice())
+			if err != nil {
+				return err
+			}
+			if len(ids) == 0 && !c.Bool("all") {
+				return usagef("name snapshot ids or pass --all")
+			}
+			if len(ids) > 0 && c.Bool("all") {
+				return usagef("give snapshot ids or --all, not both")
+			}
+			ctx := c.Context
+			cl, err := openCluster(ctx, c, false)
+			if err != nil {
+				return err
+			}
+			defer cl.Close()
+			st, err := openBackup(ctx, cl.loc)
+			if err != nil {
+				return err
+			}
+			defer st.Store.Close()
+			opts := metasnap.VerifyOptions{IDs: ids, CheckSSTs: c.Bool("check-ssts")}
+			if opts.CheckSSTs && c.String("hummock-storage-url") != "" {
+				hs, err := objstore.Open(ctx, cl.loc.HummockURL)
+				if err != nil {
+					return fmt.Errorf("open hummock storage: %w", err)
+				}
+				defer hs.Close()
+				opts.Hummock, opts.DataDir = hs, cl.loc.DataDir
+			}
+			rep, err := metasnap.Verify(ctx, st, opts)
+			if err != nil {
+				return err
+			}
+			if c.String("output") == "json" {
+				if err := writeJSON(c.App.Writer, rep); err != nil {
+					return err
+				}
+			} else {
+				printVerify(c.App.Writer, rep)
+			}
+			if !rep.OK() {
+				return errors.New("verification failed")
+			}
+			return nil
+		},
+	}
+}
+
+func printVerify(w io.Writer, rep *metasnap.VerifyReport) {
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tRESULT\tSIZE\tSSTS\tPROBLEMS")
+	for _, s := range rep.Snapshots {
+		res := "ok"
+		if !s.OK {
+			res = "FAILED"
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%s\n", s.ID, res, humanBytes(s.Bytes), s.SSTs, strings.Join(s.Problems, "; "))
+	}
+	tw.Flush()
+	if len(rep.Orphans) > 0 {
+		fmt.Fprintf(w, "orphan snapshot objects (not in the manifest, invisible to RisingWave): %v\n", rep.Orphans)
+	}
+}
+
+func deleteCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "delete-meta-snapshots",
+		Usage:     "delete snapshots: manifest first, then their objects",
+		ArgsUsage: "ID [ID...]",
+		Description: `Removes the snapshots from manifest.json (compare-and-swap, so a concurrent
+backup's entry is never lost), then deletes their objects. If any id is not in
+the manifest nothing is changed. Their SSTs are no longer pinned: the cluster's
+full GC may then reclaim them.
+
+While a meta node is live, prefer 'risectl meta delete-meta-snapshots': it caches
+the manifest and would re-add what you deleted on its next backup.
+
+Example:
+  rwsnap meta delete-meta-snapshots 3 4 --etcd-endpoints 127.0.0.1:2379`,
+		Flags: withFlags(etcdFlags(), locationFlags(), []cli.Flag{outputFlag()}),
+		Action: func(c *cli.Context) error {
+			ids, err := parseIDs(c.Args().Slice())
+			if err != nil {
+				return err
+			}
+			if len(ids) == 0 {
+				return usagef("name the snapshot ids to delete")
+			}
+			ctx := c.Context
+			cl, err := openCluster(ctx, c, false)
+			if err != nil {
+				return err
+			}
+			defer cl.Close()
+			st, err := openBackup(ctx, cl.loc)
+			if err != nil {
+				return err
+			}
+			defer st.Store.Close()
+			m, err := st.Delete(ctx, ids)
+			if err != nil {
+				return err
+			}
+			if c.String("output") == "json" {
+				return writeJSON(c.App.Writer, map[string]any{"deleted": ids, "manifest_id": m.ManifestID, "remaining": m.IDs()})
+			}
+			fmt.Fprintf(c.App.Writer, "delete meta snapshots succeeded: %v (%d remain)\n", ids, len(m.SnapshotMetadata))
+			return nil
+		},
+	}
+}
+
+func parseIDs(args []string) ([]uint64, error) {
+	var ids []uint64
+	for _, a := range args {
+		for _, f := range strings.FieldsFunc(a, func(r rune) bool { return r == ',' || r == ' ' }) {
+			id, err := strconv.ParseUint(f, 10, 64)
+			if err != nil {
+				return nil, usagef("snapshot id %q is not a number", f)
+			}
+			ids = append(ids, id)
+		}
+	}
+	return ids, nil
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func humanBytes(n int) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}

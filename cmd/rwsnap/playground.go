@@ -1,0 +1,132 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/rwsnap/rwsnap/e2e/rwsim"
+	"github.com/rwsnap/rwsnap/internal/embedetcd"
+	"github.com/rwsnap/rwsnap/objstore"
+)
+
+func playgroundCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "playground",
+		Usage: "try rwsnap on a simulated RisingWave cluster: embedded etcd + local directories, nothing to install",
+		Description: `Starts an embedded etcd, fills it with a simulated RisingWave v1.7 meta store
+(catalogs, fragments, users, compaction groups, a hummock checkpoint and a chain
+of version deltas, SST objects in a local directory), then runs what an operator
+would: backup-meta while the cluster keeps committing epochs, list, verify, and
+delete, printing each command as you would type it.
+
+With --keep, etcd keeps running afterwards so you can try commands yourself.`,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "dir", Usage: "where to keep etcd data and the storage (default: a new temporary directory)"},
+			&cli.BoolFlag{Name: "keep", Usage: "keep etcd running after the walk-through, until Ctrl-C"},
+		},
+		Action: runPlayground,
+	}
+}
+
+func runPlayground(c *cli.Context) error {
+	ctx := c.Context
+	w := c.App.Writer
+	dir := c.String("dir")
+	if dir == "" {
+		d, err := os.MkdirTemp("", "rwsnap-playground-")
+		if err != nil {
+			return err
+		}
+		dir = d
+	}
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return err
+	}
+	step := func(format string, args ...any) { fmt.Fprintf(w, "\n== "+format+"\n", args...) }
+
+	step("starting an embedded etcd in %s", filepath.Join(dir, "etcd"))
+	etcd, err := embedetcd.Start(ctx, embedetcd.Config{Dir: filepath.Join(dir, "etcd"), UnsafeNoFsync: true})
+	if err != nil {
+		return err
+	}
+	defer etcd.Close()
+	cli, err := etcd.Client(ctx)
+	if err != nil {
+		return err
+	}
+	defer cli.Close()
+	endpoints := strings.Join(etcd.Endpoints(), ",")
+	storage := "fs://" + filepath.Join(dir, "storage")
+	hs, err := objstore.Open(ctx, storage)
+	if err != nil {
+		return err
+	}
+	defer hs.Close()
+
+	step("seeding a simulated RisingWave v1.7 cluster (state_store hummock+%s, data_directory hummock_001)", storage)
+	sim, err := rwsim.Seed(ctx, cli, hs, rwsim.Options{StateStore: "hummock+" + storage, DataDir: "hummock_001", Seed: time.Now().UnixNano()})
+	if err != nil {
+		return fmt.Errorf("seed the simulated cluster: %w", err)
+	}
+	v := sim.ExpectedVersion()
+	fmt.Fprintf(w, "   hummock version %d, %d compaction groups, max committed epoch %d\n", v.GetId(), len(v.GetLevels()), v.GetMaxCommittedEpoch())
+
+	// The cluster keeps committing epochs while snapshots are taken.
+	bg, stopBG := context.WithCancel(ctx)
+	advanced := make(chan int)
+	go func() {
+		n := 0
+		defer func() { advanced <- n }()
+		for bg.Err() == nil {
+			if sim.Advance(bg) == nil {
+				n++
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}()
+	sh := func(args ...string) error {
+		fmt.Fprintf(w, "\n$ rwsnap %s\n", strings.Join(args, " "))
+		return newApp(w, c.App.ErrWriter).RunContext(ctx, append([]string{"rwsnap", "--quiet"}, args...))
+	}
+	ep := []string{"--etcd-endpoints", endpoints}
+	for i, remarks := range []string{"first", "second", "third"} {
+		if err := sh(append([]string{"meta", "backup-meta", "--remarks", remarks}, ep...)...); err != nil {
+			stopBG()
+			return err
+		}
+		if i < 2 {
+			time.Sleep(300 * time.Millisecond)
+		}
+	}
+	stopBG()
+	step("the simulated cluster committed %d epochs during the backups", <-advanced)
+	if err := sh(append([]string{"meta", "list-meta-snapshots"}, ep...)...); err != nil {
+		return err
+	}
+	if err := sh(append([]string{"meta", "verify-meta-snapshot", "--all", "--check-ssts"}, ep...)...); err != nil {
+		return err
+	}
+	step("the objects RisingWave reads, in %s", filepath.Join(dir, "storage", "hummock_001", "backup"))
+	entries, _ := os.ReadDir(filepath.Join(dir, "storage", "hummock_001", "backup"))
+	for _, e := range entries {
+		info, _ := e.Info()
+		fmt.Fprintf(w, "   %-20s %8d bytes\n", e.Name(), info.Size())
+	}
+	if err := sh(append([]string{"meta", "list-meta-snapshots", "-o", "json"}, ep...)...); err != nil {
+		return err
+	}
+	if !c.Bool("keep") {
+		step("done; everything is in %s (remove it when you are finished)", dir)
+		return nil
+	}
+	step("etcd keeps running at %s; try for example:\n   rwsnap meta list-meta-snapshots --etcd-endpoints %s\nCtrl-C stops it.", endpoints, endpoints)
+	<-ctx.Done()
+	return nil
+}
