@@ -1,0 +1,341 @@
+package objstore
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/smithy-go"
+)
+
+const (
+	defaultRegion = "us-east-1"
+	// The SDK's standard retryer (exponential backoff with jitter, retry
+	// quota) with a few attempts; conditional-write failures (412/409) are
+	// not retried by it.
+	s3MaxAttempts = 4
+	// DeleteObjects takes at most 1000 keys per request.
+	deleteBatch = 1000
+)
+
+// s3Store is an S3 bucket reached through aws-sdk-go-v2: AWS S3 for s3://,
+// a path-style S3-compatible server (MinIO) for minio://.
+type s3Store struct {
+	client *s3.Client
+	creds  aws.CredentialsProvider
+	bucket string
+	scheme string
+	url    string // redacted
+	where  string // endpoint, for error messages
+}
+
+func openS3(ctx context.Context, loc location) (Store, error) {
+	st := &s3Store{bucket: loc.bucket, scheme: loc.scheme, url: Redact(loc.raw)}
+	var opts s3.Options
+	if loc.scheme == "minio" {
+		st.creds = aws.NewCredentialsCache(credentials.NewStaticCredentialsProvider(loc.accessKey, loc.secretKey, ""))
+		opts = s3.Options{
+			Region:       defaultRegion,
+			Credentials:  st.creds,
+			BaseEndpoint: aws.String(loc.endpoint),
+			UsePathStyle: true,
+			RetryMode:    aws.RetryModeStandard,
+		}
+		st.where = loc.endpoint
+		compatChecksums(&opts)
+		st.client = s3.New(opts, withRetries)
+		return st, nil
+	}
+
+	// s3://: the AWS default chain (env, shared config/profile, SSO, web
+	// identity, IMDS), like RisingWave's s3 backend.
+	cfg, err := config.LoadDefaultConfig(ctx, config.WithRetryMode(aws.RetryModeStandard))
+	if err != nil {
+		return nil, fmt.Errorf("objstore: %s: loading AWS configuration: %w", st.url, redactErr(err))
+	}
+	if cfg.Region == "" {
+		cfg.Region = defaultRegion
+	}
+	st.creds = cfg.Credentials
+	st.where = "AWS S3 (" + cfg.Region + ")"
+	endpoint := firstEnv("RWSNAP_S3_ENDPOINT", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")
+	st.client = s3.NewFromConfig(cfg, withRetries, func(o *s3.Options) {
+		if endpoint != "" {
+			// An explicit endpoint means an S3-compatible server: those
+			// want path-style requests and may not know the SDK's default
+			// CRC checksums.
+			o.BaseEndpoint = aws.String(endpoint)
+			o.UsePathStyle = true
+			compatChecksums(o)
+			st.where = endpoint
+		}
+	})
+	return st, nil
+}
+
+func withRetries(o *s3.Options) { o.RetryMaxAttempts = s3MaxAttempts }
+
+// compatChecksums sends checksums only where S3 requires them; older
+// S3-compatible servers reject the SDK's default trailing CRC checksums.
+func compatChecksums(o *s3.Options) {
+	o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
+	o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
+}
+
+func firstEnv(names ...string) string {
+	for _, n := range names {
+		if v := strings.TrimSpace(os.Getenv(n)); v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+func (s *s3Store) Scheme() string { return s.scheme }
+func (s *s3Store) String() string { return s.url }
+func (s *s3Store) Close() error   { return nil }
+
+func (s *s3Store) Open(ctx context.Context, key string) (io.ReadCloser, ObjectInfo, error) {
+	if err := checkKey(key); err != nil {
+		return nil, ObjectInfo{}, err
+	}
+	out, err := s.client.GetObject(ctx, &s3.GetObjectInput{Bucket: &s.bucket, Key: &key})
+	if err != nil {
+		if isNotFound(err) {
+			return nil, ObjectInfo{}, fmt.Errorf("objstore: %s: get %q: %w", s.url, key, ErrNotFound)
+		}
+		return nil, ObjectInfo{}, s.wrap(ctx, "get", key, err)
+	}
+	info := ObjectInfo{
+		Key:     key,
+		Size:    aws.ToInt64(out.ContentLength),
+		ETag:    aws.ToString(out.ETag),
+		ModTime: aws.ToTime(out.LastModified),
+	}
+	return out.Body, info, nil
+}
+
+func (s *s3Store) Get(ctx context.Context, key string) ([]byte, ObjectInfo, error) {
+	rc, info, err := s.Open(ctx, key)
+	if err != nil {
+		return nil, ObjectInfo{}, err
+	}
+	defer rc.Close()
+	var buf bytes.Buffer
+	if info.Size > 0 {
+		buf.Grow(int(info.Size) + 1)
+	}
+	if _, err := buf.ReadFrom(rc); err != nil {
+		return nil, ObjectInfo{}, s.wrap(ctx, "get", key, err)
+	}
+	return buf.Bytes(), info, nil
+}
+
+func (s *s3Store) Stat(ctx context.Context, key string) (ObjectInfo, error) {
+	if err := checkKey(key); err != nil {
+		return ObjectInfo{}, err
+	}
+	out, err := s.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &s.bucket, Key: &key})
+	if err != nil {
+		// A HEAD response has no body, so a missing bucket looks like a
+		// missing object here; Get, Put and List name it.
+		if isNotFound(err) {
+			return ObjectInfo{}, fmt.Errorf("objstore: %s: stat %q: %w", s.url, key, ErrNotFound)
+		}
+		return ObjectInfo{}, s.wrap(ctx, "stat", key, err)
+	}
+	return ObjectInfo{
+		Key:     key,
+		Size:    aws.ToInt64(out.ContentLength),
+		ETag:    aws.ToString(out.ETag),
+		ModTime: aws.ToTime(out.LastModified),
+	}, nil
+}
+
+func (s *s3Store) Put(ctx context.Context, key string, data []byte) error {
+	_, err := s.put(ctx, key, data, nil)
+	return err
+}
+
+// PutIf uses S3 conditional writes: If-None-Match: * to create, If-Match to
+// replace a version. Caveat: if a request succeeds but its response is lost,
+// the SDK's retry sees 412 and PutIf reports ErrPreconditionFailed although
+// the write landed; callers re-read and find their own bytes.
+func (s *s3Store) PutIf(ctx context.Context, key string, data []byte, ifMatch string) (string, error) {
+	return s.put(ctx, key, data, func(in *s3.PutObjectInput) {
+		if ifMatch == "" {
+			in.IfNoneMatch = aws.String("*")
+		} else {
+			in.IfMatch = aws.String(ifMatch)
+		}
+	})
+}
+
+func (s *s3Store) put(ctx context.Context, key string, data []byte, cond func(*s3.PutObjectInput)) (string, error) {
+	if err := checkKey(key); err != nil {
+		return "", err
+	}
+	in := &s3.PutObjectInput{
+		Bucket:        &s.bucket,
+		Key:           &key,
+		Body:          bytes.NewReader(data),
+		ContentLength: aws.Int64(int64(len(data))),
+	}
+	if cond != nil {
+		cond(in)
+	}
+	out, err := s.client.PutObject(ctx, in)
+	if err != nil {
+		code, status := errCode(err)
+		switch {
+		case cond == nil: // an unconditional put has no precondition to fail
+		case code == "PreconditionFailed" || status == 412,
+			code == "ConditionalRequestConflict" || status == 409,
+			// If-Match on an object deleted meanwhile.
+			code == "NoSuchKey":
+			return "", fmt.Errorf("objstore: %s: put %q: %w", s.url, key, ErrPreconditionFailed)
+		}
+		return "", s.wrap(ctx, "put", key, err)
+	}
+	return aws.ToString(out.ETag), nil
+}
+
+func (s *s3Store) Delete(ctx context.Context, keys ...string) error {
+	for len(keys) > 0 {
+		n := min(len(keys), deleteBatch)
+		batch := keys[:n]
+		keys = keys[n:]
+		ids := make([]types.ObjectIdentifier, len(batch))
+		for i := range batch {
+			if err := checkKey(batch[i]); err != nil {
+				return err
+			}
+			ids[i] = types.ObjectIdentifier{Key: aws.String(batch[i])}
+		}
+		out, err := s.client.DeleteObjects(ctx, &s3.DeleteObjectsInput{
+			Bucket: &s.bucket,
+			Delete: &types.Delete{Objects: ids, Quiet: aws.Bool(true)},
+		})
+		if err != nil {
+			return s.wrap(ctx, "delete", batch[0], err)
+		}
+		for _, e := range out.Errors {
+			if aws.ToString(e.Code) == "NoSuchKey" {
+				continue
+			}
+			return fmt.Errorf("objstore: %s: delete %q: %s: %s", s.url, aws.ToString(e.Key), aws.ToString(e.Code), aws.ToString(e.Message))
+		}
+	}
+	return nil
+}
+
+func (s *s3Store) List(ctx context.Context, prefix string) ([]ObjectInfo, error) {
+	var out []ObjectInfo
+	p := s3.NewListObjectsV2Paginator(s.client, &s3.ListObjectsV2Input{Bucket: &s.bucket, Prefix: &prefix})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, s.wrap(ctx, "list", prefix, err)
+		}
+		for _, o := range page.Contents {
+			out = append(out, ObjectInfo{
+				Key:     aws.ToString(o.Key),
+				Size:    aws.ToInt64(o.Size),
+				ETag:    aws.ToString(o.ETag),
+				ModTime: aws.ToTime(o.LastModified),
+			})
+		}
+	}
+	// S3 lists in UTF-8 byte order already; S3-compatible servers may not.
+	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
+	return out, nil
+}
+
+// errCode returns the S3 error code ("NoSuchKey") and HTTP status of err.
+func errCode(err error) (string, int) {
+	var code string
+	var ae smithy.APIError
+	if errors.As(err, &ae) {
+		code = ae.ErrorCode()
+	}
+	var re interface{ HTTPStatusCode() int }
+	status := 0
+	if errors.As(err, &re) {
+		status = re.HTTPStatusCode()
+	}
+	return code, status
+}
+
+func isNotFound(err error) bool {
+	code, status := errCode(err)
+	switch code {
+	case "NoSuchKey", "NotFound":
+		return true
+	case "NoSuchBucket":
+		return false
+	}
+	return status == 404 && code == ""
+}
+
+// wrap turns an SDK error into one that says what to fix: a missing bucket,
+// rejected credentials (naming the access key id, never the secret).
+func (s *s3Store) wrap(ctx context.Context, op, key string, err error) error {
+	err = redactErr(err)
+	code, status := errCode(err)
+	switch {
+	case code == "NoSuchBucket":
+		return fmt.Errorf("objstore: %s: %s %q: bucket %q does not exist at %s; create it first: %w",
+			s.url, op, key, s.bucket, s.where, err)
+	case code == "InvalidAccessKeyId" || code == "SignatureDoesNotMatch" || code == "InvalidToken" ||
+		code == "ExpiredToken" || code == "InvalidClientTokenId":
+		return fmt.Errorf("objstore: %s: %s %q: %s rejected the credentials of access key id %q (%s); check the access key and secret key: %w",
+			s.url, op, key, s.where, s.accessKeyID(ctx), code, err)
+	case code == "AccessDenied" || status == 403:
+		return fmt.Errorf("objstore: %s: %s %q: access to bucket %q denied for access key id %q (wrong secret key, or the key lacks permission): %w",
+			s.url, op, key, s.bucket, s.accessKeyID(ctx), err)
+	case code == "" && status == 0 && strings.Contains(err.Error(), "credentials"):
+		return fmt.Errorf("objstore: %s: %s %q: no usable AWS credentials (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or use an instance role): %w",
+			s.url, op, key, err)
+	}
+	return fmt.Errorf("objstore: %s: %s %q: %w", s.url, op, key, err)
+}
+
+// accessKeyID names the key pair in use, for credential errors.
+func (s *s3Store) accessKeyID(ctx context.Context) string {
+	if s.creds == nil {
+		return "?"
+	}
+	c, err := s.creds.Retrieve(ctx)
+	if err != nil || c.AccessKeyID == "" {
+		return "?"
+	}
+	return c.AccessKeyID
+}
+
+// redactedError keeps errors.Is/As working while hiding URL secrets in the
+// message (SDK errors quote request URLs).
+type redactedError struct{ err error }
+
+func (e redactedError) Error() string { return RedactText(e.err.Error()) }
+func (e redactedError) Unwrap() error { return e.err }
+
+func redactErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	var r redactedError
+	if errors.As(err, &r) {
+		return err
+	}
+	return redactedError{err}
+}

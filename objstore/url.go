@@ -1,0 +1,196 @@
+package objstore
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"regexp"
+	"strings"
+)
+
+// supportedSchemes is quoted in every "unsupported URL" error so the user
+// learns what to type instead.
+const supportedSchemes = "s3://BUCKET, minio://AK:SK@[http(s)://]HOST:PORT/BUCKET, fs://PATH, memory, memory-shared"
+
+// location is a parsed object store URL.
+type location struct {
+	scheme    string // "s3", "minio", "fs", "memory"
+	raw       string // the URL as given (trimmed); may hold a secret
+	bucket    string // s3, minio
+	accessKey string // minio
+	secretKey string // minio
+	endpoint  string // minio: "http://HOST:PORT" or "https://HOST:PORT"
+	path      string // fs
+}
+
+// Open opens the object store named by a RisingWave object store URL, as
+// found in the backup_storage_url system parameter or in state_store without
+// its "hummock+" prefix.
+func Open(ctx context.Context, rawURL string) (Store, error) {
+	loc, err := parseURL(rawURL)
+	if err != nil {
+		return nil, err
+	}
+	switch loc.scheme {
+	case "memory":
+		return openSharedMemory(loc.raw), nil
+	case "fs":
+		return newFS(loc.path, loc.raw)
+	case "s3", "minio":
+		return openS3(ctx, loc)
+	}
+	// parseURL only returns the schemes above.
+	return nil, fmt.Errorf("objstore: unsupported object store URL %q", Redact(rawURL))
+}
+
+// parseURL splits a URL the way RisingWave's build_remote_object_store does:
+// plain prefix stripping and splitting, no percent-decoding, so a URL pasted
+// from a system parameter means the same bucket and credentials here.
+func parseURL(rawURL string) (location, error) {
+	raw := strings.TrimSpace(rawURL)
+	loc := location{raw: raw}
+	switch {
+	case raw == "":
+		return loc, fmt.Errorf("objstore: empty object store URL; supported: %s", supportedSchemes)
+	case raw == "memory" || raw == "memory-shared":
+		loc.scheme = "memory"
+		return loc, nil
+	case strings.HasPrefix(raw, "s3://"):
+		loc.scheme = "s3"
+		bucket, err := parseBucket(raw, strings.TrimPrefix(raw, "s3://"), "s3://BUCKET")
+		if err != nil {
+			return loc, err
+		}
+		loc.bucket = bucket
+		return loc, nil
+	case strings.HasPrefix(raw, "minio://"):
+		loc.scheme = "minio"
+		return parseMinio(loc)
+	case strings.HasPrefix(raw, "fs://"):
+		loc.scheme = "fs"
+		p := strings.TrimPrefix(raw, "fs://")
+		if p == "" {
+			return loc, fmt.Errorf("objstore: %q has an empty path; use fs://PATH, e.g. fs:///var/lib/rwsnap or fs://relative/dir", raw)
+		}
+		loc.path = filepath.Clean(filepath.FromSlash(p))
+		return loc, nil
+	}
+	scheme, _, ok := strings.Cut(raw, "://")
+	if ok {
+		switch scheme {
+		case "gcs", "obs", "oss", "webhdfs", "azblob", "hdfs", "s3-compatible":
+			return loc, fmt.Errorf("objstore: %s:// (in %q) is a RisingWave object store rwsnap does not support; supported: %s",
+				scheme, Redact(raw), supportedSchemes)
+		}
+		return loc, fmt.Errorf("objstore: unknown scheme %q in %q; supported: %s", scheme, Redact(raw), supportedSchemes)
+	}
+	return loc, fmt.Errorf("objstore: %q is not an object store URL; supported: %s", Redact(raw), supportedSchemes)
+}
+
+// parseMinio handles minio://AK:SK@[http(s)://]HOST:PORT/BUCKET. Like
+// RisingWave, the access key ends at the first ':' and the secret at the
+// first '@' after it, so secrets may hold '/' and '+' (AWS-style keys do).
+func parseMinio(loc location) (location, error) {
+	const form = "minio://ACCESS_KEY:SECRET_KEY@HOST:PORT/BUCKET"
+	red := Redact(loc.raw)
+	rest := strings.TrimPrefix(loc.raw, "minio://")
+	cred, hostBucket, ok := strings.Cut(rest, "@")
+	if !ok {
+		return loc, fmt.Errorf("objstore: %q has no credentials; use %s", red, form)
+	}
+	ak, sk, ok := strings.Cut(cred, ":")
+	switch {
+	case !ok:
+		return loc, fmt.Errorf("objstore: %q: credentials must be ACCESS_KEY:SECRET_KEY; use %s", red, form)
+	case ak == "":
+		return loc, fmt.Errorf("objstore: %q has an empty access key; use %s", red, form)
+	case sk == "":
+		return loc, fmt.Errorf("objstore: %q has an empty secret key; use %s", red, form)
+	}
+	proto := "http://"
+	for _, p := range []string{"https://", "http://"} {
+		if strings.HasPrefix(hostBucket, p) {
+			proto, hostBucket = p, strings.TrimPrefix(hostBucket, p)
+			break
+		}
+	}
+	host, bucket, ok := strings.Cut(hostBucket, "/")
+	if host == "" {
+		return loc, fmt.Errorf("objstore: %q has no HOST:PORT; use %s", red, form)
+	}
+	if !ok || bucket == "" {
+		return loc, fmt.Errorf("objstore: %q has no bucket; use %s", red, form)
+	}
+	bucket, err := parseBucket(red, bucket, form)
+	if err != nil {
+		return loc, err
+	}
+	loc.accessKey, loc.secretKey = ak, sk
+	loc.endpoint = proto + host
+	loc.bucket = bucket
+	return loc, nil
+}
+
+// parseBucket checks the bucket part of an s3:// or minio:// URL. RisingWave
+// takes everything after the host as the bucket, so a key prefix in the URL
+// would be a bucket name S3 rejects; say where the prefix belongs instead.
+func parseBucket(redacted, bucket, form string) (string, error) {
+	bucket = strings.TrimSuffix(bucket, "/")
+	if bucket == "" {
+		return "", fmt.Errorf("objstore: %q has no bucket; use %s", Redact(redacted), form)
+	}
+	if strings.Contains(bucket, "/") {
+		return "", fmt.Errorf("objstore: %q: the URL names only a bucket (%s); put the key prefix in backup_storage_directory or data_directory",
+			Redact(redacted), form)
+	}
+	return bucket, nil
+}
+
+// Redact hides the secret key of a minio:// URL (minio://AK:***@host/bucket)
+// and the password of any other user:password@ URL, so the result can be
+// logged. Text without secrets is returned unchanged.
+func Redact(rawURL string) string {
+	s := strings.TrimSpace(rawURL)
+	if rest, ok := strings.CutPrefix(s, "minio://"); ok {
+		cred, after, ok := strings.Cut(rest, "@")
+		if !ok {
+			return s
+		}
+		if ak, _, ok := strings.Cut(cred, ":"); ok {
+			return "minio://" + ak + ":***@" + after
+		}
+		// No ':' means the whole userinfo may be a mistyped secret.
+		return "minio://***@" + after
+	}
+	return RedactText(s)
+}
+
+var (
+	// RisingWave lets a minio secret hold '/', so only '@' or a space ends it.
+	minioSecretRE = regexp.MustCompile(`(minio://[^:@\s/]*):[^@\s]*@`)
+	// In other URLs an unescaped password cannot hold '/'.
+	urlSecretRE = regexp.MustCompile(`([A-Za-z][A-Za-z0-9+.-]*://[^:@\s/]*):[^@\s/]*@`)
+)
+
+// RedactText redacts every URL secret inside arbitrary text, such as an error
+// message or a log line that quotes a URL.
+func RedactText(s string) string {
+	if !strings.Contains(s, "@") {
+		return s
+	}
+	s = minioSecretRE.ReplaceAllString(s, "$1:***@")
+	return urlSecretRE.ReplaceAllString(s, "$1:***@")
+}
+
+// JoinKey joins a directory (backup_storage_directory, data_directory) and
+// an object name with one "/". An empty dir yields name alone, and a trailing
+// "/" on dir is not doubled. (RisingWave itself formats "{dir}/{name}"
+// verbatim; its parameter validation rejects empty dirs.)
+func JoinKey(dir, name string) string {
+	dir = strings.TrimRight(dir, "/")
+	name = strings.TrimLeft(name, "/")
+	if dir == "" {
+		return name
+	}
+	return dir + "/" + name
+}

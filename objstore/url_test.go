@@ -1,0 +1,209 @@
+package objstore
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestParseURL(t *testing.T) {
+	abs := func(p string) string { return filepath.Clean(filepath.FromSlash(p)) }
+	good := []struct {
+		url  string
+		want location
+	}{
+		{"s3://my-bucket", location{scheme: "s3", bucket: "my-bucket"}},
+		{"s3://my-bucket/", location{scheme: "s3", bucket: "my-bucket"}},
+		{"  s3://b.with.dots  ", location{scheme: "s3", bucket: "b.with.dots"}},
+		{"minio://hummockadmin:hummockadmin@127.0.0.1:9301/hummock001", location{
+			scheme: "minio", bucket: "hummock001", accessKey: "hummockadmin", secretKey: "hummockadmin",
+			endpoint: "http://127.0.0.1:9301"}},
+		{"minio://AK:SK@http://minio:9000/bkt", location{
+			scheme: "minio", bucket: "bkt", accessKey: "AK", secretKey: "SK", endpoint: "http://minio:9000"}},
+		{"minio://AK:SK@https://minio.example.com:443/bkt", location{
+			scheme: "minio", bucket: "bkt", accessKey: "AK", secretKey: "SK", endpoint: "https://minio.example.com:443"}},
+		// AWS-style secrets hold '/' and '+'; RisingWave splits at the first '@'.
+		{"minio://AKIA:wJal/rXU+tn:FEMI@host:9000/b", location{
+			scheme: "minio", bucket: "b", accessKey: "AKIA", secretKey: "wJal/rXU+tn:FEMI", endpoint: "http://host:9000"}},
+		// No percent-decoding, exactly like RisingWave.
+		{"minio://a%40b:s%2Fk@host:1/bucket", location{
+			scheme: "minio", bucket: "bucket", accessKey: "a%40b", secretKey: "s%2Fk", endpoint: "http://host:1"}},
+		{"fs:///var/lib/rw", location{scheme: "fs", path: abs("/var/lib/rw")}},
+		{"fs://relative/dir", location{scheme: "fs", path: abs("relative/dir")}},
+		{"fs://./x/../y/", location{scheme: "fs", path: abs("y")}},
+		{"memory", location{scheme: "memory"}},
+		{"memory-shared", location{scheme: "memory"}},
+	}
+	for _, tc := range good {
+		t.Run(tc.url, func(t *testing.T) {
+			got, err := parseURL(tc.url)
+			if err != nil {
+				t.Fatalf("parseURL: %v", err)
+			}
+			got.raw = ""
+			if got != tc.want {
+				t.Fatalf("parseURL = %+v, want %+v", got, tc.want)
+			}
+		})
+	}
+
+	bad := []struct {
+		url  string
+		want string // substring of the error
+	}{
+		{"", "empty object store URL"},
+		{"   ", "empty object store URL"},
+		{"s3://", "no bucket"},
+		{"s3:///", "no bucket"},
+		{"s3://bucket/prefix", "backup_storage_directory"},
+		{"minio://host:9000/bucket", "no credentials"},
+		{"minio://AKpw0rdXYZ@host:9000/bucket", "ACCESS_KEY:SECRET_KEY"},
+		{"minio://:pw0rdXYZ@host:9000/bucket", "empty access key"},
+		{"minio://AK:@host:9000/bucket", "empty secret key"},
+		{"minio://AK:pw0rdXYZ@host:9000", "no bucket"},
+		{"minio://AK:pw0rdXYZ@host:9000/", "no bucket"},
+		{"minio://AK:pw0rdXYZ@/bucket", "no HOST:PORT"},
+		{"minio://AK:pw0rdXYZ@https:///bucket", "no HOST:PORT"},
+		{"minio://AK:pw0rdXYZ@host:9000/bucket/dir", "backup_storage_directory"},
+		{"fs://", "empty path"},
+		{"gcs://bucket", "RisingWave object store rwsnap does not support"},
+		{"obs://bucket", "does not support"},
+		{"oss://bucket", "does not support"},
+		{"webhdfs://host/path", "does not support"},
+		{"azblob://container", "does not support"},
+		{"hdfs://nn:8020/x", "does not support"},
+		{"s3-compatible://bucket", "does not support"},
+		{"ftp://user:pw0rdXYZ@host/x", "unknown scheme \"ftp\""},
+		{"hummock+minio://AK:pw0rdXYZ@host:9000/b", "unknown scheme"},
+		{"memoryx", "not an object store URL"},
+		{"/just/a/path", "not an object store URL"},
+		{"S3://bucket", "unknown scheme"},
+	}
+	for _, tc := range bad {
+		t.Run("bad/"+tc.url, func(t *testing.T) {
+			_, err := parseURL(tc.url)
+			if err == nil {
+				t.Fatalf("parseURL(%q) succeeded", tc.url)
+			}
+			msg := err.Error()
+			if !strings.Contains(msg, tc.want) {
+				t.Fatalf("error %q does not mention %q", msg, tc.want)
+			}
+			if strings.Contains(msg, "pw0rdXYZ") {
+				t.Fatalf("error %q leaks the secret", msg)
+			}
+			if strings.Contains(tc.url, "://") && !strings.HasPrefix(strings.TrimSpace(tc.url), "fs://") &&
+				!strings.Contains(msg, "s3://BUCKET") && !strings.Contains(msg, "minio://") {
+				t.Fatalf("error %q does not show the expected URL form", msg)
+			}
+		})
+	}
+}
+
+func TestOpenErrorsAreRedacted(t *testing.T) {
+	for _, u := range []string{
+		"minio://AK:pw0rdXYZ@host:9000",
+		"minio://AK:pw0rdXYZ@host:9000/b/c",
+		"minio://AKpw0rdXYZ@host:9000/b",
+		"gcs://AK:pw0rdXYZ@bucket",
+	} {
+		_, err := Open(context.Background(), u)
+		if err == nil {
+			t.Fatalf("Open(%q) succeeded", u)
+		}
+		if strings.Contains(err.Error(), "pw0rdXYZ") {
+			t.Errorf("Open(%q) error leaks the secret: %v", u, err)
+		}
+	}
+}
+
+func TestRedact(t *testing.T) {
+	cases := []struct{ in, want string }{
+		{"minio://AK:SK@host:9000/bucket", "minio://AK:***@host:9000/bucket"},
+		{"minio://AK:SK@https://host:9000/bucket", "minio://AK:***@https://host:9000/bucket"},
+		{"minio://AKIA:wJal/rXU+tn:FE@host:9000/b", "minio://AKIA:***@host:9000/b"},
+		{"minio://AK:secret with space@host/b", "minio://AK:***@host/b"},
+		{"minio://ONLYpw0rdXYZ@host/b", "minio://***@host/b"},
+		{"minio://host:9000/b", "minio://host:9000/b"},
+		{"s3://bucket", "s3://bucket"},
+		{"fs:///tmp/x", "fs:///tmp/x"},
+		{"memory", "memory"},
+		{"postgres://user:pw@db:5432/x", "postgres://user:***@db:5432/x"},
+		{"", ""},
+	}
+	for _, tc := range cases {
+		if got := Redact(tc.in); got != tc.want {
+			t.Errorf("Redact(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+func TestRedactText(t *testing.T) {
+	cases := []struct{ in, want string }{
+		{`open "minio://AK:SK@host:9000/bucket": boom`, `open "minio://AK:***@host:9000/bucket": boom`},
+		{"a minio://A:S/x+y@h/b and minio://C:D@h2/b2.", "a minio://A:***@h/b and minio://C:***@h2/b2."},
+		{"state_store=hummock+minio://hummockadmin:hummockadmin@127.0.0.1:9301/hummock001",
+			"state_store=hummock+minio://hummockadmin:***@127.0.0.1:9301/hummock001"},
+		{"dsn postgres://u:p@host/db ok", "dsn postgres://u:***@host/db ok"},
+		{"http://127.0.0.1:9000/bucket/key?x=1 user@example.com", "http://127.0.0.1:9000/bucket/key?x=1 user@example.com"},
+		{"no secrets here", "no secrets here"},
+		{"mail me: a@b.c", "mail me: a@b.c"},
+	}
+	for _, tc := range cases {
+		if got := RedactText(tc.in); got != tc.want {
+			t.Errorf("RedactText(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+func TestJoinKey(t *testing.T) {
+	cases := []struct{ dir, name, want string }{
+		{"backup", "manifest.json", "backup/manifest.json"},
+		{"backup/", "1.snapshot", "backup/1.snapshot"},
+		{"hummock_001/backup", "manifest.json", "hummock_001/backup/manifest.json"},
+		{"", "manifest.json", "manifest.json"},
+		{"/", "x", "x"},
+		{"a//", "/b", "a/b"},
+		{"a", "b/c.data", "a/b/c.data"},
+	}
+	for _, tc := range cases {
+		if got := JoinKey(tc.dir, tc.name); got != tc.want {
+			t.Errorf("JoinKey(%q, %q) = %q, want %q", tc.dir, tc.name, got, tc.want)
+		}
+	}
+}
+
+func TestOpenSchemes(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	for _, tc := range []struct{ url, scheme string }{
+		{"memory", "memory"},
+		{"memory-shared", "memory"},
+		{"fs://" + dir, "fs"},
+		{"minio://AK:pw0rdXYZ@127.0.0.1:1/bucket", "minio"},
+	} {
+		s, err := Open(ctx, tc.url)
+		if err != nil {
+			t.Fatalf("Open(%q): %v", Redact(tc.url), err)
+		}
+		if s.Scheme() != tc.scheme {
+			t.Errorf("Open(%q).Scheme() = %q, want %q", Redact(tc.url), s.Scheme(), tc.scheme)
+		}
+		if strings.Contains(s.String(), "pw0rdXYZ") {
+			t.Errorf("String() = %q leaks the secret", s.String())
+		}
+		s.Close()
+	}
+}
+
+func TestFSOpenOnFile(t *testing.T) {
+	f := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(f, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(context.Background(), "fs://"+f); err == nil || !strings.Contains(err.Error(), "not a directory") {
+		t.Fatalf("Open on a file: err = %v", err)
+	}
+}
