@@ -78,14 +78,16 @@ func (s *Storage) ReadManifest(ctx context.Context) (*Manifest, string, error) {
 // UpdateManifest applies fn to the current manifest and writes the result
 // with compare-and-swap, retrying with a fresh read when another writer got
 // there first, so concurrent writers never lose each other's entries. fn
-// must be safe to call more than once; returning errNoChange skips the write.
-func (s *Storage) UpdateManifest(ctx context.Context, fn func(*Manifest) error) (*Manifest, error) {
+// must be safe to call more than once (retry is true from the second call:
+// the previous write may have landed even though its answer was lost);
+// returning errNoChange skips the write.
+func (s *Storage) UpdateManifest(ctx context.Context, fn func(m *Manifest, retry bool) error) (*Manifest, error) {
 	for attempt := 0; ; attempt++ {
 		m, etag, err := s.ReadManifest(ctx)
 		if err != nil {
 			return nil, err
 		}
-		if err := fn(m); err != nil {
+		if err := fn(m, attempt > 0); err != nil {
 			if errors.Is(err, errNoChange) {
 				return m, nil
 			}
@@ -132,8 +134,12 @@ func (s *Storage) Create(ctx context.Context, encoded []byte, entry SnapshotMeta
 	if err := s.Store.Put(ctx, s.SnapshotKey(entry.ID), encoded); err != nil {
 		return nil, fmt.Errorf("upload snapshot %d to %s: %w", entry.ID, s, err)
 	}
-	return s.UpdateManifest(ctx, func(m *Manifest) error {
+	return s.UpdateManifest(ctx, func(m *Manifest, retry bool) error {
 		if m.Find(entry.ID) != nil {
+			if retry {
+				// Ids are unique (etcd CAS): this is our own earlier write.
+				return errNoChange
+			}
 			return fmt.Errorf("snapshot id %d appeared in the manifest of %s concurrently", entry.ID, s)
 		}
 		m.SnapshotMetadata = append(m.SnapshotMetadata, entry)
@@ -152,10 +158,12 @@ func (s *Storage) Delete(ctx context.Context, ids []uint64) (*Manifest, error) {
 	for _, id := range ids {
 		want[id] = true
 	}
-	m, err := s.UpdateManifest(ctx, func(m *Manifest) error {
+	m, err := s.UpdateManifest(ctx, func(m *Manifest, retry bool) error {
 		var missing []string
 		for id := range want {
-			if m.Find(id) == nil {
+			// On a retry, a missing id was removed by our own earlier write
+			// or by a concurrent delete: either way it is gone.
+			if m.Find(id) == nil && !retry {
 				missing = append(missing, strconv.FormatUint(id, 10))
 			}
 		}

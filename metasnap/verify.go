@@ -83,8 +83,8 @@ func Verify(ctx context.Context, st *Storage, opts VerifyOptions) (*VerifyReport
 	return rep, nil
 }
 
-func verifyOne(ctx context.Context, st *Storage, e *SnapshotMetadata, opts VerifyOptions) SnapshotCheck {
-	c := SnapshotCheck{ID: e.ID, SSTs: len(e.SSTs)}
+func verifyOne(ctx context.Context, st *Storage, e *SnapshotMetadata, opts VerifyOptions) (c SnapshotCheck) {
+	c = SnapshotCheck{ID: e.ID, SSTs: len(e.SSTs)}
 	fail := func(format string, args ...any) { c.Problems = append(c.Problems, fmt.Sprintf(format, args...)) }
 	defer func() { c.OK = len(c.Problems) == 0 }()
 	if e.FormatVersion >= FormatV2 {
