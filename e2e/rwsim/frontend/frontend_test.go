@@ -34,7 +34,7 @@ func fixture(t *testing.T, opts frontend.Options, entries ...metasnap.SnapshotMe
 	st := metasnap.NewStorage(objstore.NewMemory(), "backup")
 	for _, e := range entries {
 		e := e
-		if _, err := st.UpdateManifest(ctx, func(m *metasnap.Manifest) error {
+		if _, err := st.UpdateManifest(ctx, func(m *metasnap.Manifest, _ bool) error {
 			m.SnapshotMetadata = append(m.SnapshotMetadata, e)
 			return nil
 		}); err != nil {
