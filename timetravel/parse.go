@@ -197,7 +197,7 @@ func CheckCommitted(e uint64) error {
 // (halfway rounds down, to the one that certainly existed).
 func NearestCommitted(e uint64) uint64 {
 	lo := e &^ SpillMask
-	if e&SpillMask <= SpillMask/2 || lo == MaxEpoch {
+	if e&SpillMask <= (SpillMask+1)/2 || lo == MaxEpoch {
 		return lo
 	}
 	return lo + SpillMask + 1

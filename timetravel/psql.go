@@ -40,7 +40,7 @@ type PsqlExitError struct{ Code int }
 func (e *PsqlExitError) Error() string { return fmt.Sprintf("psql exited with status %d", e.Code) }
 
 // psqlQuote makes s one single-quoted psql backslash-command argument, in
-// which psql processes C escapes and '' is a quote.
+// which psql processes C escapes and ” is a quote.
 func psqlQuote(s string) string {
 	s = strings.ReplaceAll(s, `\`, `\\`)
 	s = strings.ReplaceAll(s, "'", "''")

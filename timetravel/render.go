@@ -85,7 +85,16 @@ func RenderTable(w io.Writer, res *Result) error {
 			if i > 0 {
 				bw.WriteString("|")
 			}
-			bw.WriteString(" " + pad(cell(v), widths[i], isNumeric(res.Columns[i].TypeOID)) + " ")
+			right := isNumeric(res.Columns[i].TypeOID)
+			if i == len(row)-1 { // psql pads no trailing spaces after the last value
+				if right {
+					bw.WriteString(" " + pad(cell(v), widths[i], true))
+				} else {
+					bw.WriteString(" " + cell(v))
+				}
+				continue
+			}
+			bw.WriteString(" " + pad(cell(v), widths[i], right) + " ")
 		}
 		bw.WriteString("\n")
 	}

@@ -82,7 +82,7 @@ Exit codes: 0 success, 1 runtime error, 2 usage error.`,
 		OnUsageError: func(c *cli.Context, err error, isSubcommand bool) error {
 			return usageError{err}
 		},
-		Commands: []*cli.Command{metaCommand(), playgroundCommand()},
+		Commands: []*cli.Command{metaCommand(), playgroundCommand(), timetravelCommand()},
 	}
 }
 
