@@ -9,8 +9,9 @@ MINIO_VERSION := v0.0.0-20260212201848-7aac2a2c5b7c
 PROTOC_GEN_GO_VERSION := v1.36.11
 STATICCHECK_VERSION := v0.8.2
 export RWSNAP_MINIO_BIN := $(BIN)/minio
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all build test unit e2e demo bench lint proto minio fuzz soak clean
+.PHONY: all build test demo bench lint proto minio psql fuzz clean
 
 all: build
 
@@ -25,15 +26,25 @@ $(BIN)/minio:
 	@echo "building MinIO $(MINIO_VERSION) once into $(BIN) (about 2.5 minutes)..."
 	GOBIN=$(BIN) $(GO) install github.com/minio/minio@$(MINIO_VERSION)
 
-test: minio
+# psql is the real client the time-travel tests drive (Debian's
+# postgresql-client); installed here so a fresh machine needs nothing else.
+psql:
+	@command -v psql >/dev/null || { echo "installing postgresql-client (psql) for the time-travel tests..."; \
+	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq postgresql-client >/dev/null; }
+
+test: minio psql
 	$(GO) vet ./...
-	$(GO) test -count=1 -timeout 30m ./...
+	$(GO) test -count=1 -timeout 45m ./...
 
 demo: build
 	./bin/rwsnap playground
 
-bench: minio
-	$(GO) run ./e2e/bench
+# Figures, not assertions: backup vs a bare range scan, restore vs bare
+# batched puts, verify vs reading the object, peak RSS; see docs/performance.md.
+BENCH_KEYS ?= 10000,100000
+bench: build
+	$(GO) build -o $(CACHE)/bench ./e2e/bench
+	$(CACHE)/bench -keys $(BENCH_KEYS) -rwsnap bin/rwsnap
 
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }

@@ -62,17 +62,21 @@ func Connect(ctx context.Context, cfg Config) (*clientv3.Client, error) {
 	}
 	cli, err := clientv3.New(c)
 	if err != nil {
-		return nil, fmt.Errorf("connect to etcd %s: %w", strings.Join(cfg.Endpoints, ","), err)
+		return nil, fmt.Errorf("connect to etcd %s (%s): %w", strings.Join(cfg.Endpoints, ","), hint(err), err)
 	}
 	pctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	if _, err := cli.Get(pctx, "cf/cluster_id", clientv3.WithCountOnly()); err != nil {
 		cli.Close()
-		hint := "is etcd running there?"
-		if strings.Contains(err.Error(), "authentication") || strings.Contains(err.Error(), "user name") || strings.Contains(err.Error(), "permission") {
-			hint = "check --etcd-auth, --etcd-username and the password"
-		}
-		return nil, fmt.Errorf("etcd at %s does not answer (%s): %w", strings.Join(cfg.Endpoints, ","), hint, err)
+		return nil, fmt.Errorf("etcd at %s does not answer (%s): %w", strings.Join(cfg.Endpoints, ","), hint(err), err)
 	}
 	return cli, nil
+}
+
+func hint(err error) string {
+	s := err.Error()
+	if strings.Contains(s, "authentication") || strings.Contains(s, "user name") || strings.Contains(s, "user ID") || strings.Contains(s, "permission") {
+		return "check --etcd-auth, --etcd-username and the password"
+	}
+	return "is etcd running there?"
 }

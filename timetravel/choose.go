@@ -51,7 +51,7 @@ func (e *RangeError) Error() string {
 	b.WriteString("; covered ranges (RisingWave serves QUERY_EPOCH only inside one):")
 	for _, r := range e.Ranges {
 		b.WriteString("\n  ")
-		b.WriteString(FormatRange(r, e.Loc))
+		b.WriteString(FormatRange(r, nil)) // UTC only: one line per range stays readable
 	}
 	return b.String()
 }

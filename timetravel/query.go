@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"strconv"
 	"time"
 
@@ -40,7 +41,12 @@ func Connect(ctx context.Context, connString string) (*pgx.Conn, error) {
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
 		// pgconn's message names host, port, user and database, never the password.
-		return nil, fmt.Errorf("connect to RisingWave frontend %s:%d: %w", cfg.Host, cfg.Port, err)
+		hint := ""
+		var ne net.Error
+		if errors.As(err, &ne) {
+			hint = " (is the frontend running and reachable? RisingWave listens on port 4566 by default)"
+		}
+		return nil, fmt.Errorf("connect to RisingWave frontend %s:%d%s: %w", cfg.Host, cfg.Port, hint, err)
 	}
 	return conn, nil
 }

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/urfave/cli/v2"
@@ -41,7 +42,7 @@ func main() {
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	app := newApp(stdout, stderr)
-	err := app.RunContext(ctx, args)
+	err := app.RunContext(ctx, flagsFirst(app, args))
 	if err == nil {
 		return exitOK
 	}
@@ -71,38 +72,75 @@ RWSNAP_ETCD_ENDPOINTS, RWSNAP_ETCD_PASSWORD, RWSNAP_BACKUP_STORAGE_URL.
 Exit codes: 0 success, 1 runtime error, 2 usage error.`,
 		Writer:    stdout,
 		ErrWriter: stderr,
-		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "log-format", Value: "text", Usage: "log format on stderr: text or json", EnvVars: []string{"RWSNAP_LOG_FORMAT"}},
-			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error", EnvVars: []string{"RWSNAP_LOG_LEVEL"}},
-			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "log only warnings and errors", EnvVars: []string{"RWSNAP_QUIET"}},
-		},
+		Flags:     logFlags(),
 		Before: func(c *cli.Context) error {
 			return setupLogging(c, stderr)
 		},
 		OnUsageError: func(c *cli.Context, err error, isSubcommand bool) error {
 			return usageError{err}
 		},
-		Commands: []*cli.Command{metaCommand(), playgroundCommand(), timetravelCommand()},
+		Commands: leafSetup(stderr, []*cli.Command{metaCommand(), playgroundCommand(), timetravelCommand()}),
 	}
 }
 
-func setupLogging(c *cli.Context, stderr io.Writer) error {
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(c.String("log-level"))); err != nil {
-		return usagef("--log-level %q: want debug, info, warn or error", c.String("log-level"))
+// leafSetup gives every leaf command the logging flags and sets logging up
+// from the innermost context that named them.
+func leafSetup(stderr io.Writer, cmds []*cli.Command) []*cli.Command {
+	for _, cmd := range cmds {
+		if len(cmd.Subcommands) > 0 {
+			leafSetup(stderr, cmd.Subcommands)
+			continue
+		}
+		cmd.Flags = append(cmd.Flags, logFlags()...)
+		cmd.Before = func(c *cli.Context) error { return setupLogging(c, stderr) }
+		cmd.OnUsageError = func(c *cli.Context, err error, _ bool) error {
+			return usagef("%v (see: %s --help)", err, c.Command.HelpName)
+		}
 	}
-	if c.Bool("quiet") {
+	return cmds
+}
+
+const catLog = "logging"
+
+// logFlags are accepted before the command and after it (rwsnap -q meta
+// backup-meta or rwsnap meta backup-meta -q): people type both.
+func logFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "log-format", Category: catLog, Value: "text", Usage: "log format on stderr: text or json", EnvVars: []string{"RWSNAP_LOG_FORMAT"}},
+		&cli.StringFlag{Name: "log-level", Category: catLog, Value: "info", Usage: "debug, info, warn or error", EnvVars: []string{"RWSNAP_LOG_LEVEL"}},
+		&cli.BoolFlag{Name: "quiet", Category: catLog, Aliases: []string{"q"}, Usage: "log only warnings and errors", EnvVars: []string{"RWSNAP_QUIET"}},
+	}
+}
+
+// lookup returns a flag's value from the innermost context that set it,
+// else its default (the same at every level).
+func lookup[T any](c *cli.Context, name string, get func(*cli.Context, string) T) T {
+	for _, cc := range c.Lineage() {
+		if cc.IsSet(name) {
+			return get(cc, name)
+		}
+	}
+	return get(c, name)
+}
+
+func setupLogging(c *cli.Context, stderr io.Writer) error {
+	str := func(c *cli.Context, n string) string { return c.String(n) }
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(lookup(c, "log-level", str))); err != nil {
+		return usagef("--log-level %q: want debug, info, warn or error", lookup(c, "log-level", str))
+	}
+	if lookup(c, "quiet", func(c *cli.Context, n string) bool { return c.Bool(n) }) {
 		level = slog.LevelWarn
 	}
 	opts := &slog.HandlerOptions{Level: level, ReplaceAttr: redactAttr}
 	var h slog.Handler
-	switch c.String("log-format") {
+	switch lookup(c, "log-format", str) {
 	case "text":
 		h = slog.NewTextHandler(stderr, opts)
 	case "json":
 		h = slog.NewJSONHandler(stderr, opts)
 	default:
-		return usagef("--log-format %q: want text or json", c.String("log-format"))
+		return usagef("--log-format %q: want text or json", lookup(c, "log-format", str))
 	}
 	slog.SetDefault(slog.New(h))
 	return nil
@@ -119,4 +157,67 @@ func redactAttr(_ []string, a slog.Attr) slog.Attr {
 		}
 	}
 	return a
+}
+
+// flagsFirst moves a leaf command's flags before its positional arguments,
+// so `delete-meta-snapshots 3 4 --etcd-endpoints X` works as people type
+// it (urfave/cli stops parsing flags at the first argument).
+func flagsFirst(app *cli.App, args []string) []string {
+	cmds := app.Commands
+	i := 1
+	var leaf *cli.Command
+	for i < len(args) && leaf == nil {
+		a := args[i]
+		i++
+		if strings.HasPrefix(a, "-") {
+			continue // a global flag (all global flags are booleans or use =)
+		}
+		var found *cli.Command
+		for _, c := range cmds {
+			if c.HasName(a) {
+				found = c
+			}
+		}
+		if found == nil {
+			return args
+		}
+		if len(found.Subcommands) == 0 {
+			leaf = found
+		}
+		cmds = found.Subcommands
+	}
+	if leaf == nil {
+		return args
+	}
+	takesValue := map[string]bool{}
+	for _, f := range leaf.Flags {
+		_, isBool := f.(*cli.BoolFlag)
+		for _, n := range f.Names() {
+			takesValue[n] = !isBool
+		}
+	}
+	var flags, positional []string
+	rest := args[i:]
+	for j := 0; j < len(rest); j++ {
+		a := rest[j]
+		if a == "--" {
+			positional = append(positional, rest[j+1:]...)
+			break
+		}
+		if !strings.HasPrefix(a, "-") || a == "-" {
+			positional = append(positional, a)
+			continue
+		}
+		flags = append(flags, a)
+		name := strings.TrimLeft(a, "-")
+		if !strings.Contains(name, "=") && takesValue[name] && j+1 < len(rest) {
+			flags = append(flags, rest[j+1])
+			j++
+		}
+	}
+	out := append(append([]string{}, args[:i]...), flags...)
+	if len(positional) > 0 {
+		out = append(append(out, "--"), positional...)
+	}
+	return out
 }

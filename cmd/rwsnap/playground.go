@@ -12,6 +12,7 @@ import (
 
 	"github.com/rwsnap/rwsnap/e2e/rwsim"
 	"github.com/rwsnap/rwsnap/internal/embedetcd"
+	"github.com/rwsnap/rwsnap/metasnap"
 	"github.com/rwsnap/rwsnap/objstore"
 )
 
@@ -23,7 +24,9 @@ func playgroundCommand() *cli.Command {
 (catalogs, fragments, users, compaction groups, a hummock checkpoint and a chain
 of version deltas, SST objects in a local directory), then runs what an operator
 would: backup-meta while the cluster keeps committing epochs, list, verify, and
-delete, printing each command as you would type it.
+delete; then loses the meta store and restores the newest snapshot into a
+fresh etcd, moving the cluster to a new data directory. Each command is printed
+as you would type it.
 
 With --keep, etcd keeps running afterwards so you can try commands yourself.`,
 		Flags: []cli.Flag{
@@ -93,7 +96,8 @@ func runPlayground(c *cli.Context) error {
 	}()
 	sh := func(args ...string) error {
 		fmt.Fprintf(w, "\n$ rwsnap %s\n", strings.Join(args, " "))
-		return newApp(w, c.App.ErrWriter).RunContext(ctx, append([]string{"rwsnap", "--quiet"}, args...))
+		app := newApp(w, c.App.ErrWriter)
+		return app.RunContext(ctx, flagsFirst(app, append([]string{"rwsnap", "--quiet"}, args...)))
 	}
 	ep := []string{"--etcd-endpoints", endpoints}
 	for i, remarks := range []string{"first", "second", "third"} {
@@ -113,13 +117,54 @@ func runPlayground(c *cli.Context) error {
 	if err := sh(append([]string{"meta", "verify-meta-snapshot", "--all", "--check-ssts"}, ep...)...); err != nil {
 		return err
 	}
-	step("the objects RisingWave reads, in %s", filepath.Join(dir, "storage", "hummock_001", "backup"))
-	entries, _ := os.ReadDir(filepath.Join(dir, "storage", "hummock_001", "backup"))
+	backupDir := filepath.Join(dir, "storage", "hummock_001", "backup")
+	step("the objects RisingWave reads, in %s", backupDir)
+	entries, _ := os.ReadDir(backupDir)
 	for _, e := range entries {
-		info, _ := e.Info()
-		fmt.Fprintf(w, "   %-20s %8d bytes\n", e.Name(), info.Size())
+		if info, err := e.Info(); err == nil && !e.IsDir() {
+			fmt.Fprintf(w, "   %-20s %8d bytes\n", e.Name(), info.Size())
+		}
 	}
-	if err := sh(append([]string{"meta", "list-meta-snapshots", "-o", "json"}, ep...)...); err != nil {
+	if err := sh(append([]string{"meta", "delete-meta-snapshots", "1001"}, ep...)...); err != nil {
+		return err
+	}
+
+	step("disaster: the meta store is lost (etcd stopped, its data directory removed)")
+	etcd.Close()
+	cli.Close()
+	if err := os.RemoveAll(filepath.Join(dir, "etcd")); err != nil {
+		return err
+	}
+	step("a fresh, empty etcd in %s", filepath.Join(dir, "etcd-restored"))
+	fresh, err := embedetcd.Start(ctx, embedetcd.Config{Dir: filepath.Join(dir, "etcd-restored"), UnsafeNoFsync: true})
+	if err != nil {
+		return err
+	}
+	defer fresh.Close()
+	endpoints = strings.Join(fresh.Endpoints(), ",")
+	ep = []string{"--etcd-endpoints", endpoints}
+	m, _, err := metasnap.NewStorage(hs, "hummock_001/backup").ReadManifest(ctx)
+	if err != nil {
+		return err
+	}
+	latest := fmt.Sprint(m.SnapshotMetadata[len(m.SnapshotMetadata)-1].ID)
+	restoreArgs := append([]string{"meta", "restore-meta", "--meta-snapshot-id", latest,
+		"--backup-storage-url", storage, "--backup-storage-directory", "hummock_001/backup",
+		"--hummock-storage-url", storage, "--hummock-storage-directory", "hummock_002",
+		"--overwrite-hummock-storage-endpoint", "--overwrite-backup-storage-url", storage,
+		"--overwrite-backup-storage-directory", "hummock_001/backup", "--copy-ssts", "--validate-integrity"}, ep...)
+	step("restore the newest snapshot into it, moving the cluster to data directory hummock_002 (SSTs copied)")
+	if err := sh(append(restoreArgs, "--dry-run")...); err != nil {
+		return err
+	}
+	if err := sh(restoreArgs...); err != nil {
+		return err
+	}
+	step("the restored cluster's params point at the new location; its snapshots are still listed")
+	if err := sh(append([]string{"meta", "list-meta-snapshots"}, ep...)...); err != nil {
+		return err
+	}
+	if err := sh(append([]string{"meta", "verify-meta-snapshot", latest, "--check-ssts", "--hummock-storage-url", storage, "--hummock-storage-directory", "hummock_002"}, ep...)...); err != nil {
 		return err
 	}
 	if !c.Bool("keep") {

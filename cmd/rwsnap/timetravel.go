@@ -269,8 +269,15 @@ func describeChoice(ch *timetravel.Choice) []string {
 		lines = append(lines, fmt.Sprintf("no snapshot covers %s itself: this is the latest earlier moment one does (data after it is unknown to the backups)",
 			timetravel.FormatTime(ch.Requested, time.Local)))
 	}
-	lines = append(lines, fmt.Sprintf("QUERY_EPOCH = %d, read from meta snapshot %d (%s)", ch.Epoch, ch.Range.SnapshotID,
-		strings.SplitN(timetravel.FormatRange(ch.Range, nil), ": ", 2)[1]))
+	scope := ""
+	if ch.Range.PerTable {
+		scope = "; per-table range"
+		if ch.Table != nil {
+			scope = fmt.Sprintf("; range of table %d", *ch.Table)
+		}
+	}
+	lines = append(lines, fmt.Sprintf("QUERY_EPOCH = %d, read from meta snapshot %d (serves %s .. %s%s)", ch.Epoch, ch.Range.SnapshotID,
+		timetravel.FormatTime(timetravel.ToTime(ch.Range.Lo), nil), timetravel.FormatTime(timetravel.ToTime(ch.Range.Hi), nil), scope))
 	return lines
 }
 

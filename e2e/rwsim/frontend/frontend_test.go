@@ -30,8 +30,15 @@ const (
 
 func fixture(t *testing.T, opts frontend.Options, entries ...metasnap.SnapshotMetadata) (*frontend.Server, uint32) {
 	t.Helper()
+	return fixtureAt(t, metasnap.NewStorage(objstore.NewMemory(), "backup"), opts, entries...)
+}
+
+// fixtureAt writes the manifest entries to st and starts a frontend on it
+// with table t: row 1 "one" inserted at e1 and deleted at e3, row 2 "two"
+// inserted at e2, row 3 "three" inserted at e3.
+func fixtureAt(t *testing.T, st *metasnap.Storage, opts frontend.Options, entries ...metasnap.SnapshotMetadata) (*frontend.Server, uint32) {
+	t.Helper()
 	ctx := context.Background()
-	st := metasnap.NewStorage(objstore.NewMemory(), "backup")
 	for _, e := range entries {
 		e := e
 		if _, err := st.UpdateManifest(ctx, func(m *metasnap.Manifest, _ bool) error {

@@ -1,0 +1,132 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/rwsnap/rwsnap/e2e/rwsim"
+	"github.com/rwsnap/rwsnap/hummock"
+	"github.com/rwsnap/rwsnap/internal/embedetcd"
+	"github.com/rwsnap/rwsnap/internal/embedetcd/etcdtest"
+	"github.com/rwsnap/rwsnap/metasnap"
+)
+
+// expectFailure runs rwsnap, wants exit code `code`, a message containing
+// every `want`, and no trace of `secret`.
+func expectFailure(t *testing.T, code int, want []string, secret string, env []string, args ...string) {
+	t.Helper()
+	r := run(t, env, args...)
+	if r.code != code {
+		t.Fatalf("rwsnap %s: want exit %d: %s", strings.Join(args, " "), code, r)
+	}
+	for _, w := range want {
+		if !strings.Contains(r.stderr, w) {
+			t.Errorf("rwsnap %s: stderr lacks %q:\n%s", strings.Join(args, " "), w, r.stderr)
+		}
+	}
+	if secret != "" && (strings.Contains(r.stdout, secret) || strings.Contains(r.stderr, secret)) {
+		t.Errorf("secret %q printed:\n%s", secret, r)
+	}
+}
+
+func TestBackupBadInput(t *testing.T) {
+	f := newFixture(t, rwsim.Options{Seed: 3})
+	empty := etcdtest.StartT(t, embedetcd.Config{})
+	emptyEP := strings.Join(empty.Endpoints(), ",")
+	// A second cluster whose hummock checkpoint is gone.
+	noCP := newFixture(t, rwsim.Options{Seed: 4})
+	if err := noCP.hummock.Delete(context.Background(), hummock.CheckpointPath("hummock_001")); err != nil {
+		t.Fatal(err)
+	}
+	wrongSecret := "wrong-secret-Zq81"
+	badMinio := strings.Replace(f.bucketURL, f.minio.SecretKey, wrongSecret, 1)
+	tests := []struct {
+		name   string
+		code   int
+		want   []string
+		secret string
+		args   []string
+	}{
+		{"no etcd endpoints", 2, []string{"--etcd-endpoints is required"}, "", []string{"meta", "backup-meta"}},
+		{"unreachable etcd", 1, []string{"127.0.0.1:1", "does not answer"}, "", []string{"meta", "backup-meta", "--etcd-endpoints", "127.0.0.1:1"}},
+		{"not a RisingWave etcd", 1, []string{"not a RisingWave meta store"}, "", []string{"meta", "backup-meta", "--etcd-endpoints", emptyEP}},
+		{"missing checkpoint", 1, []string{"no hummock checkpoint at hummock_001/checkpoint/0", "--hummock-storage-url"}, "", []string{"meta", "backup-meta", "--etcd-endpoints", noCP.endpoints}},
+		{"invalid URL", 1, []string{"supported", "s3://BUCKET"}, "", []string{"meta", "backup-meta", "--etcd-endpoints", f.endpoints, "--backup-storage-url", "gcs://bucket"}},
+		{"wrong credentials", 1, []string{f.minio.AccessKey}, wrongSecret, []string{"meta", "backup-meta", "--etcd-endpoints", f.endpoints, "--backup-storage-url", badMinio}},
+		{"unknown id in delete", 1, []string{"42 not in the manifest", "nothing deleted"}, "", []string{"meta", "delete-meta-snapshots", "42", "--etcd-endpoints", f.endpoints}},
+		{"non-numeric id", 2, []string{"not a number"}, "", []string{"meta", "delete-meta-snapshots", "x1", "--etcd-endpoints", f.endpoints}},
+		{"unknown flag", 2, []string{"flag provided but not defined"}, "", []string{"meta", "backup-meta", "--no-such-flag"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			expectFailure(t, tt.code, tt.want, tt.secret, nil, tt.args...)
+		})
+	}
+	// Nothing of the failures above reached the backup location.
+	m, _, err := metasnap.NewStorage(f.hummock, "hummock_001/backup").ReadManifest(context.Background())
+	if err != nil || len(m.SnapshotMetadata) != 0 {
+		t.Fatalf("failed runs changed the manifest: %+v %v", m, err)
+	}
+}
+
+func TestVerifyRefusesCorruptedSnapshot(t *testing.T) {
+	f := newFixture(t, rwsim.Options{Seed: 5})
+	ctx := context.Background()
+	for i := 0; i < 2; i++ {
+		mustRun(t, nil, append([]string{"meta", "backup-meta", "-q"}, f.etcdArgs()...)...)
+	}
+	st := metasnap.NewStorage(f.hummock, "hummock_001/backup")
+	m, _, _ := st.ReadManifest(ctx)
+	bad := m.SnapshotMetadata[0].ID
+	b, _, _ := f.hummock.Get(ctx, st.SnapshotKey(bad))
+	b = b[:len(b)-100] // truncated upload
+	if err := f.hummock.Put(ctx, st.SnapshotKey(bad), b); err != nil {
+		t.Fatal(err)
+	}
+	r := run(t, nil, append([]string{"meta", "verify-meta-snapshot", "--all"}, f.etcdArgs()...)...)
+	if r.code != 1 || !strings.Contains(r.stdout, fmt.Sprintf("%d  FAILED", bad)) || !strings.Contains(r.stdout, "checksum mismatch") {
+		t.Fatalf("verify of a truncated snapshot:\n%s", r)
+	}
+	if !strings.Contains(r.stdout, fmt.Sprintf("%d  ok", m.SnapshotMetadata[1].ID)) {
+		t.Fatalf("the intact snapshot must still pass:\n%s", r)
+	}
+}
+
+// TestConcurrentBackupsLoseNothing runs 8 backup-meta processes at once
+// against one location: all succeed with distinct ids, none is lost.
+func TestConcurrentBackupsLoseNothing(t *testing.T) {
+	f := newFixture(t, rwsim.Options{Seed: 6})
+	var wg sync.WaitGroup
+	results := make([]result, 8)
+	for i := range results {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i] = run(t, nil, append([]string{"meta", "backup-meta", "-q"}, f.etcdArgs()...)...)
+		}()
+	}
+	wg.Wait()
+	ids := map[string]bool{}
+	for _, r := range results {
+		if r.code != 0 {
+			t.Fatalf("a concurrent backup failed: %s", r)
+		}
+		id := strings.Fields(strings.TrimPrefix(r.stdout, "backup job succeeded: job "))[0]
+		ids[strings.TrimSuffix(id, ",")] = true
+	}
+	m, _, err := metasnap.NewStorage(f.hummock, "hummock_001/backup").ReadManifest(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ids) != 8 || len(m.SnapshotMetadata) != 8 || m.ManifestID != 8 {
+		t.Fatalf("ids %v, manifest has %d entries, manifest_id %d", ids, len(m.SnapshotMetadata), m.ManifestID)
+	}
+	for _, e := range m.SnapshotMetadata {
+		if !ids[fmt.Sprint(e.ID)] {
+			t.Errorf("manifest entry %d not reported by any run", e.ID)
+		}
+	}
+}
