@@ -128,6 +128,14 @@ func (s *Server) Close() error {
 	for c := range s.conns {
 		c.Close()
 	}
+	// A statement still running (pg_sleep) would hold Close until it ends.
+	for _, ss := range s.sessions {
+		ss.mu.Lock()
+		if ss.cancel != nil {
+			ss.cancel()
+		}
+		ss.mu.Unlock()
+	}
 	s.mu.Unlock()
 	err := s.ln.Close()
 	s.wg.Wait()

@@ -511,3 +511,32 @@ func TestCLICtrlCResets(t *testing.T) {
 		t.Fatalf("no reset after Ctrl-C: %q", log)
 	}
 }
+
+func TestCLIPerTableV110(t *testing.T) {
+	// A v1.10 cluster: table 1001 (t) committed to e3, table 1002 only to e2.
+	entry := metasnap.SnapshotMetadata{ID: 5, HummockVersionID: 50, SafeEpoch: e1, MaxCommittedEpoch: e3, FormatVersion: 1, RWVersion: ptr("1.10.0"),
+		StateTableInfo: map[uint32]metasnap.StateTableInfo{
+			1001: {SafeEpoch: e1, CommittedEpoch: e3, CompactionGroupID: 2},
+			1002: {SafeEpoch: e1, CommittedEpoch: e2, CompactionGroupID: 3},
+		}}
+	srv, _ := fixture(t, frontend.Options{Shape: frontend.V110}, entry)
+	r := rwsnap(t, "", nil, "timetravel", "query", "--pg-url", srv.URL(), "--at", "2024-01-01T11:30:00Z", "--table", "1001", "-c", "SELECT count(*) FROM t")
+	if r.code != 0 || !strings.Contains(r.stdout, "     2\n(1 row)") || !strings.Contains(r.stderr, "range of table 1001") {
+		t.Errorf("--table 1001: exit %d %q %s", r.code, r.stdout, r.stderr)
+	}
+	// Without --table the range valid for every table ends at e2 (11:00):
+	// 11:30 is after it and refused.
+	r = rwsnap(t, "", nil, "timetravel", "epoch", "--pg-url", srv.URL(), "--at", "2024-01-01T11:30:00Z")
+	if r.code != 1 || !strings.Contains(r.stderr, "snapshot 5: 2024-01-01 10:00:00.000 UTC .. 2024-01-01 11:00:00.000 UTC") ||
+		!strings.Contains(r.stderr, "per-table") {
+		t.Errorf("no --table: exit %d %q %s", r.code, r.stdout, r.stderr)
+	}
+	r = rwsnap(t, "", nil, "timetravel", "epoch", "--pg-url", srv.URL(), "--at", "2024-01-01T10:30:00Z", "--table", "9")
+	if r.code != 1 || !strings.Contains(r.stderr, "for table 9") {
+		t.Errorf("--table 9: exit %d %q %s", r.code, r.stdout, r.stderr)
+	}
+	r = rwsnap(t, "", nil, "timetravel", "list", "--pg-url", srv.URL())
+	if r.code != 0 || !strings.Contains(r.stdout, "v1.10 columns") || !strings.Contains(r.stdout, "[2 tables, range valid for all]") {
+		t.Errorf("list: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+}
