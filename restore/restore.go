@@ -33,8 +33,9 @@ const MarkerKey = "__rwsnap_restore_in_progress"
 // Limits of one etcd transaction: etcd's --max-txn-ops default is 128 and
 // its request limit 1.5 MiB; 1 MiB leaves room for overhead.
 const (
-	maxTxnOps   = 128
-	maxTxnBytes = 1 << 20
+	maxTxnOps      = 128
+	maxTxnBytes    = 1 << 20
+	txnParallelism = 4
 )
 
 // ErrNotEmpty means the target etcd holds keys a restore would not write.

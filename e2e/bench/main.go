@@ -92,14 +92,30 @@ func measure(runs int, setup func() error, cmd func() *exec.Cmd) (sample, []byte
 		}
 		c := cmd()
 		c.Stderr = os.Stderr
-		start := time.Now()
-		b, err := c.Output()
-		d := time.Since(start)
+		// Output goes to a file, not a pipe, so no copying goroutine needs
+		// exec's Wait: wait4 here returns the child's own rusage.
+		f, err := os.CreateTemp("", "bench-out-")
 		if err != nil {
-			return sample{}, nil, fmt.Errorf("%s: %w", strings.Join(c.Args, " "), err)
+			return sample{}, nil, err
+		}
+		c.Stdout = f
+		start := time.Now()
+		if err := c.Start(); err != nil {
+			f.Close()
+			return sample{}, nil, err
+		}
+		var ws syscall.WaitStatus
+		var ru syscall.Rusage
+		_, err = syscall.Wait4(c.Process.Pid, &ws, 0, &ru)
+		d := time.Since(start)
+		b, _ := os.ReadFile(f.Name())
+		f.Close()
+		os.Remove(f.Name())
+		if err != nil || ws.ExitStatus() != 0 {
+			return sample{}, nil, fmt.Errorf("%s: exit %d %v", strings.Join(c.Args, " "), ws.ExitStatus(), err)
 		}
 		ds = append(ds, d)
-		rss = max(rss, c.ProcessState.SysUsage().(*syscall.Rusage).Maxrss*1024)
+		rss = max(rss, ru.Maxrss*1024)
 		out = b
 	}
 	slices.Sort(ds)
