@@ -12,6 +12,7 @@ import (
 	"github.com/rwsnap/rwsnap/internal/embedetcd"
 	"github.com/rwsnap/rwsnap/internal/embedetcd/etcdtest"
 	"github.com/rwsnap/rwsnap/metasnap"
+	"github.com/rwsnap/rwsnap/metastore"
 )
 
 // expectFailure runs rwsnap, wants exit code `code`, a message containing
@@ -128,5 +129,50 @@ func TestConcurrentBackupsLoseNothing(t *testing.T) {
 		if !ids[fmt.Sprint(e.ID)] {
 			t.Errorf("manifest entry %d not reported by any run", e.ID)
 		}
+	}
+}
+
+// TestBackupLiveLeader: with a meta leader live, the cluster's own backup
+// location is refused (the meta caches the manifest); another location or
+// --force works, with a warning.
+func TestBackupLiveLeader(t *testing.T) {
+	f := newFixture(t, rwsim.Options{Seed: 7})
+	ctx := context.Background()
+	resign, err := f.sim.Campaign(ctx, f.cli, "127.0.0.1:5690", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resign()
+	expectFailure(t, 1, []string{"meta leader is live", "127.0.0.1:5690", "--force"}, f.minio.SecretKey, nil,
+		append([]string{"meta", "backup-meta"}, f.etcdArgs()...)...)
+	other := "fs://" + t.TempDir()
+	r := mustRun(t, nil, append([]string{"meta", "backup-meta", "--backup-storage-url", other, "--backup-storage-directory", "elsewhere"}, f.etcdArgs()...)...)
+	if !strings.Contains(r.stderr, "not pinned") {
+		t.Errorf("no warning about unpinned SSTs:\n%s", r)
+	}
+	r = mustRun(t, nil, append([]string{"meta", "backup-meta", "--force"}, f.etcdArgs()...)...)
+	if !strings.Contains(r.stderr, "--force") {
+		t.Errorf("no warning for --force:\n%s", r)
+	}
+	// Once the meta node is gone (its lease revoked), direct writes are fine.
+	resign()
+	mustRun(t, nil, append([]string{"meta", "backup-meta"}, f.etcdArgs()...)...)
+}
+
+// TestBackupBrokenDeltaChain: a gap in the delta log makes every attempt
+// inconsistent; backup-meta retries, then says so, and stores nothing.
+func TestBackupBrokenDeltaChain(t *testing.T) {
+	f := newFixture(t, rwsim.Options{Seed: 8})
+	ctx := context.Background()
+	// Remove the second-newest delta: the newest one no longer chains.
+	gap := f.sim.ExpectedVersion().GetId() - 1
+	if _, err := f.cli.Delete(ctx, string(metastore.EtcdKey(metastore.CFHummockDelta, metastore.U64Key(gap)))); err != nil {
+		t.Fatal(err)
+	}
+	expectFailure(t, 1, []string{"no consistent read after 3 attempts", "inconsistent hummock version"}, "", nil,
+		append([]string{"meta", "backup-meta"}, f.etcdArgs()...)...)
+	m, _, err := metasnap.NewStorage(f.hummock, "hummock_001/backup").ReadManifest(ctx)
+	if err != nil || len(m.SnapshotMetadata) != 0 {
+		t.Fatalf("a failed backup changed the manifest: %v %v", m, err)
 	}
 }

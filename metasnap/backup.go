@@ -59,11 +59,8 @@ func Backup(ctx context.Context, opts BackupOptions) (*BackupResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	switch n := len(m.SnapshotMetadata); {
-	case n >= MaxSnapshots && !opts.Force:
-		return nil, fmt.Errorf("%s holds %d snapshots; RisingWave refuses backups past %d (too many existent meta snapshots): delete or prune some first, or pass --force", opts.Target, n, MaxSnapshots)
-	case n >= WarnSnapshots:
-		log.Warn("backup location is close to RisingWave's snapshot cap", "snapshots", n, "cap", MaxSnapshots)
+	if err := checkCapacity(len(m.SnapshotMetadata), opts.Force, log); err != nil {
+		return nil, fmt.Errorf("%s: %w", opts.Target, err)
 	}
 	leader, err := metastore.FindLeader(ctx, opts.Etcd)
 	if err != nil {
@@ -112,6 +109,17 @@ func Backup(ctx context.Context, opts BackupOptions) (*BackupResult, error) {
 	log.Info("snapshot stored", "id", id, "revision", md.Revision, "hummock_version_id", entry.HummockVersionID,
 		"keys", res.Keys, "bytes", res.Bytes, "ssts", len(entry.SSTs), "duration", res.Duration.Round(time.Millisecond))
 	return res, nil
+}
+
+// checkCapacity applies RisingWave's cap on snapshots per location.
+func checkCapacity(n int, force bool, log *slog.Logger) error {
+	switch {
+	case n >= MaxSnapshots && !force:
+		return fmt.Errorf("%d snapshots already; RisingWave refuses backups past %d (too many existent meta snapshots): delete or prune some first, or pass --force", n, MaxSnapshots)
+	case n >= WarnSnapshots:
+		log.Warn("backup location is close to RisingWave's snapshot cap", "snapshots", n, "cap", MaxSnapshots)
+	}
+	return nil
 }
 
 // readConsistent reads the checkpoint, then etcd at one revision, and
