@@ -48,5 +48,4 @@ func (d *Direct) Manifest(ctx context.Context) (*Manifest, error) {
 // Path implements Operator.
 func (d *Direct) Path() string { return "direct (etcd + " + d.Opts.Target.String() + ")" }
 
-
 var _ Operator = (*Direct)(nil)
