@@ -12,6 +12,7 @@ import (
 
 	"github.com/rwsnap/rwsnap/hummock"
 	"github.com/rwsnap/rwsnap/hummock/hummockpb"
+	"github.com/rwsnap/rwsnap/internal/faultpoint"
 	"github.com/rwsnap/rwsnap/metastore"
 	"github.com/rwsnap/rwsnap/objstore"
 )
@@ -82,6 +83,8 @@ func Backup(ctx context.Context, opts BackupOptions) (*BackupResult, error) {
 		return nil, err
 	}
 	log.Info("allocated snapshot id", "id", id)
+	// Crash tests: killed here, an id is used up and nothing is stored.
+	faultpoint.Hit("backup.after-id")
 
 	snap, version, md, err := readConsistent(ctx, opts, id, log)
 	if err != nil {
@@ -101,6 +104,8 @@ func Backup(ctx context.Context, opts BackupOptions) (*BackupResult, error) {
 		r := opts.Remarks
 		entry.Remarks = &r
 	}
+	// Crash tests: killed here, the read is lost and nothing is stored.
+	faultpoint.Hit("backup.before-upload")
 	manifest, err := opts.Target.Create(ctx, encoded, entry)
 	if err != nil {
 		return nil, err
@@ -142,6 +147,8 @@ func readConsistent(ctx context.Context, opts BackupOptions, id uint64, log *slo
 		}
 		lastErr = err
 		log.Warn("meta store changed under the read; retrying", "attempt", attempt, "err", err)
+		// Crash tests: killed between two read attempts.
+		faultpoint.Hit("backup.read-retry")
 	}
 	return nil, nil, nil, fmt.Errorf("no consistent read after %d attempts: %w", attempts, lastErr)
 }

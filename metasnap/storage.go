@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rwsnap/rwsnap/internal/faultpoint"
 	"github.com/rwsnap/rwsnap/objstore"
 )
 
@@ -98,8 +99,12 @@ func (s *Storage) UpdateManifest(ctx context.Context, fn func(m *Manifest, retry
 		if err != nil {
 			return nil, err
 		}
+		// Crash tests: killed here, the old manifest must stand (#N: the
+		// N-th attempt).
+		faultpoint.Hit("metasnap.before-manifest-write")
 		_, err = s.Store.PutIf(ctx, s.ManifestKey(), b, etag)
 		if err == nil {
+			faultpoint.Hit("metasnap.after-manifest-write")
 			return m, nil
 		}
 		if !errors.Is(err, objstore.ErrPreconditionFailed) {
@@ -108,6 +113,9 @@ func (s *Storage) UpdateManifest(ctx context.Context, fn func(m *Manifest, retry
 		if attempt+1 >= casAttempts {
 			return nil, fmt.Errorf("write manifest of %s: %d concurrent updates in a row, giving up (nothing was lost; retry): %w", s, casAttempts, err)
 		}
+		// Crash tests: killed between two attempts (a lost race or a lost
+		// answer), the storage must still be consistent.
+		faultpoint.Hit("metasnap.manifest-retry")
 		// Jittered backoff spreads out writers racing on the same manifest.
 		d := time.Duration(5+rand.IntN(20*(attempt+1))) * time.Millisecond
 		select {
@@ -134,6 +142,8 @@ func (s *Storage) Create(ctx context.Context, encoded []byte, entry SnapshotMeta
 	if err := s.Store.Put(ctx, s.SnapshotKey(entry.ID), encoded); err != nil {
 		return nil, fmt.Errorf("upload snapshot %d to %s: %w", entry.ID, s, err)
 	}
+	// Crash tests: killed here, the object is an orphan verify reports.
+	faultpoint.Hit("metasnap.after-snapshot-upload")
 	return s.UpdateManifest(ctx, func(m *Manifest, retry bool) error {
 		if m.Find(entry.ID) != nil {
 			if retry {
@@ -184,6 +194,8 @@ func (s *Storage) Delete(ctx context.Context, ids []uint64) (*Manifest, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Crash tests: killed here, the deleted snapshots' objects are orphans.
+	faultpoint.Hit("metasnap.delete.after-manifest")
 	keys := make([]string, 0, len(want))
 	for id := range want {
 		keys = append(keys, s.SnapshotKey(id))
