@@ -53,9 +53,12 @@ lint:
 	$(BIN)/staticcheck ./...
 
 # Regenerates the committed protobuf code (needs Debian's protobuf-compiler).
+# protoc-gen-go-grpc v1.6.2 generates code for grpc-go >= 1.64 (go.mod has 1.85).
 proto:
 	GOBIN=$(BIN) $(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
-	PATH=$(BIN):$$PATH protoc -I proto --go_out=. --go_opt=module=github.com/rwsnap/rwsnap proto/*.proto
+	GOBIN=$(BIN) $(GO) install google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.6.2
+	PATH=$(BIN):$$PATH protoc -I proto --go_out=. --go_opt=module=github.com/rwsnap/rwsnap \
+	  --go-grpc_out=. --go-grpc_opt=module=github.com/rwsnap/rwsnap proto/*.proto
 
 clean:
 	rm -rf bin
