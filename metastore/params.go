@@ -26,13 +26,13 @@ const (
 // Param describes one RisingWave v1.x system parameter
 // (src/common/src/system_param/mod.rs for_all_params!, v1.7.0 = v1.10.0).
 type Param struct {
-	Name    string
-	Type    ParamType
-	Default string // "" with HasDefault false: must be initialised
+	Name    string    `json:"name"`
+	Type    ParamType `json:"type"`
+	Default string    `json:"default"` // "" with HasDefault false: must be initialised
 	// HasDefault is false for params RisingWave derives or requires at bootstrap.
-	HasDefault bool
-	Mutable    bool
-	Doc        string
+	HasDefault bool   `json:"has_default"`
+	Mutable    bool   `json:"mutable"`
+	Doc        string `json:"doc"`
 }
 
 // Params is the v1.7–v1.10 table, in RisingWave's declaration order.

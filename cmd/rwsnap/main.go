@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -79,7 +80,7 @@ Exit codes: 0 success, 1 runtime error, 2 usage error.`,
 		OnUsageError: func(c *cli.Context, err error, isSubcommand bool) error {
 			return usageError{err}
 		},
-		Commands: leafSetup(stderr, []*cli.Command{metaCommand(), playgroundCommand(), timetravelCommand()}),
+		Commands: leafSetup(stderr, []*cli.Command{metaCommand(), paramsCommand(), timetravelCommand(), playgroundCommand()}),
 	}
 }
 
@@ -91,7 +92,7 @@ func leafSetup(stderr io.Writer, cmds []*cli.Command) []*cli.Command {
 			leafSetup(stderr, cmd.Subcommands)
 			continue
 		}
-		cmd.Flags = append(cmd.Flags, logFlags()...)
+		cmd.Flags = append(slices.Clone(cmd.Flags), logFlags()...)
 		cmd.Before = func(c *cli.Context) error { return setupLogging(c, stderr) }
 		cmd.OnUsageError = func(c *cli.Context, err error, _ bool) error {
 			return usagef("%v (see: %s --help)", err, c.Command.HelpName)

@@ -1,0 +1,146 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"text/tabwriter"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/rwsnap/rwsnap/metastore"
+	"github.com/rwsnap/rwsnap/objstore"
+	"github.com/rwsnap/rwsnap/params"
+)
+
+func paramsCommand() *cli.Command {
+	flags := func() []cli.Flag { return withFlags(etcdFlags(), []cli.Flag{outputFlag()}) }
+	return &cli.Command{
+		Name:  "params",
+		Usage: "read and set RisingWave system parameters in the etcd meta store, with guards",
+		Description: `The typed table of RisingWave v1.7-v1.10 system parameters (cf/system_params/ in
+etcd). Values are checked against the parameter's type before anything is written.
+
+Guards: immutable parameters (state_store, data_directory, sstable_size_mb, ...)
+need --force; moving backup_storage_url/backup_storage_directory away from a
+location that holds snapshots is refused unless --force, because RisingWave then
+stops listing those snapshots and stops pinning their SSTs; while a meta node is
+live, etcd is not written (it caches parameters): rwsnap prints the ALTER SYSTEM
+SET statement to run, or runs it with --pg-url.`,
+		Subcommands: []*cli.Command{
+			{
+				Name:  "list",
+				Usage: "every parameter with its value, type, default and mutability",
+				Flags: flags(),
+				Action: func(c *cli.Context) error {
+					cl, err := openCluster(c.Context, c, true)
+					if err != nil {
+						return err
+					}
+					defer cl.Close()
+					vals, err := params.List(c.Context, cl.etcd)
+					if err != nil {
+						return err
+					}
+					if c.String("output") == "json" {
+						return writeJSON(c.App.Writer, vals)
+					}
+					tw := tabwriter.NewWriter(c.App.Writer, 2, 4, 2, ' ', 0)
+					fmt.Fprintln(tw, "NAME\tVALUE\tTYPE\tDEFAULT\tMUTABLE\tDESCRIPTION")
+					for _, v := range vals {
+						val := v.Value
+						if !v.Stored {
+							val += " (default)"
+						}
+						fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\t%s\n", v.Name, redactParam(v.Name, val), v.Type, v.Default, v.Mutable, v.Doc)
+					}
+					return tw.Flush()
+				},
+			},
+			{
+				Name:      "get",
+				Usage:     "one parameter's value",
+				ArgsUsage: "NAME",
+				Flags:     flags(),
+				Action: func(c *cli.Context) error {
+					if c.NArg() != 1 {
+						return usagef("params get takes one parameter name")
+					}
+					cl, err := openCluster(c.Context, c, true)
+					if err != nil {
+						return err
+					}
+					defer cl.Close()
+					v, err := params.Get(c.Context, cl.etcd, c.Args().First())
+					if err != nil {
+						return err
+					}
+					if c.String("output") == "json" {
+						return writeJSON(c.App.Writer, v)
+					}
+					fmt.Fprintln(c.App.Writer, redactParam(v.Name, v.Value))
+					return nil
+				},
+			},
+			{
+				Name:      "set",
+				Usage:     "change a parameter (checked, guarded)",
+				ArgsUsage: "NAME VALUE",
+				Flags: append(flags(),
+					&cli.BoolFlag{Name: "force", Usage: "allow immutable parameters and moving a backup location that holds snapshots"},
+					&cli.StringFlag{Name: "pg-url", Usage: "with a live meta node, run ALTER SYSTEM SET through this frontend (postgres://root@HOST:4566/dev)", EnvVars: env("pg-url")},
+					&cli.BoolFlag{Name: "dry-run", Usage: "check and print what would change; write nothing"},
+				),
+				Action: func(c *cli.Context) error {
+					if c.NArg() != 2 {
+						return usagef("params set takes NAME VALUE")
+					}
+					name, value := c.Args().Get(0), c.Args().Get(1)
+					if _, err := params.Lookup(name); err != nil {
+						return usageError{err}
+					}
+					if err := metastore.ValidateParam(name, value); err != nil {
+						return usageError{err}
+					}
+					cl, err := openCluster(c.Context, c, true)
+					if err != nil {
+						return err
+					}
+					defer cl.Close()
+					plan, err := params.Check(c.Context, cl.etcd, name, value, params.SetOptions{Force: c.Bool("force")})
+					if err != nil {
+						return err
+					}
+					for _, w := range plan.Warnings {
+						slog.Warn(w)
+					}
+					w := c.App.Writer
+					change := fmt.Sprintf("%s: %s -> %s", plan.Name, redactParam(plan.Name, plan.Old), redactParam(plan.Name, plan.New))
+					switch {
+					case c.Bool("dry-run"):
+						fmt.Fprintf(w, "dry run: would set %s\n", change)
+					case plan.LeaderAddr != "" && c.String("pg-url") != "":
+						if err := params.ApplySQL(c.Context, c.String("pg-url"), plan); err != nil {
+							return err
+						}
+						fmt.Fprintf(w, "set %s through the meta node (ALTER SYSTEM SET)\n", change)
+					default:
+						if err := params.Apply(c.Context, cl.etcd, plan); err != nil {
+							return err
+						}
+						fmt.Fprintf(w, "set %s\n", change)
+					}
+					return nil
+				},
+			},
+		},
+	}
+}
+
+// redactParam hides credentials inside URL-valued parameters.
+func redactParam(name, v string) string {
+	switch name {
+	case metastore.ParamStateStore, metastore.ParamBackupStorageURL:
+		return objstore.RedactText(v)
+	}
+	return v
+}

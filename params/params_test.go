@@ -1,0 +1,159 @@
+package params
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/rwsnap/rwsnap/internal/embedetcd"
+	"github.com/rwsnap/rwsnap/internal/embedetcd/etcdtest"
+	"github.com/rwsnap/rwsnap/metasnap"
+	"github.com/rwsnap/rwsnap/metastore"
+	"github.com/rwsnap/rwsnap/objstore"
+
+	"go.etcd.io/etcd/client/v3/concurrency"
+)
+
+func seed(t *testing.T, backupURL string) *embedetcd.Cluster {
+	t.Helper()
+	c := etcdtest.StartT(t, embedetcd.Config{})
+	cli := etcdtest.ClientT(t, c)
+	for k, v := range map[string]string{
+		"barrier_interval_ms": "1000", "checkpoint_frequency": "1", "sstable_size_mb": "256", "bloom_false_positive": "0.001",
+		"state_store": "hummock+" + backupURL, "data_directory": "hummock_001", "backup_storage_url": backupURL,
+		"backup_storage_directory": "backup", "pause_on_next_bootstrap": "false", "some_newer_param": "x",
+	} {
+		if _, err := cli.Put(context.Background(), "cf/system_params/"+k, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return c
+}
+
+func TestSetEveryType(t *testing.T) {
+	c := seed(t, "fs://"+t.TempDir())
+	cli := etcdtest.ClientT(t, c)
+	ctx := context.Background()
+	tests := []struct{ name, value string }{
+		{"barrier_interval_ms", "500"},                  // u32
+		{"checkpoint_frequency", "10000000000"},         // u64
+		{"enable_tracing", "true"},                      // bool, not stored before
+		{"max_concurrent_creating_streaming_jobs", "4"}, // u32
+		{"bloom_false_positive", "0.01"},                // f64, immutable
+	}
+	for _, tt := range tests {
+		plan, err := Check(ctx, cli, tt.name, tt.value, SetOptions{Force: true})
+		if err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		if err := Apply(ctx, cli, plan); err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		v, err := Get(ctx, cli, tt.name)
+		if err != nil || v.Value != tt.value || !v.Stored {
+			t.Fatalf("%s = %+v, %v", tt.name, v, err)
+		}
+	}
+	all, err := List(ctx, cli)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) != len(metastore.Params)+1 || all[len(all)-1].Name != "some_newer_param" {
+		t.Fatalf("list: %d entries, last %q", len(all), all[len(all)-1].Name)
+	}
+}
+
+func TestSetRefusals(t *testing.T) {
+	dir := t.TempDir()
+	c := seed(t, "fs://"+dir)
+	cli := etcdtest.ClientT(t, c)
+	ctx := context.Background()
+	tests := []struct {
+		name, value string
+		o           SetOptions
+		want        string
+	}{
+		{"barrier_interval_ms", "fast", SetOptions{}, "wants a u32"},
+		{"barrier_interval_ms", "-5", SetOptions{}, "wants a u32"},
+		{"enable_tracing", "yes", SetOptions{}, "wants a bool"},
+		{"bloom_false_positive", "0.1", SetOptions{}, "immutable"},
+		{"state_store", "hummock+s3://x", SetOptions{}, "immutable"},
+		{"barier_interval_ms", "1", SetOptions{}, `did you mean "barrier_interval_ms"`},
+		{"totally_unrelated", "1", SetOptions{}, "rwsnap params list shows all"},
+		{"backup_storage_url", " ", SetOptions{}, "cannot be empty"},
+	}
+	for _, tt := range tests {
+		_, err := Check(ctx, cli, tt.name, tt.value, tt.o)
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("set %s=%q: err = %v, want %q", tt.name, tt.value, err, tt.want)
+		}
+	}
+	// The backup location guard: refuse while it holds snapshots.
+	store, _ := objstore.Open(ctx, "fs://"+dir)
+	st := metasnap.NewStorage(store, "backup")
+	if _, err := st.UpdateManifest(ctx, func(m *metasnap.Manifest, _ bool) error {
+		m.SnapshotMetadata = append(m.SnapshotMetadata, metasnap.SnapshotMetadata{ID: 1}, metasnap.SnapshotMetadata{ID: 2})
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Check(ctx, cli, "backup_storage_directory", "backup_1", SetOptions{})
+	if err == nil || !strings.Contains(err.Error(), "holds 2 snapshots") || !strings.Contains(err.Error(), "copy-meta-snapshots") {
+		t.Fatalf("moving a backup location with snapshots: %v", err)
+	}
+	plan, err := Check(ctx, cli, "backup_storage_directory", "backup_1", SetOptions{Force: true})
+	if err != nil || len(plan.Warnings) != 1 {
+		t.Fatalf("forced: %v %v", plan, err)
+	}
+	// Same location written differently is not a move.
+	if _, err := Check(ctx, cli, "backup_storage_directory", "backup/", SetOptions{}); err != nil {
+		t.Fatalf("same directory: %v", err)
+	}
+	// A live meta node: no direct write, the SQL is offered instead.
+	sess, err := concurrency.NewSession(cli, concurrency.WithTTL(5))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sess.Close()
+	if err := concurrency.NewElection(sess, metastore.ElectionPrefix).Campaign(ctx, "127.0.0.1:5690"); err != nil {
+		t.Fatal(err)
+	}
+	plan, err = Check(ctx, cli, "barrier_interval_ms", "2000", SetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = Apply(ctx, cli, plan)
+	if err == nil || !strings.Contains(err.Error(), "ALTER SYSTEM SET barrier_interval_ms TO '2000';") {
+		t.Fatalf("live leader: %v", err)
+	}
+	if v, _ := Get(ctx, cli, "barrier_interval_ms"); v.Value != "1000" {
+		t.Fatalf("written despite a live leader: %v", v)
+	}
+}
+
+func TestApplyDetectsConcurrentChange(t *testing.T) {
+	c := seed(t, "fs://"+t.TempDir())
+	cli := etcdtest.ClientT(t, c)
+	ctx := context.Background()
+	plan, err := Check(ctx, cli, "barrier_interval_ms", "2000", SetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cli.Put(ctx, "cf/system_params/barrier_interval_ms", "3000"); err != nil {
+		t.Fatal(err)
+	}
+	if err := Apply(ctx, cli, plan); err == nil || !strings.Contains(err.Error(), "changed while") {
+		t.Fatalf("err = %v", err)
+	}
+	if _, err := Get(ctx, cli, "nope"); !errors.Is(err, ErrUnknown) {
+		t.Fatalf("unknown: %v", err)
+	}
+}
+
+func TestAlterSQLQuotes(t *testing.T) {
+	p := &Plan{Name: "backup_storage_directory", New: "it's"}
+	if got := p.AlterSQL(); got != "ALTER SYSTEM SET backup_storage_directory TO 'it''s';" {
+		t.Fatal(got)
+	}
+}
