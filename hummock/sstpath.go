@@ -5,6 +5,7 @@ import (
 	"hash/crc32"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // numBucketPrefixes is NUM_BUCKET_PREFIXES in RisingWave v1.7's
@@ -66,3 +67,24 @@ func ParseSSTObjectID(key string) (uint64, bool) {
 // spreads SSTs over crc32 prefixes: only its native S3 backend (s3://,
 // minio://) does.
 func PrefixedScheme(scheme string) bool { return scheme == "s3" || scheme == "minio" }
+
+// RisingWave's epoch (src/common/src/util/epoch.rs): milliseconds since
+// 2021-04-01T00:00:00Z shifted left by 16 bits.
+const (
+	epochBaseMillis = 1_617_235_200_000
+	epochShift      = 16
+)
+
+// EpochTime is the wall-clock time of an epoch, UTC, ms precision.
+func EpochTime(epoch uint64) time.Time {
+	return time.UnixMilli(int64(epoch>>epochShift) + epochBaseMillis).UTC()
+}
+
+// TimeEpoch is the committed epoch of t; times before 2021-04-01 map to 0.
+func TimeEpoch(t time.Time) uint64 {
+	ms := t.UnixMilli()
+	if ms < epochBaseMillis {
+		return 0
+	}
+	return uint64(ms-epochBaseMillis) << epochShift
+}

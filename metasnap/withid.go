@@ -1,0 +1,39 @@
+package metasnap
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/rwsnap/rwsnap/hummock"
+)
+
+// BuildSnapshot reads the meta store exactly as Backup does (checkpoint,
+// one etcd revision, delta replay) and returns the encoded snapshot object
+// and its manifest entry for an id the caller already holds, writing
+// nothing. A simulated meta node uses it: its ids come from its own
+// preallocated block and it writes its cached manifest itself. Only Etcd,
+// Hummock, DataDir, Remarks, Attempts and Logger of opts are used.
+func BuildSnapshot(ctx context.Context, opts BackupOptions, id uint64) ([]byte, SnapshotMetadata, error) {
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	snap, version, _, err := readConsistent(ctx, opts, id, log)
+	if err != nil {
+		return nil, SnapshotMetadata{}, err
+	}
+	entry := SnapshotMetadata{
+		ID:                id,
+		HummockVersionID:  version.GetId(),
+		SSTs:              hummock.ObjectIDs(version),
+		MaxCommittedEpoch: version.GetMaxCommittedEpoch(),
+		SafeEpoch:         version.GetSafeEpoch(),
+		FormatVersion:     FormatV1,
+		StateTableInfo:    stateTableInfo(version),
+	}
+	if opts.Remarks != "" {
+		r := opts.Remarks
+		entry.Remarks = &r
+	}
+	return snap.Encode(), entry, nil
+}
