@@ -2,6 +2,9 @@ package metasnap
 
 import (
 	"context"
+	"fmt"
+
+	"github.com/rwsnap/rwsnap/metastore"
 )
 
 // Operator changes and reads one backup location. Commands that write a
@@ -34,8 +37,19 @@ func (d *Direct) Backup(ctx context.Context, remarks string) (*BackupResult, err
 	return Backup(ctx, o)
 }
 
-// Delete implements Operator.
+// Delete implements Operator. Like Backup, it refuses the cluster's own
+// location while a meta node is live (unless forced): the meta node would
+// re-add the deleted entries from its cached manifest on its next backup.
 func (d *Direct) Delete(ctx context.Context, ids []uint64) (*Manifest, error) {
+	if d.Opts.Etcd != nil && d.Opts.OwnLocation && !d.Opts.Force {
+		leader, err := metastore.FindLeader(ctx, d.Opts.Etcd)
+		if err != nil {
+			return nil, err
+		}
+		if leader != nil {
+			return nil, fmt.Errorf("%w (%s) and caches the manifest of %s: deleting there directly would be undone by its next backup; delete through the meta node (risectl meta delete-meta-snapshots), or pass --force if it is certainly stopped", ErrLiveLeader, leader.Addr, d.Opts.Target)
+		}
+	}
 	return d.Opts.Target.Delete(ctx, ids)
 }
 

@@ -28,6 +28,7 @@ func metaCommand() *cli.Command {
 			verifyCommand(),
 			deleteCommand(),
 			restoreCommand(),
+			pruneCommand(),
 		},
 	}
 }
