@@ -64,7 +64,7 @@ func ResolveLocations(params map[string]string, o Overrides) (Locations, error) 
 	case l.BackupDir == "":
 		return l, fmt.Errorf("no backup directory: pass --backup-storage-directory")
 	}
-	l.OwnLocation = SameURL(l.BackupURL, clusterURL) && strings.Trim(l.BackupDir, "/") == strings.Trim(clusterDir, "/")
+	l.OwnLocation = SameLocation(l.BackupURL, l.BackupDir, clusterURL, clusterDir)
 	return l, nil
 }
 

@@ -170,7 +170,7 @@ func guardBackupLocation(ctx context.Context, kv map[string]string, plan *Plan, 
 	}
 	newKV[plan.Name] = plan.New
 	if next, err := metasnap.ResolveLocations(newKV, metasnap.Overrides{}); err == nil &&
-		metasnap.SameURL(next.BackupURL, loc.BackupURL) && strings.Trim(next.BackupDir, "/") == strings.Trim(loc.BackupDir, "/") {
+		metasnap.SameLocation(next.BackupURL, next.BackupDir, loc.BackupURL, loc.BackupDir) {
 		return nil
 	}
 	store, err := objstore.Open(ctx, loc.BackupURL)

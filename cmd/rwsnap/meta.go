@@ -29,6 +29,7 @@ func metaCommand() *cli.Command {
 			deleteCommand(),
 			restoreCommand(),
 			pruneCommand(),
+			copyCommand(),
 		},
 	}
 }
