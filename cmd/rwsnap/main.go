@@ -80,7 +80,7 @@ Exit codes: 0 success, 1 runtime error, 2 usage error.`,
 		OnUsageError: func(c *cli.Context, err error, isSubcommand bool) error {
 			return usageError{err}
 		},
-		Commands: leafSetup(stderr, []*cli.Command{metaCommand(), paramsCommand(), timetravelCommand(), playgroundCommand()}),
+		Commands: leafSetup(stderr, []*cli.Command{metaCommand(), paramsCommand(), scheduleCommand(), timetravelCommand(), playgroundCommand()}),
 	}
 }
 

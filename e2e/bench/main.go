@@ -104,10 +104,17 @@ func measure(runs int, setup func() error, cmd func() *exec.Cmd) (sample, []byte
 			f.Close()
 			return sample{}, nil, err
 		}
+		// ru_maxrss is useless here: Linux carries the parent's high-water
+		// mark (this process hosts etcd) across fork+exec. VmHWM of the
+		// child's own address space is polled instead; it only grows.
+		done := make(chan struct{})
+		hwm := make(chan int64, 1)
+		go func() { hwm <- pollHWM(c.Process.Pid, done) }()
 		var ws syscall.WaitStatus
-		var ru syscall.Rusage
-		_, err = syscall.Wait4(c.Process.Pid, &ws, 0, &ru)
+		_, err = syscall.Wait4(c.Process.Pid, &ws, 0, nil)
 		d := time.Since(start)
+		close(done)
+		peak := <-hwm
 		b, _ := os.ReadFile(f.Name())
 		f.Close()
 		os.Remove(f.Name())
@@ -115,7 +122,7 @@ func measure(runs int, setup func() error, cmd func() *exec.Cmd) (sample, []byte
 			return sample{}, nil, fmt.Errorf("%s: exit %d %v", strings.Join(c.Args, " "), ws.ExitStatus(), err)
 		}
 		ds = append(ds, d)
-		rss = max(rss, ru.Maxrss*1024)
+		rss = max(rss, peak)
 		out = b
 	}
 	slices.Sort(ds)
@@ -219,6 +226,30 @@ func benchSize(tw *tabwriter.Writer, self, rw string, n, runs, fragKB int) error
 	}
 	row("verify vs reading the object", ver, read)
 	return nil
+}
+
+// pollHWM reads the VmHWM (peak RSS) of a running process every 5 ms until
+// done, returning the last value seen.
+func pollHWM(pid int, done <-chan struct{}) int64 {
+	var last int64
+	path := fmt.Sprintf("/proc/%d/status", pid)
+	t := time.NewTicker(5 * time.Millisecond)
+	defer t.Stop()
+	for {
+		if b, err := os.ReadFile(path); err == nil {
+			for _, line := range strings.Split(string(b), "\n") {
+				if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+					kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+					last = max(last, kb*1024)
+				}
+			}
+		}
+		select {
+		case <-done:
+			return last
+		case <-t.C:
+		}
+	}
 }
 
 func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
