@@ -37,6 +37,7 @@ func load() {
 
 // Hit marks a crash point.
 func Hit(name string) {
+	pause(name)
 	once.Do(load)
 	if target == "" || name != target {
 		return
