@@ -11,6 +11,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/rwsnap/rwsnap/e2e/rwsim"
+	"github.com/rwsnap/rwsnap/e2e/rwsim/frontend"
 	"github.com/rwsnap/rwsnap/internal/embedetcd"
 	"github.com/rwsnap/rwsnap/metasnap"
 	"github.com/rwsnap/rwsnap/objstore"
@@ -81,7 +82,20 @@ func runPlayground(c *cli.Context) error {
 	v := sim.ExpectedVersion()
 	fmt.Fprintf(w, "   hummock version %d, %d compaction groups, max committed epoch %d\n", v.GetId(), len(v.GetLevels()), v.GetMaxCommittedEpoch())
 
-	// The cluster keeps committing epochs while snapshots are taken.
+	// A RisingWave frontend stand-in serves a demo table whose rows are
+	// versioned by epoch, and rw_meta_snapshot from the backup manifest.
+	fe, err := frontend.Start(ctx, frontend.Options{Backup: metasnap.NewStorage(hs, "hummock_001/backup")})
+	if err != nil {
+		return err
+	}
+	defer fe.Close()
+	if _, err := fe.CreateTable("orders", frontend.Column{Name: "id", Type: frontend.Int8}, frontend.Column{Name: "item", Type: frontend.Varchar}); err != nil {
+		return err
+	}
+	items := []string{"apples", "pears", "plums", "figs", "kiwis", "limes", "dates", "grapes"}
+
+	// The cluster keeps committing epochs (one order each) while
+	// snapshots are taken.
 	bg, stopBG := context.WithCancel(ctx)
 	advanced := make(chan int)
 	go func() {
@@ -90,12 +104,13 @@ func runPlayground(c *cli.Context) error {
 		for bg.Err() == nil {
 			if sim.Advance(bg) == nil {
 				n++
+				_ = fe.Insert("orders", sim.LastEpoch(), n, items[n%len(items)])
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
 	}()
 	sh := func(args ...string) error {
-		fmt.Fprintf(w, "\n$ rwsnap %s\n", strings.Join(args, " "))
+		fmt.Fprintf(w, "\n$ rwsnap %s\n", shellJoin(args))
 		app := newApp(w, c.App.ErrWriter)
 		return app.RunContext(ctx, flagsFirst(app, append([]string{"rwsnap", "--quiet"}, args...)))
 	}
@@ -117,6 +132,20 @@ func runPlayground(c *cli.Context) error {
 	if err := sh(append([]string{"meta", "verify-meta-snapshot", "--all", "--check-ssts"}, ep...)...); err != nil {
 		return err
 	}
+	step("time travel: read the orders table as it was when snapshot 1002 was taken")
+	pg := []string{"--pg-url", fe.URL()}
+	if err := sh(append([]string{"timetravel", "list"}, pg...)...); err != nil {
+		return err
+	}
+	m, _, err := metasnap.NewStorage(hs, "hummock_001/backup").ReadManifest(ctx)
+	if err != nil {
+		return err
+	}
+	at := metasnap.SnapshotTime(m.SnapshotMetadata[1]).Format(time.RFC3339Nano)
+	if err := sh(append([]string{"timetravel", "query", "--at", at, "-c", "SELECT count(*) AS orders_then FROM orders"}, pg...)...); err != nil {
+		return err
+	}
+
 	backupDir := filepath.Join(dir, "storage", "hummock_001", "backup")
 	step("the objects RisingWave reads, in %s", backupDir)
 	entries, _ := os.ReadDir(backupDir)
@@ -143,7 +172,7 @@ func runPlayground(c *cli.Context) error {
 	defer fresh.Close()
 	endpoints = strings.Join(fresh.Endpoints(), ",")
 	ep = []string{"--etcd-endpoints", endpoints}
-	m, _, err := metasnap.NewStorage(hs, "hummock_001/backup").ReadManifest(ctx)
+	m, _, err = metasnap.NewStorage(hs, "hummock_001/backup").ReadManifest(ctx)
 	if err != nil {
 		return err
 	}
@@ -174,4 +203,16 @@ func runPlayground(c *cli.Context) error {
 	step("etcd keeps running at %s; try for example:\n   rwsnap meta list-meta-snapshots --etcd-endpoints %s\nCtrl-C stops it.", endpoints, endpoints)
 	<-ctx.Done()
 	return nil
+}
+
+// shellJoin quotes arguments the way a user would type them.
+func shellJoin(args []string) string {
+	out := make([]string, len(args))
+	for i, a := range args {
+		if a == "" || strings.ContainsAny(a, " '\"*?$&;|()<>") {
+			a = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+		}
+		out[i] = a
+	}
+	return strings.Join(out, " ")
 }
