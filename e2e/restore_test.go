@@ -295,7 +295,7 @@ func TestRestoreBadInput(t *testing.T) {
 		{"non-empty target", []string{"not empty", `"cf/catalog_table/"`}, base(strings.Join(used.Endpoints(), ","), id)},
 		{"live leader", []string{"meta node (127.0.0.1:5690) is live"}, base(strings.Join(live.Endpoints(), ","), id)},
 		{"hummock mismatch", []string{"storage_directory mismatch", `"hummock_001"`, `"dummy_dir"`}, base(emptyEP, id, "--hummock-storage-directory", "dummy_dir")},
-		{"integrity", []string{"Fail integrity validation", "referenced objects not found"}, base(emptyEP, id, "--hummock-storage-directory", "dummy_dir", "--validate-integrity",
+		{"integrity", []string{"integrity validation failed", "referenced objects not found"}, base(emptyEP, id, "--hummock-storage-directory", "dummy_dir", "--validate-integrity",
 			"--overwrite-hummock-storage-endpoint", "--overwrite-backup-storage-url", f.bucketURL, "--overwrite-backup-storage-directory", "b", "--dry-run")},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

@@ -346,7 +346,7 @@ func ValidateIntegrity(ctx context.Context, hs objstore.Store, dir string, plan 
 		}
 	}
 	if len(missing) > 0 {
-		return fmt.Errorf("Fail integrity validation: referenced objects not found in object store %s under %q: %d of %d, e.g. %v; check --hummock-storage-url and --hummock-storage-directory, or copy the SSTs there first",
+		return fmt.Errorf("integrity validation failed: referenced objects not found in object store %s under %q: %d of %d, e.g. %v; check --hummock-storage-url and --hummock-storage-directory, or copy the SSTs there first",
 			hs, dir, len(missing), len(hummock.ObjectIDs(plan.Version)), missing[:min(len(missing), 10)])
 	}
 	return nil

@@ -235,11 +235,6 @@ func userValue(id uint32, name string, super bool, pwMD5 string, grants []msg) [
 	return m
 }
 
-// grantOnTable is a GrantPrivilege{table_id, action_with_opts=[SELECT by root]}.
-func grantOnTable(table uint32) msg {
-	return msg(nil).uintOpt(3, uint64(table)).sub(7, msg(nil).uint(1, 1).uint(3, superUserID))
-}
-
 // fragmentsValue encodes meta.TableFragments for a streaming job. Real
 // values are 10 KiB .. 1 MiB (actor plans, vnode bitmaps, splits); size pads
 // the value with incompressible bytes in a ConnectorSplit.encoded_split so

@@ -1,7 +1,6 @@
 package rwsim
 
 import (
-	"math"
 
 	"google.golang.org/protobuf/encoding/protowire"
 )
@@ -59,11 +58,6 @@ func (m msg) bytes(field protowire.Number, v []byte) msg {
 func (m msg) sub(field protowire.Number, s msg) msg {
 	b := protowire.AppendTag(m, field, protowire.BytesType)
 	return protowire.AppendBytes(b, s)
-}
-
-func (m msg) double(field protowire.Number, v float64) msg {
-	b := protowire.AppendTag(m, field, protowire.Fixed64Type)
-	return protowire.AppendFixed64(b, math.Float64bits(v))
 }
 
 // packed encodes a repeated scalar field the proto3 way (packed).
