@@ -1,7 +1,6 @@
 package rwsim
 
 import (
-
 	"google.golang.org/protobuf/encoding/protowire"
 )
 
