@@ -51,7 +51,30 @@ const (
 	// SlowBody forwards, then trickles the body in 1 KiB chunks, Rule.Delay
 	// (default 5ms) apart.
 	SlowBody
+	// Hold stops the request at Rule.Gate until the test releases it, then
+	// forwards it: the client is paused at a known point while the test
+	// breaks something else (an etcd member).
+	Hold
 )
+
+// Gate pauses requests of a Hold rule.
+type Gate struct {
+	arrived chan struct{}
+	release chan struct{}
+	once    sync.Once
+	rel     sync.Once
+}
+
+// NewGate returns a closed gate.
+func NewGate() *Gate {
+	return &Gate{arrived: make(chan struct{}), release: make(chan struct{})}
+}
+
+// Arrived is closed when the first request reaches the gate.
+func (g *Gate) Arrived() <-chan struct{} { return g.arrived }
+
+// Release lets held requests (and later ones) through.
+func (g *Gate) Release() { g.rel.Do(func() { close(g.release) }) }
 
 func (a Action) String() string {
 	switch a {
@@ -69,6 +92,8 @@ func (a Action) String() string {
 		return "short-body"
 	case SlowBody:
 		return "slow-body"
+	case Hold:
+		return "hold"
 	}
 	return "action(" + strconv.Itoa(int(a)) + ")"
 }
@@ -92,6 +117,7 @@ type Rule struct {
 	Action Action
 	Code   int           // Status: the HTTP status (default 503)
 	Delay  time.Duration // Delay, SlowBody
+	Gate   *Gate         // Hold
 }
 
 type rule struct {
@@ -262,6 +288,15 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	case Reset:
 		reset(w)
+		return
+	case Hold:
+		ru.Gate.once.Do(func() { close(ru.Gate.arrived) })
+		select {
+		case <-ru.Gate.release:
+		case <-r.Context().Done():
+			return
+		}
+		p.rp.ServeHTTP(w, r)
 		return
 	case Delay:
 		t := time.NewTimer(ru.Delay)

@@ -85,6 +85,23 @@ func TestFaults(t *testing.T) {
 	if _, b, err := get("/late"); err != nil || b != body || time.Since(start) < 50*time.Millisecond {
 		t.Fatalf("delay: %d bytes, %v", len(b), err)
 	}
+	g := NewGate()
+	p.Add(Rule{Path: "/held", Action: Hold, Gate: g})
+	held := make(chan error)
+	go func() {
+		_, _, err := get("/held")
+		held <- err
+	}()
+	<-g.Arrived()
+	select {
+	case err := <-held:
+		t.Fatalf("a held request finished: %v", err)
+	default:
+	}
+	g.Release()
+	if err := <-held; err != nil {
+		t.Fatal(err)
+	}
 	// Every rule is used up: traffic passes.
 	for _, path := range []string{"/reset", "/drop", "/cut", "/short"} {
 		if code, b, err := get(path); err != nil || code != 200 || b != body {
@@ -97,7 +114,7 @@ func TestFaults(t *testing.T) {
 			t.Fatalf("persistent fault: %d", code)
 		}
 	}
-	if len(p.Faults()) != 2+1+1+1+1+1+1+3 || p.Requests() != 4+1+1+1+1+1+1+4+3 {
+	if len(p.Faults()) != 2+1+1+1+1+1+1+1+3 || p.Requests() != 4+1+1+1+1+1+1+1+4+3 {
 		t.Fatalf("faults %v, requests %d", p.Faults(), p.Requests())
 	}
 }
