@@ -135,9 +135,6 @@ func Dial(ctx context.Context, o DialOptions) (*Client, error) {
 		}
 		if sameAddr(leader, addr) {
 			closePrev()
-			if hop > 0 {
-				log.Info("following the meta leader", "given", URL(first), "leader", URL(addr))
-			}
 			return newClient(conn, addr, o, log), nil
 		}
 		log.Info("meta node is not the leader; following", "asked", URL(addr), "leader", URL(leader))

@@ -139,9 +139,6 @@ func Choose(ctx context.Context, o ChooseOptions) (*Choice, error) {
 		log.Info("working on the backup location directly", "reason", reason, "location", target.String())
 		return c, nil
 	}
-	liveOwn := func() string {
-		return fmt.Sprintf("%s (%s, lease ttl %ds) and caches the manifest of %s", metasnap.ErrLiveLeader, leader.Addr, leader.TTL, target)
-	}
 	switch o.Mode {
 	case ModeDirect:
 		if leader != nil && own && write {
@@ -192,8 +189,8 @@ func Choose(ctx context.Context, o ChooseOptions) (*Choice, error) {
 		log.Warn("the live meta node does not answer; reading the stored manifest directly (the meta node's cached view may differ)", "err", err)
 		return direct("meta node unreachable; a read needs no meta node")
 	}
-	return nil, fmt.Errorf("%s, so rwsnap must go through it, but: %w. Fix the address (--meta-addr or %s), work on another --backup-storage-url/--backup-storage-directory, or pass --force to write directly if the meta node is certainly stopped",
-		liveOwn(), err, EnvAddr)
+	return nil, fmt.Errorf("%w (%s, lease ttl %ds) and caches the manifest of %s, so rwsnap must go through it, but: %w. Otherwise work on another --backup-storage-url/--backup-storage-directory, or pass --force to write directly if the meta node is certainly stopped",
+		metasnap.ErrLiveLeader, leader.Addr, leader.TTL, target, err)
 }
 
 // dialMeta connects to the meta node: --meta-addr / RW_META_ADDR if

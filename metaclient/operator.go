@@ -99,9 +99,9 @@ func (o *Operator) Backup(ctx context.Context, remarks string) (*metasnap.Backup
 			failures = 0
 			switch st.Status {
 			case backuppb.BackupJobStatus_RUNNING:
-				log.Info(fmt.Sprintf("backup job is still running: job %d, %s", id, st.Message))
+				log.Info("backup job is still running: job " + strconv.FormatUint(id, 10) + withMessage(st.Message))
 			case backuppb.BackupJobStatus_SUCCEEDED:
-				log.Info(fmt.Sprintf("backup job succeeded: job %d, %s", id, st.Message))
+				log.Info("backup job succeeded: job " + strconv.FormatUint(id, 10) + withMessage(st.Message))
 				return o.result(ctx, id, start)
 			case backuppb.BackupJobStatus_NOT_FOUND:
 				return nil, fmt.Errorf("%w: job %d, %s (the meta node %s keeps only its latest job's status, in memory: another backup started since or the meta node restarted; list-meta-snapshots shows whether snapshot %d was stored)",
@@ -218,6 +218,15 @@ func (o *Operator) Delete(ctx context.Context, ids []uint64) (*metasnap.Manifest
 	}
 	o.log().Info("meta node deleted snapshots", "ids", idList(ids), "meta", o.Client.Addr())
 	return o.Manifest(ctx)
+}
+
+// withMessage appends the meta node's status message as risectl prints it
+// ("job N, MESSAGE"), leaving out the dangling comma when it is empty.
+func withMessage(m string) string {
+	if m == "" {
+		return ""
+	}
+	return ", " + m
 }
 
 func idList(ids []uint64) string {

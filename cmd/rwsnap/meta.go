@@ -13,6 +13,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/rwsnap/rwsnap/metaclient"
 	"github.com/rwsnap/rwsnap/metasnap"
 	"github.com/rwsnap/rwsnap/objstore"
 	"github.com/rwsnap/rwsnap/timetravel"
@@ -21,7 +22,7 @@ import (
 func metaCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "meta",
-		Usage: "meta snapshots: backup, list, verify, delete, restore (risectl meta's commands, without a running meta node)",
+		Usage: "meta snapshots: backup, list, verify, delete, restore (risectl meta's commands; through the meta node while one runs, directly otherwise)",
 		Subcommands: []*cli.Command{
 			backupMetaCommand(),
 			listCommand(),
@@ -46,13 +47,19 @@ RisingWave's own backup id generator, so it never collides with the meta node's.
 Locations default to the cluster's system params (backup_storage_url,
 backup_storage_directory, state_store, data_directory); flags override them.
 
-While a meta leader is live, writing the cluster's own backup location is refused
-(the meta node caches the manifest and would overwrite it): back up through the
-meta node or to another location, or pass --force when you know it is stopped.
+While a meta leader is live (its election lease in etcd) and the target is the
+cluster's own backup location, the meta node caches that manifest and would
+overwrite a direct write, so rwsnap asks the meta node to take the backup, as
+'risectl meta backup-meta' does (gRPC on --meta-addr / RW_META_ADDR, default the
+leader's address in etcd), and polls the job every second. --mode direct refuses
+that location then; --force writes directly anyway (when you know the meta node is
+stopped although its lease has not expired). Another location is written directly,
+with a warning that the cluster does not pin its SSTs.
 
-Example:
-  rwsnap meta backup-meta --etcd-endpoints 127.0.0.1:2379 --remarks "before upgrade"`,
-		Flags: withFlags(etcdFlags(), locationFlags(), []cli.Flag{
+Examples:
+  rwsnap meta backup-meta --etcd-endpoints 127.0.0.1:2379 --remarks "before upgrade"
+  RW_META_ADDR=http://meta:5690 rwsnap meta backup-meta --etcd-endpoints etcd:2379 --mode meta`,
+		Flags: withFlags(etcdFlags(), locationFlags(), metaNodeFlags(), []cli.Flag{
 			&cli.StringFlag{Name: "remarks", Usage: "free text stored with the snapshot (shown by list and rw_meta_snapshot)", EnvVars: env("remarks")},
 			&cli.BoolFlag{Name: "force", Usage: "write even to a live cluster's own location, or past 100 snapshots", EnvVars: env("force")},
 			outputFlag(),
@@ -72,26 +79,34 @@ Example:
 				return err
 			}
 			defer target.Store.Close()
-			hs, err := objstore.Open(ctx, cl.loc.HummockURL)
-			if err != nil {
-				return fmt.Errorf("open hummock storage: %w", err)
-			}
-			defer hs.Close()
-			slog.Info("backing up", "etcd", c.String("etcd-endpoints"), "to", target.String(), "hummock", hs.String(), "data_directory", cl.loc.DataDir)
-			res, err := metasnap.Backup(ctx, metasnap.BackupOptions{
-				Etcd: cl.etcd, Hummock: hs, DataDir: cl.loc.DataDir, Target: target,
-				OwnLocation: cl.loc.OwnLocation, Remarks: c.String("remarks"), Force: c.Bool("force"), Logger: slog.Default(),
-			})
+			ch, err := operatorFor(ctx, c, cl, target, metaclient.UseBackup)
 			if err != nil {
 				return err
 			}
-			if c.String("output") == "json" {
-				return writeJSON(c.App.Writer, map[string]any{
-					"id": res.Entry.ID, "revision": res.Revision, "keys": res.Keys, "bytes": res.Bytes,
-					"duration_seconds": res.Duration.Seconds(), "manifest_id": res.Manifest.ManifestID, "snapshot": res.Entry,
-				})
+			defer ch.Close()
+			slog.Info("backing up", "etcd", c.String("etcd-endpoints"), "to", target.String(), "path", ch.Path, "via", ch.Operator.Path())
+			res, err := ch.Backup(ctx, c.String("remarks"))
+			if err != nil {
+				return err
 			}
-			// risectl's success line; upstream scripts parse the id from it.
+			viaMeta := ch.Path == string(metaclient.ModeMeta)
+			if c.String("output") == "json" {
+				out := map[string]any{
+					"id": res.Entry.ID, "bytes": res.Bytes, "duration_seconds": res.Duration.Seconds(),
+					"manifest_id": res.Manifest.ManifestID, "snapshot": res.Entry, "path": ch.Path, "via": ch.Operator.Path(),
+				}
+				if !viaMeta { // the meta node does not report its read
+					out["revision"], out["keys"] = res.Revision, res.Keys
+				}
+				return writeJSON(c.App.Writer, out)
+			}
+			// risectl's success line, first on stdout; upstream scripts
+			// parse the id from it.
+			if viaMeta {
+				fmt.Fprintf(c.App.Writer, "backup job succeeded: job %d, through the %s, %s, %d SSTs pinned, %s\n",
+					res.Entry.ID, ch.Operator.Path(), humanBytes(res.Bytes), len(res.Entry.SSTs), res.Duration.Round(time.Millisecond))
+				return nil
+			}
 			fmt.Fprintf(c.App.Writer, "backup job succeeded: job %d, revision %d, %d keys, %s, %d SSTs pinned, %s\n",
 				res.Entry.ID, res.Revision, res.Keys, humanBytes(res.Bytes), len(res.Entry.SSTs), res.Duration.Round(time.Millisecond))
 			return nil
@@ -107,10 +122,15 @@ func listCommand() *cli.Command {
 name are invisible to RisingWave) and prints one row per snapshot with its epoch
 range as times: a time-travel query (SET QUERY_EPOCH) can read any epoch in it.
 
+While a meta leader is live and the location is the cluster's own, the list is
+the meta node's cached manifest (what it pins and will write next; --mode auto),
+with each snapshot's SST list taken from manifest.json; if the meta node does
+not answer, manifest.json is read directly, with a warning.
+
 Examples:
   rwsnap meta list-meta-snapshots --etcd-endpoints 127.0.0.1:2379
   rwsnap meta list-meta-snapshots --backup-storage-url s3://bkp --backup-storage-directory backup -o json`,
-		Flags: withFlags(etcdFlags(), locationFlags(), []cli.Flag{outputFlag()}),
+		Flags: withFlags(etcdFlags(), locationFlags(), metaNodeFlags(), []cli.Flag{outputFlag()}),
 		Action: func(c *cli.Context) error {
 			ctx := c.Context
 			cl, err := openCluster(ctx, c, false)
@@ -123,12 +143,22 @@ Examples:
 				return err
 			}
 			defer st.Store.Close()
-			m, _, err := st.ReadManifest(ctx)
+			ch, err := operatorFor(ctx, c, cl, st, metaclient.UseRead)
+			if err != nil {
+				return err
+			}
+			defer ch.Close()
+			m, err := ch.Manifest(ctx)
 			if err != nil {
 				return err
 			}
 			if c.String("output") == "json" {
-				return writeJSON(c.App.Writer, m)
+				// The manifest's own fields, plus which path read it.
+				return writeJSON(c.App.Writer, struct {
+					*metasnap.Manifest
+					Path string `json:"path"`
+					Via  string `json:"via"`
+				}{m, ch.Path, ch.Operator.Path()})
 			}
 			return printSnapshots(c.App.Writer, m)
 		},
@@ -256,12 +286,18 @@ backup's entry is never lost), then deletes their objects. If any id is not in
 the manifest nothing is changed. Their SSTs are no longer pinned: the cluster's
 full GC may then reclaim them.
 
-While a meta node is live, prefer 'risectl meta delete-meta-snapshots': it caches
-the manifest and would re-add what you deleted on its next backup.
+While a meta leader is live and the location is the cluster's own, the meta node
+caches the manifest and would re-add what a direct delete removed, so rwsnap asks
+the meta node to delete (as 'risectl meta delete-meta-snapshots' does; --mode auto).
+Ids the meta node does not list are refused first, so nothing is deleted then.
+--mode direct refuses that location while the leader is live, unless --force.
 
 Example:
   rwsnap meta delete-meta-snapshots 3 4 --etcd-endpoints 127.0.0.1:2379`,
-		Flags: withFlags(etcdFlags(), locationFlags(), []cli.Flag{outputFlag()}),
+		Flags: withFlags(etcdFlags(), locationFlags(), metaNodeFlags(), []cli.Flag{
+			&cli.BoolFlag{Name: "force", Usage: "delete directly even in a live cluster's own location (when you know its meta node is stopped)", EnvVars: env("force")},
+			outputFlag(),
+		}),
 		Action: func(c *cli.Context) error {
 			ids, err := parseIDs(c.Args().Slice())
 			if err != nil {
@@ -281,12 +317,17 @@ Example:
 				return err
 			}
 			defer st.Store.Close()
-			m, err := st.Delete(ctx, ids)
+			ch, err := operatorFor(ctx, c, cl, st, metaclient.UseWrite)
+			if err != nil {
+				return err
+			}
+			defer ch.Close()
+			m, err := ch.Delete(ctx, ids)
 			if err != nil {
 				return err
 			}
 			if c.String("output") == "json" {
-				return writeJSON(c.App.Writer, map[string]any{"deleted": ids, "manifest_id": m.ManifestID, "remaining": m.IDs()})
+				return writeJSON(c.App.Writer, map[string]any{"deleted": ids, "manifest_id": m.ManifestID, "remaining": m.IDs(), "path": ch.Path, "via": ch.Operator.Path()})
 			}
 			fmt.Fprintf(c.App.Writer, "delete meta snapshots succeeded: %v (%d remain)\n", ids, len(m.SnapshotMetadata))
 			return nil
