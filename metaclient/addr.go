@@ -54,5 +54,35 @@ func ParseAddr(s string) (string, error) {
 	return net.JoinHostPort(host, port), nil
 }
 
+// loadBalancePrefix marks a single load-balanced meta address in
+// RisingWave's MetaAddressStrategy (src/common/src/util/meta_addr.rs).
+const loadBalancePrefix = "load-balance+"
+
+// ParseAddrs parses a meta address as RisingWave's MetaAddressStrategy
+// takes it: one address, a comma-separated list (tried in order), or
+// "load-balance+ADDR".
+func ParseAddrs(s string) ([]string, error) {
+	s = strings.TrimSpace(s)
+	if rest, ok := strings.CutPrefix(s, loadBalancePrefix); ok {
+		if strings.Contains(rest, ",") {
+			return nil, fmt.Errorf("meta address %q: there should be only one load balance address", s)
+		}
+		a, err := ParseAddr(rest)
+		if err != nil {
+			return nil, err
+		}
+		return []string{a}, nil
+	}
+	var out []string
+	for _, part := range strings.Split(s, ",") {
+		a, err := ParseAddr(part)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, a)
+	}
+	return out, nil
+}
+
 // URL shows a host:port address as risectl users write it.
 func URL(hostPort string) string { return "http://" + hostPort }

@@ -91,12 +91,42 @@ func Dial(ctx context.Context, o DialOptions) (*Client, error) {
 	if src == "" {
 		src = "--meta-addr / " + EnvAddr
 	}
-	first, err := ParseAddr(o.Addr)
+	addrs, err := ParseAddrs(o.Addr)
 	if err != nil {
 		return nil, err
 	}
-	var asked []string // the members we asked, for the follower explanation
-	addr := first
+	// First contact: the first address that answers, as risectl's
+	// try_build_rpc_channel does for an address list.
+	var (
+		conn   *grpc.ClientConn
+		addr   string
+		leader string
+		tried  []string
+		last   error
+	)
+	for _, a := range addrs {
+		c, err := grpc.NewClient(a, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			return nil, fmt.Errorf("meta address %s: %w", URL(a), err)
+		}
+		tried = append(tried, URL(a))
+		l, err := askLeader(ctx, c, o.Timeout)
+		if err == nil {
+			conn, addr, leader = c, a, l
+			break
+		}
+		c.Close()
+		if code := status.Code(err); code != codes.Unavailable && code != codes.DeadlineExceeded {
+			return nil, explainFirst(a, src, err)
+		}
+		last = err
+	}
+	if conn == nil {
+		return nil, rpcError(ErrUnreachable, last, "%s: tried %s (from %s): %s. Set --meta-addr or %s to the meta node's address (as for risectl, e.g. %s)",
+			ErrUnreachable, strings.Join(tried, ", "), src, short(last), EnvAddr, DefaultAddr)
+	}
+	// Follow the leader the members name, as force_refresh_leader does.
+	var asked string // the member that named the current leader
 	var prev *grpc.ClientConn
 	closePrev := func() {
 		if prev != nil {
@@ -104,30 +134,7 @@ func Dial(ctx context.Context, o DialOptions) (*Client, error) {
 			prev = nil
 		}
 	}
-	for hop := 0; hop < maxHops; hop++ {
-		conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-		if err != nil {
-			closePrev()
-			return nil, fmt.Errorf("meta address %s: %w", URL(addr), err)
-		}
-		leader, err := askLeader(ctx, conn, o.Timeout)
-		if err != nil {
-			conn.Close()
-			if hop == 0 {
-				return nil, explainFirst(addr, src, err)
-			}
-			// The leader a member named did not answer. If the member we
-			// asked serves BackupService itself, it is the leader under
-			// another address (e.g. a port forward): use it.
-			if prev != nil && servesBackup(ctx, prev, o.Timeout) {
-				log.Warn("the meta leader's advertised address does not answer from here; using the given address, which serves the backup service",
-					"given", URL(asked[len(asked)-1]), "advertised", URL(addr), "err", short(err))
-				return newClient(prev, asked[len(asked)-1], o, log), nil
-			}
-			closePrev()
-			return nil, fmt.Errorf("%w: %s (from %s) is a follower; its members name %s as the leader, which rwsnap could not reach: %s. Set --meta-addr or %s to an address where the leader answers",
-				ErrFollower, URL(asked[len(asked)-1]), src, URL(addr), short(err), EnvAddr)
-		}
+	for hop := 0; ; hop++ {
 		if leader == "" {
 			conn.Close()
 			closePrev()
@@ -137,14 +144,35 @@ func Dial(ctx context.Context, o DialOptions) (*Client, error) {
 			closePrev()
 			return newClient(conn, addr, o, log), nil
 		}
+		if hop+1 >= maxHops {
+			conn.Close()
+			closePrev()
+			return nil, fmt.Errorf("%w: meta members kept naming a different leader (last %s); the leadership is changing, retry in a few seconds", ErrNoLeader, URL(leader))
+		}
 		log.Info("meta node is not the leader; following", "asked", URL(addr), "leader", URL(leader))
 		closePrev()
-		prev = conn
-		asked = append(asked, addr)
-		addr = leader
+		prev, asked = conn, addr
+		next, err := grpc.NewClient(leader, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		var nextLeader string
+		if err == nil {
+			if nextLeader, err = askLeader(ctx, next, o.Timeout); err != nil {
+				next.Close()
+			}
+		}
+		if err != nil {
+			// If the member we asked serves BackupService itself, it is the
+			// leader under another address (e.g. a port forward): use it.
+			if servesBackup(ctx, prev, o.Timeout) {
+				log.Warn("the meta leader's advertised address does not answer from here; using the given address, which serves the backup service",
+					"given", URL(asked), "advertised", URL(leader), "err", short(err))
+				return newClient(prev, asked, o, log), nil
+			}
+			closePrev()
+			return nil, fmt.Errorf("%w: %s (from %s) is a follower; its members name %s as the leader, which rwsnap could not reach: %s. Set --meta-addr or %s to an address where the leader answers",
+				ErrFollower, URL(asked), src, URL(leader), short(err), EnvAddr)
+		}
+		conn, addr, leader = next, leader, nextLeader
 	}
-	closePrev()
-	return nil, fmt.Errorf("%w: meta members kept naming a different leader (asked %s); the leadership is changing, retry in a few seconds", ErrNoLeader, strings.Join(asked, ", "))
 }
 
 func newClient(conn *grpc.ClientConn, addr string, o DialOptions, log *slog.Logger) *Client {

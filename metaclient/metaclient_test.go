@@ -44,6 +44,22 @@ func TestParseAddr(t *testing.T) {
 	}
 }
 
+func TestParseAddrs(t *testing.T) {
+	got, err := metaclient.ParseAddrs("http://a:1,b:2, http://c")
+	if err != nil || strings.Join(got, " ") != "a:1 b:2 c:5690" {
+		t.Errorf("list: %v %v", got, err)
+	}
+	got, err = metaclient.ParseAddrs("load-balance+http://lb:5690")
+	if err != nil || len(got) != 1 || got[0] != "lb:5690" {
+		t.Errorf("load balance: %v %v", got, err)
+	}
+	for _, in := range []string{"load-balance+http://a:1,http://b:2", "a:1,,b:2"} {
+		if got, err := metaclient.ParseAddrs(in); err == nil {
+			t.Errorf("ParseAddrs(%q) = %v, want an error", in, got)
+		}
+	}
+}
+
 func TestParseMode(t *testing.T) {
 	for in, want := range map[string]metaclient.Mode{"": metaclient.ModeAuto, "auto": metaclient.ModeAuto, "Direct": metaclient.ModeDirect, "meta": metaclient.ModeMeta} {
 		if got, err := metaclient.ParseMode(in); err != nil || got != want {
@@ -156,6 +172,18 @@ func TestDial(t *testing.T) {
 	_, err = metaclient.Dial(ctx, metaclient.DialOptions{Addr: closed, Source: "RW_META_ADDR", Timeout: 2 * time.Second})
 	if !errors.Is(err, metaclient.ErrUnreachable) || !strings.Contains(err.Error(), "tried http://"+closed) || !strings.Contains(err.Error(), "RW_META_ADDR") {
 		t.Fatalf("unreachable: %v", err)
+	}
+	// An address list (risectl's MetaAddressStrategy::List): the first
+	// that answers is used, and it leads to the leader.
+	c, err = metaclient.Dial(ctx, metaclient.DialOptions{Addr: "http://" + closed + "," + follower.URL()})
+	if err != nil || c.Addr() != leader.URL() {
+		t.Fatalf("dial a list: got %v, %v; want %s", c, err, leader.URL())
+	}
+	c.Close()
+	closed2 := closedAddr(t)
+	_, err = metaclient.Dial(ctx, metaclient.DialOptions{Addr: closed + "," + closed2, Timeout: 2 * time.Second})
+	if !errors.Is(err, metaclient.ErrUnreachable) || !strings.Contains(err.Error(), "tried http://"+closed+", http://"+closed2) {
+		t.Fatalf("unreachable list: %v", err)
 	}
 
 	// A gRPC server that is not a meta node.

@@ -22,7 +22,7 @@ const catMeta = "live meta node"
 func metaNodeFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "meta-addr", Category: catMeta,
-			Usage:   "the meta node's gRPC address, as risectl's RW_META_ADDR (http://HOST:PORT or HOST:PORT); default: the live leader's address recorded in etcd, else " + metaclient.DefaultAddr,
+			Usage:   "the meta node's gRPC address, as risectl's RW_META_ADDR (http://HOST:PORT, HOST:PORT, or a comma-separated list tried in order); default: the live leader's address recorded in etcd, else " + metaclient.DefaultAddr,
 			EnvVars: append([]string{metaclient.EnvAddr}, env("meta-addr")...)},
 		&cli.StringFlag{Name: "mode", Category: catMeta, Value: string(metaclient.ModeAuto),
 			Usage:   "auto: through the meta node when a leader is live and the location is the cluster's own, else directly; direct: etcd + storage only; meta: through the meta node",
