@@ -3,8 +3,11 @@ package metastore
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
+	"os"
 	"strings"
 	"time"
 
@@ -16,12 +19,46 @@ import (
 // follow risectl (--etcd-endpoints, --etcd-auth, --etcd-username,
 // --etcd-password).
 type Config struct {
-	Endpoints   []string
-	Auth        bool
-	Username    string
-	Password    string // never logged
-	TLS         *tls.Config
-	DialTimeout time.Duration
+	Endpoints []string
+	Auth      bool
+	Username  string
+	Password  string // never logged
+	// CACert, Cert and Key are etcdctl's --cacert, --cert and --key: the
+	// CA that signed etcd's server certificate, and the client certificate
+	// and key for etcd's --client-cert-auth. Any of them turns TLS on.
+	CACert, Cert, Key string
+	TLS               *tls.Config // used as is when set (tests, embedding)
+	DialTimeout       time.Duration
+}
+
+// tlsConfig builds the TLS configuration from the certificate files.
+func (cfg Config) tlsConfig() (*tls.Config, error) {
+	if cfg.TLS != nil || (cfg.CACert == "" && cfg.Cert == "" && cfg.Key == "") {
+		return cfg.TLS, nil
+	}
+	t := &tls.Config{MinVersion: tls.VersionTLS12}
+	if cfg.CACert != "" {
+		pem, err := os.ReadFile(cfg.CACert)
+		if err != nil {
+			return nil, fmt.Errorf("--etcd-cacert: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("--etcd-cacert %s holds no PEM certificate", cfg.CACert)
+		}
+		t.RootCAs = pool
+	}
+	if (cfg.Cert == "") != (cfg.Key == "") {
+		return nil, errors.New("--etcd-cert and --etcd-key go together: the client certificate and its private key")
+	}
+	if cfg.Cert != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.Cert, cfg.Key)
+		if err != nil {
+			return nil, fmt.Errorf("--etcd-cert/--etcd-key: %w", err)
+		}
+		t.Certificates = []tls.Certificate{cert}
+	}
+	return t, nil
 }
 
 // ParseEndpoints splits risectl's comma-separated --etcd-endpoints.
@@ -45,12 +82,16 @@ func Connect(ctx context.Context, cfg Config) (*clientv3.Client, error) {
 	if timeout == 0 {
 		timeout = 5 * time.Second
 	}
+	tlsCfg, err := cfg.tlsConfig()
+	if err != nil {
+		return nil, err
+	}
 	c := clientv3.Config{
 		Endpoints:            cfg.Endpoints,
 		DialTimeout:          timeout,
 		DialKeepAliveTime:    3 * time.Second, // risectl's keep-alive (3s, 5s)
 		DialKeepAliveTimeout: 5 * time.Second,
-		TLS:                  cfg.TLS,
+		TLS:                  tlsCfg,
 		Logger:               zap.NewNop(),
 		MaxCallRecvMsgSize:   512 << 20,
 	}
@@ -60,23 +101,130 @@ func Connect(ctx context.Context, cfg Config) (*clientv3.Client, error) {
 		}
 		c.Username, c.Password = cfg.Username, cfg.Password
 	}
+	if err := probeTLS(ctx, cfg.Endpoints, tlsCfg); err != nil {
+		return nil, err
+	}
 	cli, err := clientv3.New(c)
 	if err != nil {
-		return nil, fmt.Errorf("connect to etcd %s (%s): %w", strings.Join(cfg.Endpoints, ","), hint(err), err)
+		return nil, fmt.Errorf("connect to etcd %s (%s): %w", strings.Join(cfg.Endpoints, ","), cfg.hint(err), err)
 	}
 	pctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	if _, err := cli.Get(pctx, "cf/cluster_id", clientv3.WithCountOnly()); err != nil {
 		cli.Close()
-		return nil, fmt.Errorf("etcd at %s does not answer (%s): %w", strings.Join(cfg.Endpoints, ","), hint(err), err)
+		return nil, fmt.Errorf("etcd at %s does not answer (%s): %w", strings.Join(cfg.Endpoints, ","), cfg.hint(err), err)
 	}
 	return cli, nil
 }
 
-func hint(err error) string {
+func (cfg Config) hint(err error) string {
 	s := err.Error()
 	if strings.Contains(s, "authentication") || strings.Contains(s, "user name") || strings.Contains(s, "user ID") || strings.Contains(s, "permission") {
 		return "check --etcd-auth, --etcd-username and the password"
 	}
+	if strings.Contains(s, "certificate") || strings.Contains(s, "tls:") || strings.Contains(s, "handshake") {
+		return "TLS failed: check --etcd-cacert (the CA of etcd's server certificate), --etcd-cert and --etcd-key (a client certificate that CA trusts)"
+	}
+	https := false
+	for _, e := range cfg.Endpoints {
+		https = https || strings.HasPrefix(e, "https://")
+	}
+	tlsOn := cfg.TLS != nil || cfg.CACert != "" || cfg.Cert != ""
+	switch {
+	case https && !tlsOn:
+		return "is etcd running there? https endpoints need --etcd-cacert, and --etcd-cert/--etcd-key if etcd checks client certificates"
+	case tlsOn && cfg.Cert == "" && cfg.TLS == nil:
+		return "is etcd running there? if it requires client certificates, pass --etcd-cert and --etcd-key"
+	}
 	return "is etcd running there?"
+}
+
+// probeTLS does one TLS handshake with the first endpoint that accepts a
+// connection, so a certificate problem fails at once with its cause: the
+// etcd client only reports "context deadline exceeded" after its dial
+// timeout. Unreachable endpoints are left to the client (others may work).
+func probeTLS(ctx context.Context, endpoints []string, cfg *tls.Config) error {
+	https := false
+	for _, e := range endpoints {
+		https = https || strings.HasPrefix(e, "https://")
+	}
+	if cfg == nil && !https {
+		return nil
+	}
+	for _, e := range endpoints {
+		host, ok := strings.CutPrefix(e, "https://")
+		if !ok && strings.Contains(e, "://") {
+			continue // http://, unix://: no TLS to probe
+		}
+		host, _, _ = strings.Cut(host, "/")
+		name, _, err := net.SplitHostPort(host)
+		if err != nil {
+			continue
+		}
+		t := &tls.Config{MinVersion: tls.VersionTLS12}
+		if cfg != nil {
+			t = cfg.Clone()
+		}
+		if t.ServerName == "" {
+			t.ServerName = name
+		}
+		d := &tls.Dialer{NetDialer: &net.Dialer{Timeout: 2 * time.Second}, Config: t}
+		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		conn, err := d.DialContext(pctx, "tcp", host)
+		cancel()
+		var opErr *net.OpError
+		if errors.As(err, &opErr) && opErr.Op == "dial" {
+			continue // not listening; try the next endpoint
+		}
+		if err == nil {
+			// With TLS 1.3 the server judges the client certificate after
+			// the client's handshake ends: its verdict is the first read.
+			// A server that accepted waits for the client's request, so
+			// the read times out: that is success.
+			_ = conn.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+			_, err = conn.Read(make([]byte, 1))
+			conn.Close()
+			if ne, ok := err.(net.Error); ok && ne.Timeout() {
+				return nil
+			}
+		}
+		if err != nil && isTLSError(err) {
+			return fmt.Errorf("TLS with etcd at %s failed (%s): %w", e, tlsHint(err, len(t.Certificates) > 0), err)
+		}
+		return nil
+	}
+	return nil
+}
+
+// tlsHint names the flag to fix. haveCert: a client certificate was given
+// (Go sends none when etcd's accepted CAs did not sign it, so etcd then
+// says "certificate required" too).
+func tlsHint(err error, haveCert bool) string {
+	var alert tls.AlertError
+	s := err.Error()
+	switch {
+	case strings.Contains(s, "x509:") || strings.Contains(s, "failed to verify certificate"):
+		return "etcd's server certificate is not trusted: pass --etcd-cacert with the CA that signed it"
+	case strings.Contains(s, "certificate required") && haveCert:
+		return "etcd rejected the client certificate: --etcd-cert must be signed by the CA etcd trusts (its --trusted-ca-file)"
+	case strings.Contains(s, "certificate required"):
+		return "etcd requires a client certificate: pass --etcd-cert and --etcd-key"
+	case errors.As(err, &alert) || strings.Contains(s, "remote error"):
+		return "etcd rejected the client certificate: --etcd-cert must be signed by the CA etcd trusts (its --trusted-ca-file)"
+	}
+	return "check --etcd-cacert, --etcd-cert and --etcd-key"
+}
+
+func isTLSError(err error) bool {
+	var (
+		unknownCA x509.UnknownAuthorityError
+		hostErr   x509.HostnameError
+		certErr   x509.CertificateInvalidError
+		alert     tls.AlertError
+		recErr    tls.RecordHeaderError
+		verifyErr *tls.CertificateVerificationError
+	)
+	return errors.As(err, &unknownCA) || errors.As(err, &hostErr) || errors.As(err, &certErr) ||
+		errors.As(err, &alert) || errors.As(err, &recErr) || errors.As(err, &verifyErr) ||
+		strings.Contains(err.Error(), "tls:")
 }

@@ -40,6 +40,10 @@ func etcdFlags() []cli.Flag {
 		&cli.BoolFlag{Name: "etcd-auth", Category: catEtcd, Usage: "authenticate to etcd with --etcd-username and --etcd-password", EnvVars: env("etcd-auth")},
 		&cli.StringFlag{Name: "etcd-username", Category: catEtcd, Usage: "etcd user (with --etcd-auth)", EnvVars: env("etcd-username")},
 		&cli.StringFlag{Name: "etcd-password", Category: catEtcd, Usage: "etcd password (with --etcd-auth); prefer the environment variable, flags show in the process list", EnvVars: env("etcd-password")},
+		// risectl has no TLS flags; these are etcdctl's --cacert, --cert, --key.
+		&cli.StringFlag{Name: "etcd-cacert", Category: catEtcd, Usage: "PEM file of the CA that signed etcd's server certificate (turns TLS on; https:// endpoints)", EnvVars: env("etcd-cacert")},
+		&cli.StringFlag{Name: "etcd-cert", Category: catEtcd, Usage: "PEM client certificate for etcd's --client-cert-auth (with --etcd-key)", EnvVars: env("etcd-cert")},
+		&cli.StringFlag{Name: "etcd-key", Category: catEtcd, Usage: "PEM private key of --etcd-cert", EnvVars: env("etcd-key")},
 	}
 }
 
@@ -71,6 +75,9 @@ func etcdConfig(c *cli.Context) metastore.Config {
 		Auth:      c.Bool("etcd-auth"),
 		Username:  c.String("etcd-username"),
 		Password:  c.String("etcd-password"),
+		CACert:    c.String("etcd-cacert"),
+		Cert:      c.String("etcd-cert"),
+		Key:       c.String("etcd-key"),
 	}
 }
 

@@ -57,6 +57,8 @@ type Config struct {
 	// StartTimeout bounds how long Start waits for the cluster to serve;
 	// 0 means 30s.
 	StartTimeout time.Duration
+	// TLS serves clients over TLS (see tls.go); nil means plain http.
+	TLS *TLS
 }
 
 // Cluster is a running set of embedded etcd members.
@@ -145,7 +147,7 @@ func (c *Cluster) allocate() error {
 			name:      fmt.Sprintf("m%d", i),
 			dir:       filepath.Join(c.cfg.Dir, fmt.Sprintf("member-%d", i)),
 			peerURL:   url.URL{Scheme: "http", Host: fmt.Sprintf("127.0.0.1:%d", ports[2*i])},
-			clientURL: url.URL{Scheme: "http", Host: fmt.Sprintf("127.0.0.1:%d", ports[2*i+1])},
+			clientURL: url.URL{Scheme: c.clientScheme(), Host: fmt.Sprintf("127.0.0.1:%d", ports[2*i+1])},
 		}
 	}
 	return nil
@@ -202,6 +204,9 @@ func (c *Cluster) startMember(ctx context.Context, i int) error {
 	// On a restart the WAL in Dir wins over these settings, so "new" is
 	// right for both the first start and StartMember.
 	ec.ClusterState = embed.ClusterStateFlagNew
+	if c.cfg.TLS != nil {
+		ec.ClientTLSInfo = c.cfg.TLS.serverInfo()
+	}
 	ec.UnsafeNoFsync = c.cfg.UnsafeNoFsync
 	if c.cfg.QuotaBackendBytes > 0 {
 		ec.QuotaBackendBytes = c.cfg.QuotaBackendBytes
@@ -327,7 +332,12 @@ func (c *Cluster) ClientAs(ctx context.Context, user, password string) (*clientv
 }
 
 func (c *Cluster) newClient(ctx context.Context, user, password string, endpoints []string) (*clientv3.Client, error) {
+	tlsCfg, err := c.clientTLS()
+	if err != nil {
+		return nil, err
+	}
 	cli, err := clientv3.New(clientv3.Config{
+		TLS:         tlsCfg,
 		Endpoints:   endpoints,
 		Username:    user,
 		Password:    password,
