@@ -33,13 +33,15 @@ func metaNodeFlags() []cli.Flag {
 // operatorFor picks how a command works on the backup location target
 // (metaclient.Choose): through the live meta node or directly. use says
 // what the command does (metaclient.UseRead, UseWrite, UseBackup; a backup
-// also opens the hummock state store for the direct path). It reads the
-// --mode, --meta-addr and (if the command has it) --force flags, logs the
-// path on stderr, and the caller closes the returned Choice.
+// on the direct path needs the hummock state store: pass it as hs, or it
+// is opened here and closed with the Choice). It reads the --mode,
+// --meta-addr (metaNodeFlags) and, if the command has it, --force flags,
+// logs the path on stderr, and the caller closes the returned Choice.
 //
-// Commands print Choice.Path in their JSON output so scripts know which
-// path was taken.
-func operatorFor(ctx context.Context, c *cli.Context, cl *cluster, target *metasnap.Storage, use metaclient.Use) (*metaclient.Choice, error) {
+// The choice holds for one operation: a daemon (schedule) calls it per
+// job, since a meta node may start or stop in between. Commands print
+// Choice.Path in their JSON output so scripts know which path was taken.
+func operatorFor(ctx context.Context, c *cli.Context, cl *cluster, target *metasnap.Storage, use metaclient.Use, hs ...objstore.Store) (*metaclient.Choice, error) {
 	mode, err := metaclient.ParseMode(c.String("mode"))
 	if err != nil {
 		return nil, usageFrom(err)
@@ -48,31 +50,34 @@ func operatorFor(ctx context.Context, c *cli.Context, cl *cluster, target *metas
 		Etcd: cl.etcd, DataDir: cl.loc.DataDir, Target: target,
 		OwnLocation: cl.loc.OwnLocation, Force: c.Bool("force"), Logger: slog.Default(),
 	}}
-	var hs objstore.Store
-	if use == metaclient.UseBackup && mode != metaclient.ModeMeta {
-		if hs, err = objstore.Open(ctx, cl.loc.HummockURL); err != nil {
+	var opened objstore.Store // closed with the Choice
+	switch {
+	case len(hs) > 0 && hs[0] != nil:
+		d.Opts.Hummock = hs[0]
+	case use == metaclient.UseBackup && mode != metaclient.ModeMeta:
+		if opened, err = objstore.Open(ctx, cl.loc.HummockURL); err != nil {
 			return nil, fmt.Errorf("open hummock storage: %w", err)
 		}
-		d.Opts.Hummock = hs
+		d.Opts.Hummock = opened
 	}
 	ch, err := metaclient.Choose(ctx, metaclient.ChooseOptions{
 		Mode: mode, Etcd: cl.etcd, Locations: cl.loc, Direct: d,
 		MetaAddr: c.String("meta-addr"), Force: c.Bool("force"), Use: use, Logger: slog.Default(),
 	})
 	if err != nil {
-		if hs != nil {
-			hs.Close()
+		if opened != nil {
+			opened.Close()
 		}
 		if errors.Is(err, metaclient.ErrUsage) {
 			return nil, usageFrom(err)
 		}
 		return nil, err
 	}
-	if hs != nil {
-		if ch.Path == string(metaclient.ModeDirect) {
-			slog.Info("hummock storage", "url", hs.String(), "data_directory", cl.loc.DataDir)
-		}
-		ch.OnClose(hs.Close)
+	if d.Opts.Hummock != nil && ch.Path == string(metaclient.ModeDirect) {
+		slog.Info("hummock storage", "url", d.Opts.Hummock.String(), "data_directory", cl.loc.DataDir)
+	}
+	if opened != nil {
+		ch.OnClose(opened.Close)
 	}
 	return ch, nil
 }
