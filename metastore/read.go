@@ -8,6 +8,8 @@ import (
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/rwsnap/rwsnap/internal/progress"
 )
 
 // KV is one key/value pair of a column family, the cf prefix stripped.
@@ -33,6 +35,8 @@ type Reader struct {
 	cli      *clientv3.Client
 	rev      int64
 	PageSize int
+	// Progress, when set, counts keys and bytes read.
+	Progress *progress.Bar
 }
 
 // NewReader returns a reader; rev 0 means "fix at the first read".
@@ -91,11 +95,14 @@ func (r *Reader) rangeKeys(ctx context.Context, start, end string, fn func(key, 
 		if r.rev == 0 {
 			r.rev = resp.Header.Revision
 		}
+		var size int64
 		for _, kv := range resp.Kvs {
+			size += int64(len(kv.Key) + len(kv.Value))
 			if err := fn(kv.Key, kv.Value); err != nil {
 				return err
 			}
 		}
+		r.Progress.Add(int64(len(resp.Kvs)), size)
 		if !resp.More || len(resp.Kvs) == 0 {
 			return nil
 		}
@@ -162,6 +169,8 @@ func (m *Metadata) Keys() int {
 // the current revision.
 func ReadMetadata(ctx context.Context, cli *clientv3.Client, rev int64) (*Metadata, error) {
 	r := NewReader(cli, rev)
+	r.Progress = progress.New("read etcd", 0, "keys")
+	defer r.Progress.Finish()
 	m := &Metadata{SystemParams: map[string]string{}}
 	// The cluster id read comes first: it pins the revision for all others.
 	id, ok, err := r.Get(ctx, string(EtcdKey(CFClusterID, []byte(ClusterIDKey))))

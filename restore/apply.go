@@ -15,6 +15,7 @@ import (
 
 	"github.com/rwsnap/rwsnap/hummock"
 	"github.com/rwsnap/rwsnap/internal/faultpoint"
+	"github.com/rwsnap/rwsnap/internal/progress"
 	"github.com/rwsnap/rwsnap/metasnap"
 	"github.com/rwsnap/rwsnap/metastore"
 	"github.com/rwsnap/rwsnap/objstore"
@@ -33,6 +34,8 @@ func Apply(ctx context.Context, cli *clientv3.Client, hs objstore.Store, backup 
 		return 0, "", fmt.Errorf("write restore marker: %w", err)
 	}
 	faultpoint.Hit("restore.after-marker")
+	bar := progress.New("restore", int64(plan.Keys()), "keys")
+	defer bar.Finish()
 	written := 0
 	var last []KV
 	for _, g := range plan.Groups {
@@ -40,7 +43,7 @@ func Apply(ctx context.Context, cli *clientv3.Client, hs objstore.Store, backup 
 			last = g.KVs
 			continue
 		}
-		n, err := putBatched(ctx, cli, g.KVs)
+		n, err := putBatched(ctx, cli, g.KVs, bar)
 		written += n
 		if err != nil {
 			return written, "", fmt.Errorf("write %s: %w", g.Kind, err)
@@ -53,7 +56,7 @@ func Apply(ctx context.Context, cli *clientv3.Client, hs objstore.Store, backup 
 		return written, "", err
 	}
 	faultpoint.Hit("restore.after-checkpoint")
-	n, err := putBatched(ctx, cli, last)
+	n, err := putBatched(ctx, cli, last, bar)
 	written += n
 	if err != nil {
 		return written, replaced, fmt.Errorf("write cluster id: %w", err)
@@ -70,7 +73,7 @@ func Apply(ctx context.Context, cli *clientv3.Client, hs objstore.Store, backup 
 // a time: etcd pipelines concurrent transactions through raft, so this
 // beats one-at-a-time. Order inside a group does not matter: a restore is
 // complete only when cf/cluster_id, written after all groups, is there.
-func putBatched(ctx context.Context, cli *clientv3.Client, kvs []KV) (int, error) {
+func putBatched(ctx context.Context, cli *clientv3.Client, kvs []KV, bar *progress.Bar) (int, error) {
 	var batches [][]KV
 	for len(kvs) > 0 {
 		n, size := 0, 0
@@ -109,6 +112,7 @@ func putBatched(ctx context.Context, cli *clientv3.Client, kvs []KV) (int, error
 				}
 				mu.Unlock()
 				if err == nil {
+					bar.Add(int64(len(b)), int64(kvBytes(b)))
 					faultpoint.Hit("restore.after-batch")
 				}
 			}
@@ -129,6 +133,14 @@ func putBatched(ctx context.Context, cli *clientv3.Client, kvs []KV) (int, error
 		first = ctx.Err()
 	}
 	return written, first
+}
+
+func kvBytes(kvs []KV) int {
+	n := 0
+	for _, kv := range kvs {
+		n += len(kv.Key) + len(kv.Value)
+	}
+	return n
 }
 
 func putTxn(ctx context.Context, cli *clientv3.Client, kvs []KV) error {

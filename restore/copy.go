@@ -8,9 +8,9 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/rwsnap/rwsnap/hummock"
+	"github.com/rwsnap/rwsnap/internal/progress"
 	"github.com/rwsnap/rwsnap/metasnap"
 	"github.com/rwsnap/rwsnap/objstore"
 )
@@ -47,6 +47,8 @@ func CopySSTs(ctx context.Context, target *metasnap.MetaSnapshot, plan *Plan, ds
 	var bytes atomic.Int64
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	bar := progress.New("copy SSTs", int64(len(ids)), "objects")
+	defer bar.Finish()
 	work := make(chan uint64)
 	errc := make(chan error, copyParallelism)
 	var wg sync.WaitGroup
@@ -67,20 +69,16 @@ func CopySSTs(ctx context.Context, target *metasnap.MetaSnapshot, plan *Plan, ds
 				} else {
 					skipped.Add(1)
 				}
+				bar.Add(1, n)
 			}
 		}()
 	}
-	last := time.Now()
 feed:
-	for i, id := range ids {
+	for _, id := range ids {
 		select {
 		case work <- id:
 		case <-ctx.Done():
 			break feed
-		}
-		if time.Since(last) > 2*time.Second {
-			log.Info("copying SSTs", "done", i, "of", len(ids), "bytes", bytes.Load())
-			last = time.Now()
 		}
 	}
 	close(work)

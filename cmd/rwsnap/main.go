@@ -17,6 +17,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/rwsnap/rwsnap/internal/progress"
 	"github.com/rwsnap/rwsnap/objstore"
 )
 
@@ -130,9 +131,14 @@ func setupLogging(c *cli.Context, stderr io.Writer) error {
 	if err := level.UnmarshalText([]byte(lookup(c, "log-level", str))); err != nil {
 		return usagef("--log-level %q: want debug, info, warn or error", lookup(c, "log-level", str))
 	}
-	if lookup(c, "quiet", func(c *cli.Context, n string) bool { return c.Bool(n) }) {
+	quiet := lookup(c, "quiet", func(c *cli.Context, n string) bool { return c.Bool(n) })
+	if quiet {
 		level = slog.LevelWarn
 	}
+	// Progress lines only for a person watching a terminal.
+	f, isFile := stderr.(*os.File)
+	progress.Enabled = isFile && progress.IsTerminal(f) && !quiet
+	progress.Output = stderr
 	opts := &slog.HandlerOptions{Level: level, ReplaceAttr: redactAttr}
 	var h slog.Handler
 	switch lookup(c, "log-format", str) {
