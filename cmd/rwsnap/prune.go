@@ -9,6 +9,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/rwsnap/rwsnap/metaclient"
 	"github.com/rwsnap/rwsnap/metasnap"
 )
 
@@ -45,10 +46,13 @@ objects, like delete-meta-snapshots.
 interrupted backups; RisingWave never removes them), if older than
 --orphans-min-age (a younger one may belong to a backup still running).
 
+While a meta node is live and the location is the cluster's own, the deletions
+go through it (it caches the manifest), as for delete-meta-snapshots; see --mode.
+
 Examples:
   rwsnap meta prune --keep-last 3 --keep-daily 7 --keep-weekly 4 --etcd-endpoints 127.0.0.1:2379 --dry-run
   rwsnap meta prune --keep-within 72h --orphans --backup-storage-url s3://bkp --backup-storage-directory backup`,
-		Flags: withFlags(etcdFlags(), locationFlags(), pruneFlags(), []cli.Flag{
+		Flags: withFlags(etcdFlags(), locationFlags(), metaNodeFlags(), pruneFlags(), []cli.Flag{
 			&cli.BoolFlag{Name: "dry-run", Usage: "print the verdicts; delete nothing"},
 			&cli.BoolFlag{Name: "orphans", Usage: "also delete snapshot objects not in the manifest"},
 			&cli.DurationFlag{Name: "orphans-min-age", Value: metasnap.DefaultOrphanMinAge, Usage: "only orphans older than this"},
@@ -70,11 +74,12 @@ Examples:
 				return err
 			}
 			defer st.Store.Close()
-			op, err := pruneOperator(c, cl, st)
+			op, err := operatorFor(ctx, c, cl, st, metaclient.UseWrite)
 			if err != nil {
 				return err
 			}
-			res, err := runPrune(c, op, st, policy)
+			defer op.Close()
+			res, err := runPrune(c, op.Operator, st, policy)
 			if err != nil {
 				return err
 			}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/rwsnap/rwsnap/metaclient"
 	"github.com/rwsnap/rwsnap/metasnap"
 	"github.com/rwsnap/rwsnap/objstore"
 	"github.com/rwsnap/rwsnap/schedule"
@@ -23,7 +24,8 @@ applies the --keep-* retention rules after each, and never runs two jobs at once
 a run that finds the previous job still going is skipped and logged. A failed
 job is retried --retries times with exponential backoff. SIGTERM/Ctrl-C lets the
 running job finish (up to --stop-timeout), then stops; the manifest is never left
-torn.
+torn. Each job goes through the live meta node or directly, chosen afresh (see
+--mode), since a meta node may start or stop between runs.
 
 Metrics on --metrics-addr: /metrics (rwsnap_backup_last_success_timestamp_seconds,
 rwsnap_backup_duration_seconds, rwsnap_backup_bytes, rwsnap_backup_failures_total,
@@ -32,7 +34,7 @@ rwsnap_snapshots, ...) and /healthz (503 when no backup succeeded within 3 x --e
 Examples:
   rwsnap schedule --every 1h --jitter 5m --keep-last 24 --keep-daily 7 --metrics-addr :9464 --etcd-endpoints 127.0.0.1:2379
   rwsnap schedule --once --keep-daily 14 --etcd-endpoints 127.0.0.1:2379      # from cron`,
-		Flags: withFlags(etcdFlags(), locationFlags(), pruneFlags(), []cli.Flag{
+		Flags: withFlags(etcdFlags(), locationFlags(), metaNodeFlags(), pruneFlags(), []cli.Flag{
 			&cli.DurationFlag{Name: "every", Usage: "interval between snapshots, e.g. 1h (required unless --once)", EnvVars: env("every")},
 			&cli.DurationFlag{Name: "jitter", Usage: "random extra delay up to this before each run", EnvVars: env("jitter")},
 			&cli.BoolFlag{Name: "once", Usage: "take one snapshot (with retries), prune, and exit with its status", EnvVars: env("once")},
@@ -75,10 +77,6 @@ func runSchedule(c *cli.Context) error {
 		return fmt.Errorf("open hummock storage: %w", err)
 	}
 	defer hs.Close()
-	op, err := pruneOperator(c, cl, st, hs)
-	if err != nil {
-		return err
-	}
 	m := schedule.NewMetrics()
 	if addr := c.String("metrics-addr"); addr != "" {
 		maxAge := 3 * c.Duration("every")
@@ -91,9 +89,15 @@ func runSchedule(c *cli.Context) error {
 		}
 		slog.Info("serving metrics", "addr", bound.String(), "paths", "/metrics /healthz")
 	}
-	slog.Info("scheduler started", "every", c.Duration("every"), "jitter", c.Duration("jitter"), "path", op.Path(), "retention", prune)
+	slog.Info("scheduler started", "every", c.Duration("every"), "jitter", c.Duration("jitter"), "retention", prune)
 	remarks := c.String("remarks")
 	job := func(ctx context.Context) (schedule.Result, error) {
+		// Chosen per job: a meta node may start or stop between runs.
+		op, err := operatorFor(ctx, c, cl, st, metaclient.UseBackup, hs)
+		if err != nil {
+			return schedule.Result{}, err
+		}
+		defer op.Close()
 		res, err := op.Backup(ctx, remarks)
 		if err != nil {
 			return schedule.Result{}, err
