@@ -92,14 +92,32 @@ func overrides(c *cli.Context) metasnap.Overrides {
 
 // cluster is what a command learned about the cluster before acting.
 type cluster struct {
-	etcd *clientv3.Client // nil when not needed and not given
-	loc  metasnap.Locations
+	etcd   *clientv3.Client // nil when not needed and not given
+	loc    metasnap.Locations
+	backup *metasnap.Storage // set by openLocation
 }
 
 func (cl *cluster) Close() {
+	if cl.backup != nil {
+		cl.backup.Store.Close()
+	}
 	if cl.etcd != nil {
 		cl.etcd.Close()
 	}
+}
+
+// openLocation is openCluster plus the backup location it resolved; the
+// cluster's Close closes both.
+func openLocation(ctx context.Context, c *cli.Context, needEtcd bool) (*cluster, *metasnap.Storage, error) {
+	cl, err := openCluster(ctx, c, needEtcd)
+	if err != nil {
+		return nil, nil, err
+	}
+	if cl.backup, err = openBackup(ctx, cl.loc); err != nil {
+		cl.Close()
+		return nil, nil, err
+	}
+	return cl, cl.backup, nil
 }
 
 // openCluster connects to etcd (required when needEtcd, or when the backup

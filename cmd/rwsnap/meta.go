@@ -13,6 +13,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/rwsnap/rwsnap/internal/progress"
 	"github.com/rwsnap/rwsnap/metaclient"
 	"github.com/rwsnap/rwsnap/metasnap"
 	"github.com/rwsnap/rwsnap/objstore"
@@ -69,16 +70,11 @@ Examples:
 				return usagef("backup-meta takes no arguments, got %q", c.Args().Slice())
 			}
 			ctx := c.Context
-			cl, err := openCluster(ctx, c, true)
+			cl, target, err := openLocation(ctx, c, true)
 			if err != nil {
 				return err
 			}
 			defer cl.Close()
-			target, err := openBackup(ctx, cl.loc)
-			if err != nil {
-				return err
-			}
-			defer target.Store.Close()
 			ch, err := operatorFor(ctx, c, cl, target, metaclient.UseBackup)
 			if err != nil {
 				return err
@@ -133,16 +129,11 @@ Examples:
 		Flags: withFlags(etcdFlags(), locationFlags(), metaNodeFlags(), []cli.Flag{outputFlag()}),
 		Action: func(c *cli.Context) error {
 			ctx := c.Context
-			cl, err := openCluster(ctx, c, false)
+			cl, st, err := openLocation(ctx, c, false)
 			if err != nil {
 				return err
 			}
 			defer cl.Close()
-			st, err := openBackup(ctx, cl.loc)
-			if err != nil {
-				return err
-			}
-			defer st.Store.Close()
 			ch, err := operatorFor(ctx, c, cl, st, metaclient.UseRead)
 			if err != nil {
 				return err
@@ -222,16 +213,11 @@ Examples:
 				return usagef("give snapshot ids or --all, not both")
 			}
 			ctx := c.Context
-			cl, err := openCluster(ctx, c, false)
+			cl, st, err := openLocation(ctx, c, false)
 			if err != nil {
 				return err
 			}
 			defer cl.Close()
-			st, err := openBackup(ctx, cl.loc)
-			if err != nil {
-				return err
-			}
-			defer st.Store.Close()
 			opts := metasnap.VerifyOptions{IDs: ids, CheckSSTs: c.Bool("check-ssts")}
 			if opts.CheckSSTs && c.String("hummock-storage-url") != "" {
 				hs, err := objstore.Open(ctx, cl.loc.HummockURL)
@@ -307,16 +293,11 @@ Example:
 				return usagef("name the snapshot ids to delete")
 			}
 			ctx := c.Context
-			cl, err := openCluster(ctx, c, false)
+			cl, st, err := openLocation(ctx, c, false)
 			if err != nil {
 				return err
 			}
 			defer cl.Close()
-			st, err := openBackup(ctx, cl.loc)
-			if err != nil {
-				return err
-			}
-			defer st.Store.Close()
 			ch, err := operatorFor(ctx, c, cl, st, metaclient.UseWrite)
 			if err != nil {
 				return err
@@ -355,14 +336,4 @@ func writeJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
-func humanBytes(n int) string {
-	switch {
-	case n >= 1<<30:
-		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
-	}
-	return fmt.Sprintf("%d B", n)
-}
+func humanBytes(n int) string { return progress.Bytes(int64(n)) }

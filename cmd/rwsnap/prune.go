@@ -64,16 +64,11 @@ Examples:
 				return usageError{err}
 			}
 			ctx := c.Context
-			cl, err := openCluster(ctx, c, false)
+			cl, st, err := openLocation(ctx, c, false)
 			if err != nil {
 				return err
 			}
 			defer cl.Close()
-			st, err := openBackup(ctx, cl.loc)
-			if err != nil {
-				return err
-			}
-			defer st.Store.Close()
 			op, err := operatorFor(ctx, c, cl, st, metaclient.UseWrite)
 			if err != nil {
 				return err

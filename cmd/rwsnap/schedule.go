@@ -62,16 +62,11 @@ func runSchedule(c *cli.Context) error {
 		return usagef("--every is required (e.g. --every 1h), or use --once")
 	}
 	ctx := c.Context
-	cl, err := openCluster(ctx, c, true)
+	cl, st, err := openLocation(ctx, c, true)
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
-	st, err := openBackup(ctx, cl.loc)
-	if err != nil {
-		return err
-	}
-	defer st.Store.Close()
 	hs, err := objstore.Open(ctx, cl.loc.HummockURL)
 	if err != nil {
 		return fmt.Errorf("open hummock storage: %w", err)

@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -164,7 +165,9 @@ func start(bin, dir string) (*Server, error) {
 
 func (s *Server) waitLive(timeout time.Duration) error {
 	client := &http.Client{Timeout: time.Second}
-	url := "http://" + s.Endpoint + "/minio/health/live"
+	// "ready", not just "live": a live server may still answer requests
+	// with XMinioServerNotInitialized while its object layer starts.
+	url := "http://" + s.Endpoint + "/minio/health/ready"
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
 		select {
@@ -229,10 +232,18 @@ func (s *Server) CreateBucket(t testing.TB, name string) {
 
 // CreateBucketErr creates a bucket (for use outside tests).
 func (s *Server) CreateBucketErr(ctx context.Context, name string) error {
-	if _, err := s.Client().CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(name)}); err != nil {
-		return fmt.Errorf("testminio: creating bucket %q: %w", name, err)
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		_, err := s.Client().CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(name)})
+		if err == nil {
+			return nil
+		}
+		// A loaded machine can still be initialising behind "ready".
+		if !strings.Contains(err.Error(), "XMinioServerNotInitialized") || time.Now().After(deadline) {
+			return fmt.Errorf("testminio: creating bucket %q: %w", name, err)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
-	return nil
 }
 
 func freePort() (int, error) {
