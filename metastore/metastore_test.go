@@ -122,7 +122,7 @@ func TestRangePaginates(t *testing.T) {
 	c := etcdtest.StartT(t, embedetcd.Config{})
 	cli := etcdtest.ClientT(t, c)
 	seedMinimal(t, cli, 37)
-	for _, page := range []int{1, 2, 10, 36, 37, 38, 1000} {
+	for _, page := range []int{0, 1, 2, 10, 36, 37, 38, 1000} { // 0: adaptive
 		r := NewReader(cli, 0)
 		r.PageSize = page
 		kvs, err := r.ListCF(context.Background(), CFTable)

@@ -24,16 +24,25 @@ var ErrNotRisingWave = errors.New("not a RisingWave meta store: no cf/cluster_id
 // ErrCompacted means etcd compacted the revision a read was pinned to.
 var ErrCompacted = errors.New("etcd compacted the pinned revision during the read")
 
-// DefaultPageSize bounds each range request; etcd's default request limit is
-// 1.5 MiB per response key-set only for puts, but large table-fragment
-// values make big pages slow, so pages are counted in keys.
-const DefaultPageSize = 512
+// DefaultPageSize is the first page of a range, in keys. Later pages adapt
+// to the values seen: etcd counts every key left in the range to answer
+// each paged request, so small pages over a large column family cost
+// O(keys²/page); pages grow up to MaxPageSize while they stay under
+// pageTargetBytes, and shrink when large table-fragment values make them
+// heavy.
+const (
+	DefaultPageSize = 512
+	MaxPageSize     = 16384
+	pageTargetBytes = 8 << 20
+)
 
 // Reader reads column families at one etcd revision. The first range fixes
 // the revision; every later one uses it, so the result is one consistent cut.
 type Reader struct {
-	cli      *clientv3.Client
-	rev      int64
+	cli *clientv3.Client
+	rev int64
+	// PageSize fixes the keys per range request; 0 adapts (DefaultPageSize
+	// first).
 	PageSize int
 	// Progress, when set, counts keys and bytes read.
 	Progress *progress.Bar
@@ -41,7 +50,7 @@ type Reader struct {
 
 // NewReader returns a reader; rev 0 means "fix at the first read".
 func NewReader(cli *clientv3.Client, rev int64) *Reader {
-	return &Reader{cli: cli, rev: rev, PageSize: DefaultPageSize}
+	return &Reader{cli: cli, rev: rev}
 }
 
 // Revision is the pinned revision (0 before the first read).
@@ -107,6 +116,14 @@ func (r *Reader) rangeKeys(ctx context.Context, start, end string, fn func(key, 
 			return nil
 		}
 		start = string(append(bytes.Clone(resp.Kvs[len(resp.Kvs)-1].Key), 0))
+		if r.PageSize <= 0 { // adaptive unless a fixed size was asked for
+			switch {
+			case size < pageTargetBytes/2 && pageSize < MaxPageSize:
+				pageSize *= 2
+			case size > pageTargetBytes*2 && pageSize > 16:
+				pageSize /= 2
+			}
+		}
 	}
 }
 

@@ -254,8 +254,8 @@ func pollHWM(pid int, done <-chan struct{}) int64 {
 
 func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
 
-// bareScan reads every key at one revision, page by page: the least any
-// consistent backup must do.
+// bareScan reads every key at one revision in pages of the largest size
+// rwsnap uses: the least any consistent backup must do.
 func bareScan(endpoints string) error {
 	ctx := context.Background()
 	cli, err := clientv3.New(clientv3.Config{Endpoints: strings.Split(endpoints, ","), MaxCallRecvMsgSize: 512 << 20})
@@ -266,7 +266,7 @@ func bareScan(endpoints string) error {
 	var rev int64
 	key, n, size := "\x00", 0, 0
 	for {
-		opts := []clientv3.OpOption{clientv3.WithRange("\x00"), clientv3.WithLimit(metastore.DefaultPageSize)}
+		opts := []clientv3.OpOption{clientv3.WithRange("\x00"), clientv3.WithLimit(metastore.MaxPageSize)}
 		if rev != 0 {
 			opts = append(opts, clientv3.WithRev(rev))
 		}
