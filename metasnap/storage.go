@@ -144,7 +144,7 @@ func (s *Storage) Create(ctx context.Context, encoded []byte, entry SnapshotMeta
 	}
 	// Crash tests: killed here, the object is an orphan verify reports.
 	faultpoint.Hit("metasnap.after-snapshot-upload")
-	return s.UpdateManifest(ctx, func(m *Manifest, retry bool) error {
+	m, err = s.UpdateManifest(ctx, func(m *Manifest, retry bool) error {
 		if m.Find(entry.ID) != nil {
 			if retry {
 				// Ids are unique (etcd CAS): this is our own earlier write.
@@ -155,6 +155,10 @@ func (s *Storage) Create(ctx context.Context, encoded []byte, entry SnapshotMeta
 		m.SnapshotMetadata = append(m.SnapshotMetadata, entry)
 		return nil
 	})
+	if err != nil {
+		return nil, fmt.Errorf("%w (snapshot object %s was uploaded but is not in the manifest: an orphan RisingWave ignores; `rwsnap meta prune --orphans` removes it)", err, s.SnapshotKey(entry.ID))
+	}
+	return m, nil
 }
 
 // Delete removes snapshots: manifest first, then the objects, so a crash

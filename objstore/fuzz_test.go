@@ -79,11 +79,10 @@ func FuzzOpenURL(f *testing.F) {
 		otherTexts = append(otherTexts, Redact(other), RedactText(other))
 		for i, s := range texts {
 			// RedactText finds URLs in free text, where whitespace ends
-			// them and an access key holds no '/' (minioSecretRE);
-			// credentials outside that are beyond it (Redact, for a whole
-			// URL, must still hide them).
+			// them; credentials with whitespace are beyond it (Redact, for
+			// a whole URL, must still hide them).
 			ak := strings.TrimSuffix(strings.TrimPrefix(prefix, "minio://"), ":")
-			if i == len(texts)-1 && (strings.ContainsFunc(ak+secret, unicode.IsSpace) || strings.Contains(ak, "/")) {
+			if i == len(texts)-1 && strings.ContainsFunc(ak+secret, unicode.IsSpace) {
 				continue
 			}
 			if strings.Contains(s, secret) && !strings.Contains(otherTexts[i], secret) {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
@@ -126,19 +127,34 @@ func (s *s3Store) Open(ctx context.Context, key string) (io.ReadCloser, ObjectIn
 }
 
 func (s *s3Store) Get(ctx context.Context, key string) ([]byte, ObjectInfo, error) {
-	rc, info, err := s.Open(ctx, key)
-	if err != nil {
-		return nil, ObjectInfo{}, err
+	// The SDK retries requests, not body reads: a connection cut mid-body
+	// would fail the whole operation, so the GET is retried here.
+	var lastErr error
+	for attempt := 1; attempt <= s3MaxAttempts; attempt++ {
+		rc, info, err := s.Open(ctx, key)
+		if err != nil {
+			return nil, ObjectInfo{}, err
+		}
+		var buf bytes.Buffer
+		if info.Size > 0 {
+			buf.Grow(int(info.Size) + 1)
+		}
+		_, err = buf.ReadFrom(rc)
+		rc.Close()
+		if err == nil {
+			if info.Size > 0 && int64(buf.Len()) != info.Size {
+				err = fmt.Errorf("read %d of %d bytes", buf.Len(), info.Size)
+			} else {
+				return buf.Bytes(), info, nil
+			}
+		}
+		lastErr = err
+		if ctx.Err() != nil {
+			break
+		}
+		time.Sleep(time.Duration(attempt) * 100 * time.Millisecond)
 	}
-	defer rc.Close()
-	var buf bytes.Buffer
-	if info.Size > 0 {
-		buf.Grow(int(info.Size) + 1)
-	}
-	if _, err := buf.ReadFrom(rc); err != nil {
-		return nil, ObjectInfo{}, s.wrap(ctx, "get", key, err)
-	}
-	return buf.Bytes(), info, nil
+	return nil, ObjectInfo{}, s.wrap(ctx, "get", key, lastErr)
 }
 
 func (s *s3Store) Stat(ctx context.Context, key string) (ObjectInfo, error) {

@@ -167,7 +167,7 @@ func Redact(rawURL string) string {
 
 var (
 	// RisingWave lets a minio secret hold '/', so only '@' or a space ends it.
-	minioSecretRE = regexp.MustCompile(`(minio://[^:@\s/]*):[^@\s]*@`)
+	minioSecretRE = regexp.MustCompile(`(minio://[^:@\s]*):[^@\s]*@`)
 	// In other URLs an unescaped password cannot hold '/'.
 	urlSecretRE = regexp.MustCompile(`([A-Za-z][A-Za-z0-9+.-]*://[^:@\s/]*):[^@\s/]*@`)
 )

@@ -11,7 +11,10 @@ import (
 	"sync"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/rwsnap/rwsnap/hummock"
 	"github.com/rwsnap/rwsnap/internal/faultpoint"
@@ -46,7 +49,7 @@ func Apply(ctx context.Context, cli *clientv3.Client, hs objstore.Store, backup 
 		n, err := putBatched(ctx, cli, g.KVs, bar)
 		written += n
 		if err != nil {
-			return written, "", fmt.Errorf("write %s: %w", g.Kind, err)
+			return written, "", fmt.Errorf("write %s: %w (the restore is resumable: run the same command again)", g.Kind, err)
 		}
 		log.Debug("restored", "kind", g.Kind, "keys", len(g.KVs))
 	}
@@ -143,6 +146,9 @@ func kvBytes(kvs []KV) int {
 	return n
 }
 
+// putTxn writes one batch. Puts are idempotent, so a transaction that
+// failed on a transient etcd error (leader change, timeout, member down) is
+// retried a few times before the restore gives up.
 func putTxn(ctx context.Context, cli *clientv3.Client, kvs []KV) error {
 	ops := make([]clientv3.Op, len(kvs))
 	size := 0
@@ -150,13 +156,38 @@ func putTxn(ctx context.Context, cli *clientv3.Client, kvs []KV) error {
 		ops[i] = clientv3.OpPut(kv.Key, string(kv.Value))
 		size += len(kv.Key) + len(kv.Value)
 	}
-	if _, err := cli.Txn(ctx).Then(ops...).Commit(); err != nil {
+	var err error
+	for attempt := 0; attempt < 5; attempt++ {
+		if attempt > 0 {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(time.Duration(attempt*attempt) * 200 * time.Millisecond):
+			}
+		}
+		if _, err = cli.Txn(ctx).Then(ops...).Commit(); err == nil {
+			return nil
+		}
 		if strings.Contains(err.Error(), "request is too large") {
 			return fmt.Errorf("etcd refused a %d-byte transaction (key %q): raise --max-request-bytes on the target etcd to what the source etcd had: %w", size, kvs[0].Key, err)
 		}
-		return err
+		if !transient(err) {
+			break
+		}
 	}
-	return nil
+	return err
+}
+
+// transient says whether an etcd error may go away by itself.
+func transient(err error) bool {
+	switch {
+	case errors.Is(err, rpctypes.ErrTimeout), errors.Is(err, rpctypes.ErrTimeoutDueToLeaderFail),
+		errors.Is(err, rpctypes.ErrTimeoutDueToConnectionLost), errors.Is(err, rpctypes.ErrLeaderChanged),
+		errors.Is(err, rpctypes.ErrNoLeader), errors.Is(err, rpctypes.ErrTooManyRequests):
+		return true
+	}
+	code := status.Code(err)
+	return code == codes.Unavailable || code == codes.DeadlineExceeded
 }
 
 // writeCheckpoint uploads HummockVersionCheckpoint{version} (no stale
