@@ -11,7 +11,7 @@ STATICCHECK_VERSION := v0.8.2
 export RWSNAP_MINIO_BIN := $(BIN)/minio
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all build test demo bench lint proto minio psql fuzz clean
+.PHONY: all build test demo bench lint proto minio psql soak clean
 
 all: build
 
@@ -59,6 +59,13 @@ proto:
 	GOBIN=$(BIN) $(GO) install google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.6.2
 	PATH=$(BIN):$$PATH protoc -I proto --go_out=. --go_opt=module=github.com/rwsnap/rwsnap \
 	  --go-grpc_out=. --go-grpc_opt=module=github.com/rwsnap/rwsnap proto/*.proto
+
+# Long runs, not in `make test`: each fuzz target for FUZZTIME, then the
+# fault, crash and concurrency tests SOAK_COUNT times.
+FUZZTIME ?= 30s
+SOAK_COUNT ?= 5
+soak: minio
+	FUZZTIME=$(FUZZTIME) SOAK_COUNT=$(SOAK_COUNT) scripts/soak.sh
 
 clean:
 	rm -rf bin
