@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -31,6 +32,8 @@ var ErrCompacted = errors.New("etcd compacted the pinned revision during the rea
 // pageTargetBytes, and shrink when large table-fragment values make them
 // heavy.
 const (
+	// readParallelism bounds concurrent column-family reads.
+	readParallelism = 4
 	DefaultPageSize = 512
 	MaxPageSize     = 16384
 	pageTargetBytes = 8 << 20
@@ -212,46 +215,62 @@ func ReadMetadata(ctx context.Context, cli *clientv3.Client, rev int64) (*Metada
 	if len(params) == 0 {
 		return nil, errors.New("system params not found in meta store (cf/system_params/)")
 	}
-	if m.DefaultCF, err = r.ListCF(ctx, CFDefault); err != nil {
-		return nil, err
-	}
-	if m.HummockDeltas, err = r.ListCF(ctx, CFHummockDelta); err != nil {
-		return nil, err
-	}
-	stats, err := r.ListCF(ctx, CFVersionStats)
-	if err != nil {
-		return nil, err
-	}
-	if len(stats) > 0 {
-		m.VersionStats = stats[0].Value
-	}
-	lists := []struct {
-		cf  string
-		dst *[][]byte
+	var stats []KV
+	reads := []struct {
+		cf   string
+		kvs  *[]KV     // keys kept
+		vals *[][]byte // values only
 	}{
-		{CFCompactionGroup, &m.CompactionGroups},
-		{CFTableFragments, &m.TableFragments},
-		{CFUserInfo, &m.UserInfo},
-		{CFDatabase, &m.Databases},
-		{CFSchema, &m.Schemas},
-		{CFTable, &m.Tables},
-		{CFIndex, &m.Indexes},
-		{CFSink, &m.Sinks},
-		{CFSource, &m.Sources},
-		{CFView, &m.Views},
-		{CFFunction, &m.Functions},
-		{CFConnection, &m.Connections},
-		{CFSubscription, &m.Subscriptions},
+		{CFDefault, &m.DefaultCF, nil},
+		{CFHummockDelta, &m.HummockDeltas, nil},
+		{CFVersionStats, &stats, nil},
+		{CFCompactionGroup, nil, &m.CompactionGroups},
+		{CFTableFragments, nil, &m.TableFragments},
+		{CFUserInfo, nil, &m.UserInfo},
+		{CFDatabase, nil, &m.Databases},
+		{CFSchema, nil, &m.Schemas},
+		{CFTable, nil, &m.Tables},
+		{CFIndex, nil, &m.Indexes},
+		{CFSink, nil, &m.Sinks},
+		{CFSource, nil, &m.Sources},
+		{CFView, nil, &m.Views},
+		{CFFunction, nil, &m.Functions},
+		{CFConnection, nil, &m.Connections},
+		{CFSubscription, nil, &m.Subscriptions},
 	}
-	for _, l := range lists {
-		p := Prefix(l.cf)
-		err := r.Range(ctx, p, func(_, v []byte) error {
-			*l.dst = append(*l.dst, v)
-			return nil
-		})
+	// Column families are read concurrently, all at the pinned revision:
+	// large ones (table fragments, catalogs) overlap instead of queueing.
+	sem := make(chan struct{}, readParallelism)
+	errs := make(chan error, len(reads))
+	var wg sync.WaitGroup
+	for _, rd := range reads {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			cr := NewReader(cli, m.Revision)
+			cr.Progress = r.Progress
+			p := Prefix(rd.cf)
+			errs <- cr.Range(ctx, p, func(k, v []byte) error {
+				if rd.kvs != nil {
+					*rd.kvs = append(*rd.kvs, KV{Key: k[len(p):], Value: v})
+				} else {
+					*rd.vals = append(*rd.vals, v)
+				}
+				return nil
+			})
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
 		if err != nil {
 			return nil, err
 		}
+	}
+	if len(stats) > 0 {
+		m.VersionStats = stats[0].Value
 	}
 	return m, nil
 }
