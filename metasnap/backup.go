@@ -86,23 +86,9 @@ func Backup(ctx context.Context, opts BackupOptions) (*BackupResult, error) {
 	// Crash tests: killed here, an id is used up and nothing is stored.
 	faultpoint.Hit("backup.after-id")
 
-	snap, version, md, err := readConsistent(ctx, opts, id, log)
+	encoded, entry, md, err := buildSnapshot(ctx, opts, id, log)
 	if err != nil {
 		return nil, err
-	}
-	encoded := snap.Encode()
-	entry := SnapshotMetadata{
-		ID:                id,
-		HummockVersionID:  version.GetId(),
-		SSTs:              hummock.ObjectIDs(version),
-		MaxCommittedEpoch: version.GetMaxCommittedEpoch(),
-		SafeEpoch:         version.GetSafeEpoch(),
-		FormatVersion:     FormatV1,
-		StateTableInfo:    stateTableInfo(version),
-	}
-	if opts.Remarks != "" {
-		r := opts.Remarks
-		entry.Remarks = &r
 	}
 	// Crash tests: killed here, the read is lost and nothing is stored.
 	faultpoint.Hit("backup.before-upload")

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 
 	"github.com/rwsnap/rwsnap/hummock"
+	"github.com/rwsnap/rwsnap/metastore"
 )
 
 // BuildSnapshot reads the meta store exactly as Backup does (checkpoint,
@@ -18,9 +19,15 @@ func BuildSnapshot(ctx context.Context, opts BackupOptions, id uint64) ([]byte, 
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	snap, version, _, err := readConsistent(ctx, opts, id, log)
+	encoded, entry, _, err := buildSnapshot(ctx, opts, id, log)
+	return encoded, entry, err
+}
+
+// buildSnapshot is the read-and-encode half of a backup.
+func buildSnapshot(ctx context.Context, opts BackupOptions, id uint64, log *slog.Logger) ([]byte, SnapshotMetadata, *metastore.Metadata, error) {
+	snap, version, md, err := readConsistent(ctx, opts, id, log)
 	if err != nil {
-		return nil, SnapshotMetadata{}, err
+		return nil, SnapshotMetadata{}, nil, err
 	}
 	entry := SnapshotMetadata{
 		ID:                id,
@@ -35,5 +42,5 @@ func BuildSnapshot(ctx context.Context, opts BackupOptions, id uint64) ([]byte, 
 		r := opts.Remarks
 		entry.Remarks = &r
 	}
-	return snap.Encode(), entry, nil
+	return snap.Encode(), entry, md, nil
 }
