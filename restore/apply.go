@@ -226,18 +226,14 @@ func writeCheckpoint(ctx context.Context, hs objstore.Store, backup *metasnap.St
 // VerifyTarget reads everything back: etcd must hold exactly the plan's
 // keys and values, and the checkpoint must decode to the snapshot's version.
 func VerifyTarget(ctx context.Context, cli *clientv3.Client, hs objstore.Store, plan *Plan) error {
-	want := make(map[string][]byte, plan.Keys())
-	for _, kv := range plan.All() {
-		want[kv.Key] = kv.Value
-	}
+	m := plan.matcher()
 	found := 0
 	err := metastore.NewReader(cli, 0).RangeAll(ctx, func(k, v []byte) error {
-		pv, ok := want[string(k)]
-		if !ok {
+		switch m.match(k, v) {
+		case matchAbsent:
 			return fmt.Errorf("read-back: unexpected key %q in the target etcd", k)
-		}
-		if !bytes.Equal(pv, v) {
-			return fmt.Errorf("read-back: key %q holds %d bytes that differ from the snapshot's %d", k, len(v), len(pv))
+		case matchDiffers:
+			return fmt.Errorf("read-back: key %q holds %d bytes that differ from the snapshot's", k, len(v))
 		}
 		found++
 		return nil
@@ -245,8 +241,8 @@ func VerifyTarget(ctx context.Context, cli *clientv3.Client, hs objstore.Store, 
 	if err != nil {
 		return err
 	}
-	if found != len(want) {
-		return fmt.Errorf("read-back: the target etcd holds %d of the %d restored keys", found, len(want))
+	if found != plan.Keys() {
+		return fmt.Errorf("read-back: the target etcd holds %d of the %d restored keys", found, plan.Keys())
 	}
 	b, _, err := hs.Get(ctx, plan.CheckpointKey())
 	if err != nil {

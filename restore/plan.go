@@ -251,3 +251,38 @@ func planParams(target *metasnap.MetaSnapshot, o PlanOptions, p *Plan) (map[stri
 	set(metastore.ParamBackupStorageDirectory, o.OverwriteBackupDir)
 	return params, nil
 }
+
+// matcher compares etcd's keys, which arrive in byte order, with the plan
+// by walking the plan sorted the same way: no map of every key, which at a
+// million keys costs more memory than the values it indexes.
+type matcher struct {
+	kvs []KV
+	i   int
+}
+
+const (
+	matchEqual = iota
+	matchDiffers
+	matchAbsent
+)
+
+func (p *Plan) matcher() *matcher {
+	kvs := p.All()
+	sort.Slice(kvs, func(i, j int) bool { return kvs[i].Key < kvs[j].Key })
+	return &matcher{kvs: kvs}
+}
+
+// match must be called with ascending keys.
+func (m *matcher) match(k, v []byte) int {
+	key := string(k)
+	for m.i < len(m.kvs) && m.kvs[m.i].Key < key {
+		m.i++
+	}
+	if m.i == len(m.kvs) || m.kvs[m.i].Key != key {
+		return matchAbsent
+	}
+	if !bytes.Equal(m.kvs[m.i].Value, v) {
+		return matchDiffers
+	}
+	return matchEqual
+}

@@ -1,7 +1,6 @@
 package restore
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -276,13 +275,10 @@ func CheckTarget(ctx context.Context, cli *clientv3.Client, plan *Plan) (bool, e
 	} else if l != nil {
 		return false, fmt.Errorf("a RisingWave meta node (%s) is live on the target etcd: stop every meta node before restoring", l.Addr)
 	}
-	want := make(map[string][]byte, plan.Keys())
-	for _, kv := range plan.All() {
-		want[kv.Key] = kv.Value
-	}
 	resume := false
 	var foreign []string
 	seen, foreignCount := 0, 0
+	m := plan.matcher()
 	err := metastore.NewReader(cli, 0).RangeAll(ctx, func(k, v []byte) error {
 		key := string(k)
 		if key == MarkerKey {
@@ -294,7 +290,7 @@ func CheckTarget(ctx context.Context, cli *clientv3.Client, plan *Plan) (bool, e
 			return nil
 		}
 		seen++
-		if pv, ok := want[key]; ok && bytes.Equal(pv, v) {
+		if m.match(k, v) == matchEqual {
 			return nil
 		}
 		foreignCount++
