@@ -1,7 +1,6 @@
 package objstore
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -119,12 +118,10 @@ func (s *fsStore) Get(ctx context.Context, key string) ([]byte, ObjectInfo, erro
 		return nil, ObjectInfo{}, err
 	}
 	defer rc.Close()
-	var buf bytes.Buffer
-	buf.Grow(int(info.Size) + 1) // +1: ReadFrom then needs no second buffer to see EOF
-	if _, err := buf.ReadFrom(rc); err != nil {
+	data, err := readSized(rc, info.Size)
+	if err != nil {
 		return nil, ObjectInfo{}, fmt.Errorf("objstore: %s: get %q: %w", s.url, key, err)
 	}
-	data := buf.Bytes()
 	return data, info, nil
 }
 

@@ -7,6 +7,7 @@ package objstore
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"time"
 )
@@ -53,4 +54,23 @@ type Store interface {
 	// String is the store's URL with secrets redacted.
 	String() string
 	Close() error
+}
+
+// readSized reads a whole object whose size is known without a second
+// buffer: bytes.Buffer.ReadFrom grows (and copies everything) when fewer
+// than 512 bytes are free, which doubles peak memory for a large snapshot.
+// A size of 0 or less means unknown.
+func readSized(r io.Reader, size int64) ([]byte, error) {
+	if size <= 0 {
+		return io.ReadAll(r)
+	}
+	buf := make([]byte, size)
+	if _, err := io.ReadFull(r, buf); err != nil {
+		return nil, fmt.Errorf("read %d bytes: %w", size, err)
+	}
+	var one [1]byte
+	if n, _ := r.Read(one[:]); n > 0 {
+		return nil, fmt.Errorf("object is longer than its announced %d bytes", size)
+	}
+	return buf, nil
 }

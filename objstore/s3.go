@@ -135,18 +135,10 @@ func (s *s3Store) Get(ctx context.Context, key string) ([]byte, ObjectInfo, erro
 		if err != nil {
 			return nil, ObjectInfo{}, err
 		}
-		var buf bytes.Buffer
-		if info.Size > 0 {
-			buf.Grow(int(info.Size) + 1)
-		}
-		_, err = buf.ReadFrom(rc)
+		data, err := readSized(rc, info.Size)
 		rc.Close()
 		if err == nil {
-			if info.Size > 0 && int64(buf.Len()) != info.Size {
-				err = fmt.Errorf("read %d of %d bytes", buf.Len(), info.Size)
-			} else {
-				return buf.Bytes(), info, nil
-			}
+			return data, info, nil
 		}
 		lastErr = err
 		if ctx.Err() != nil {
