@@ -226,7 +226,7 @@ func writeCheckpoint(ctx context.Context, hs objstore.Store, backup *metasnap.St
 // VerifyTarget reads everything back: etcd must hold exactly the plan's
 // keys and values, and the checkpoint must decode to the snapshot's version.
 func VerifyTarget(ctx context.Context, cli *clientv3.Client, hs objstore.Store, plan *Plan) error {
-	m := plan.matcher()
+	m := plan.match.walk()
 	found := 0
 	err := metastore.NewReader(cli, 0).RangeAll(ctx, func(k, v []byte) error {
 		switch m.match(k, v) {

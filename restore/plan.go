@@ -12,6 +12,8 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/cespare/xxhash/v2"
+
 	"github.com/rwsnap/rwsnap/hummock"
 	"github.com/rwsnap/rwsnap/hummock/hummockpb"
 	"github.com/rwsnap/rwsnap/metasnap"
@@ -47,6 +49,11 @@ type Plan struct {
 	HummockURL       string
 	HummockDir       string
 	Digest           string // identifies the plan, for resuming
+
+	// match is the plan's keys and value hashes in etcd order, built once;
+	// it lets the values go once written (see releaseValues).
+	match *matcher
+	bytes int
 }
 
 // Keys counts the KVs the plan writes.
@@ -59,14 +66,17 @@ func (p *Plan) Keys() int {
 }
 
 // Bytes sums keys and values.
-func (p *Plan) Bytes() int {
-	n := 0
-	for _, g := range p.Groups {
-		for _, kv := range g.KVs {
-			n += len(kv.Key) + len(kv.Value)
+func (p *Plan) Bytes() int { return p.bytes }
+
+// releaseValues drops the plan's references to the snapshot's bytes once
+// they are written, so the read-back (which compares hashes) does not keep
+// the whole snapshot alive next to the pages it reads.
+func (p *Plan) releaseValues() {
+	for gi := range p.Groups {
+		for i := range p.Groups[gi].KVs {
+			p.Groups[gi].KVs[i].Value = nil
 		}
 	}
-	return n
 }
 
 // All returns every KV in write order.
@@ -196,6 +206,10 @@ func BuildPlan(target, newest *metasnap.MetaSnapshot, o PlanOptions) (*Plan, err
 	}
 	h.Write(m.HummockVersion)
 	p.Digest = hex.EncodeToString(h.Sum(nil))
+	for _, kv := range p.All() {
+		p.bytes += len(kv.Key) + len(kv.Value)
+	}
+	p.match = newMatcher(p.All())
 	return p, nil
 }
 
@@ -253,11 +267,16 @@ func planParams(target *metasnap.MetaSnapshot, o PlanOptions, p *Plan) (map[stri
 }
 
 // matcher compares etcd's keys, which arrive in byte order, with the plan
-// by walking the plan sorted the same way: no map of every key, which at a
-// million keys costs more memory than the values it indexes.
+// by walking the plan sorted the same way, comparing value lengths and
+// xxhash64s: no map of every key and no copy of every value.
 type matcher struct {
-	kvs []KV
-	i   int
+	kvs []keySum
+}
+
+type keySum struct {
+	key string
+	sum uint64
+	n   int
 }
 
 const (
@@ -266,22 +285,34 @@ const (
 	matchAbsent
 )
 
-func (p *Plan) matcher() *matcher {
-	kvs := p.All()
-	sort.Slice(kvs, func(i, j int) bool { return kvs[i].Key < kvs[j].Key })
-	return &matcher{kvs: kvs}
+func newMatcher(kvs []KV) *matcher {
+	m := &matcher{kvs: make([]keySum, len(kvs))}
+	for i, kv := range kvs {
+		m.kvs[i] = keySum{key: kv.Key, sum: xxhash.Sum64(kv.Value), n: len(kv.Value)}
+	}
+	sort.Slice(m.kvs, func(i, j int) bool { return m.kvs[i].key < m.kvs[j].key })
+	return m
+}
+
+// walk starts a pass over etcd's keys in ascending order.
+func (m *matcher) walk() *matchWalk { return &matchWalk{m: m} }
+
+type matchWalk struct {
+	m *matcher
+	i int
 }
 
 // match must be called with ascending keys.
-func (m *matcher) match(k, v []byte) int {
+func (w *matchWalk) match(k, v []byte) int {
+	kvs := w.m.kvs
 	key := string(k)
-	for m.i < len(m.kvs) && m.kvs[m.i].Key < key {
-		m.i++
+	for w.i < len(kvs) && kvs[w.i].key < key {
+		w.i++
 	}
-	if m.i == len(m.kvs) || m.kvs[m.i].Key != key {
+	if w.i == len(kvs) || kvs[w.i].key != key {
 		return matchAbsent
 	}
-	if !bytes.Equal(m.kvs[m.i].Value, v) {
+	if kvs[w.i].n != len(v) || kvs[w.i].sum != xxhash.Sum64(v) {
 		return matchDiffers
 	}
 	return matchEqual

@@ -194,9 +194,12 @@ func Restore(ctx context.Context, o Options) (*Result, error) {
 	if resume {
 		log.Warn("completing an interrupted restore of the same snapshot", "snapshot", plan.SnapshotID)
 	}
+	// Only the plan (and its values) is needed from here on.
+	target, newest = nil, nil
 	if res.Written, res.Replaced, err = Apply(ctx, cli, hs, backup, plan, log); err != nil {
 		return res, err
 	}
+	plan.releaseValues()
 	if err := VerifyTarget(ctx, cli, hs, plan); err != nil {
 		return res, err
 	}
@@ -278,7 +281,7 @@ func CheckTarget(ctx context.Context, cli *clientv3.Client, plan *Plan) (bool, e
 	resume := false
 	var foreign []string
 	seen, foreignCount := 0, 0
-	m := plan.matcher()
+	m := plan.match.walk()
 	err := metastore.NewReader(cli, 0).RangeAll(ctx, func(k, v []byte) error {
 		key := string(k)
 		if key == MarkerKey {
