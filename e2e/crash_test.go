@@ -244,7 +244,8 @@ func TestManifestRetryKilled(t *testing.T) {
 func TestManifestWriteCutOnFS(t *testing.T) {
 	prlimit, err := exec.LookPath("prlimit")
 	if err != nil {
-		t.Skip("prlimit (util-linux) not installed")
+		// util-linux is Essential in Debian; never skip the check silently.
+		t.Fatalf("prlimit (Debian package util-linux) is needed: %v", err)
 	}
 	f := newFixture(t, rwsim.Options{Seed: 24})
 	loc := fsLoc(t)
