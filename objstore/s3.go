@@ -17,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
+	"github.com/aws/smithy-go/logging"
 )
 
 const (
@@ -60,7 +61,9 @@ func openS3(ctx context.Context, loc location) (Store, error) {
 
 	// s3://: the AWS default chain (env, shared config/profile, SSO, web
 	// identity, IMDS), like RisingWave's s3 backend.
-	cfg, err := config.LoadDefaultConfig(ctx, config.WithRetryMode(aws.RetryModeStandard))
+	// The SDK's own logger would print warnings (IMDS fallbacks) past
+	// rwsnap's log format; errors carry what matters.
+	cfg, err := config.LoadDefaultConfig(ctx, config.WithRetryMode(aws.RetryModeStandard), config.WithLogger(logging.Nop{}))
 	if err != nil {
 		return nil, fmt.Errorf("objstore: %s: loading AWS configuration: %w", st.url, redactErr(err))
 	}
@@ -301,6 +304,10 @@ func (s *s3Store) wrap(ctx context.Context, op, key string, err error) error {
 	err = redactErr(err)
 	code, status := errCode(err)
 	switch {
+	case strings.Contains(err.Error(), "get credentials") || strings.Contains(err.Error(), "failed to refresh cached credentials"):
+		// Checked first: the IMDS lookup's own 403 would read as AccessDenied.
+		return fmt.Errorf("objstore: %s: %s %q: no usable AWS credentials (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or use an instance role): %w",
+			s.url, op, key, err)
 	case code == "NoSuchBucket":
 		return fmt.Errorf("objstore: %s: %s %q: bucket %q does not exist at %s; create it first: %w",
 			s.url, op, key, s.bucket, s.where, err)
