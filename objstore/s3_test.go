@@ -226,3 +226,16 @@ func TestS3Unreachable(t *testing.T) {
 		t.Fatalf("error = %v", err)
 	}
 }
+
+// Without any credentials in the chain, the error says so, instead of the
+// "access denied" the IMDS lookup's own 403 would suggest.
+func TestS3MissingCredentials(t *testing.T) {
+	srv := testminio.Start(t)
+	isolateAWS(t) // no env keys, no profile, IMDS disabled
+	t.Setenv("RWSNAP_S3_ENDPOINT", "http://"+srv.Endpoint)
+	s := openURL(t, "s3://"+newBucket(t, srv))
+	_, _, err := s.Get(context.Background(), "k")
+	if err == nil || !strings.Contains(err.Error(), "no usable AWS credentials") || strings.Contains(err.Error(), "denied") {
+		t.Fatalf("err = %v", err)
+	}
+}
