@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/rwsnap/rwsnap/internal/progress"
 	"github.com/rwsnap/rwsnap/objstore"
 )
 
@@ -40,6 +41,8 @@ func Copy(ctx context.Context, src, dst *Storage, ids []uint64) (*CopyResult, er
 	}
 	res := &CopyResult{Copied: []uint64{}, Present: []uint64{}}
 	var entries []SnapshotMetadata
+	bar := progress.New("copy snapshots", int64(len(ids)), "snapshots")
+	defer bar.Finish()
 	for _, id := range ids {
 		e := sm.Find(id)
 		if e == nil {
@@ -78,6 +81,7 @@ func Copy(ctx context.Context, src, dst *Storage, ids []uint64) (*CopyResult, er
 			return nil, fmt.Errorf("read snapshot %d at %s: %w", id, dst, err)
 		}
 		entries = append(entries, *e)
+		bar.Add(1, int64(len(b)))
 	}
 	m, err := dst.UpdateManifest(ctx, func(m *Manifest, _ bool) error {
 		added := 0
