@@ -41,7 +41,7 @@ demo: build
 
 # Figures, not assertions: backup vs a bare range scan, restore vs bare
 # batched puts, verify vs reading the object, peak RSS; see docs/performance.md.
-BENCH_KEYS ?= 10000,100000
+BENCH_KEYS ?= 10000,100000,1000000
 bench: build
 	$(GO) build -o $(CACHE)/bench ./e2e/bench
 	$(CACHE)/bench -keys $(BENCH_KEYS) -rwsnap bin/rwsnap
