@@ -86,17 +86,17 @@ func Backup(ctx context.Context, opts BackupOptions) (*BackupResult, error) {
 	// Crash tests: killed here, an id is used up and nothing is stored.
 	faultpoint.Hit("backup.after-id")
 
-	encoded, entry, md, err := buildSnapshot(ctx, opts, id, log)
+	chunks, entry, md, err := buildSnapshot(ctx, opts, id, log)
 	if err != nil {
 		return nil, err
 	}
 	// Crash tests: killed here, the read is lost and nothing is stored.
 	faultpoint.Hit("backup.before-upload")
-	manifest, err := opts.Target.Create(ctx, encoded, entry)
+	manifest, err := opts.Target.CreateChunks(ctx, chunks, entry)
 	if err != nil {
 		return nil, err
 	}
-	res := &BackupResult{Entry: entry, Revision: md.Revision, Keys: md.Keys(), Bytes: len(encoded), Duration: time.Since(start), Manifest: manifest}
+	res := &BackupResult{Entry: entry, Revision: md.Revision, Keys: md.Keys(), Bytes: chunksLen(chunks), Duration: time.Since(start), Manifest: manifest}
 	log.Info("snapshot stored", "id", id, "revision", md.Revision, "hummock_version_id", entry.HummockVersionID,
 		"keys", res.Keys, "bytes", res.Bytes, "ssts", len(entry.SSTs), "duration", res.Duration.Round(time.Millisecond))
 	return res, nil
@@ -214,4 +214,12 @@ func stateTableInfo(v *hummockpb.HummockVersion) map[uint32]StateTableInfo {
 		out[id] = StateTableInfo{CommittedEpoch: info.GetCommittedEpoch(), SafeEpoch: info.GetSafeEpoch(), CompactionGroupID: info.GetCompactionGroupId()}
 	}
 	return out
+}
+
+func chunksLen(chunks [][]byte) int {
+	n := 0
+	for _, c := range chunks {
+		n += len(c)
+	}
+	return n
 }

@@ -4,6 +4,7 @@
 package metasnap
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -70,26 +71,97 @@ type MetaSnapshot struct {
 
 // Encode renders the snapshot object exactly as RisingWave v1.x does:
 // u32le format_version | u64le id | payload | u64le xxhash64(seed 0).
-func (s *MetaSnapshot) Encode() []byte {
+func (s *MetaSnapshot) Encode() []byte { return bytes.Join(s.EncodeChunks(), nil) }
+
+// EncodeChunks renders the same bytes as Encode as a list of buffers whose
+// concatenation is the object: values of refMin bytes or more are
+// referenced where they are, not copied, so writing a snapshot with
+// objstore.PutChunks needs no second copy of the metadata.
+func (s *MetaSnapshot) EncodeChunks() [][]byte {
 	m := s.Metadata
-	buf := make([]byte, 0, 12+m.sizeHint()+8)
-	buf = binary.LittleEndian.AppendUint32(buf, FormatV1)
-	buf = binary.LittleEndian.AppendUint64(buf, s.ID)
-	buf = m.appendTo(buf)
-	return binary.LittleEndian.AppendUint64(buf, xxhash.Sum64(buf))
+	e := &encoder{}
+	e.u32(FormatV1)
+	e.small(binary.LittleEndian.AppendUint64(nil, s.ID))
+	m.encode(e)
+	e.flush()
+	h := xxhash.New()
+	for _, c := range e.chunks {
+		h.Write(c)
+	}
+	e.small(binary.LittleEndian.AppendUint64(nil, h.Sum64()))
+	e.flush()
+	return e.chunks
 }
 
-func (m *ClusterMetadata) sizeHint() int {
-	n := 64 + len(m.HummockVersion) + len(m.VersionStats) + len(m.SystemParams) + len(m.ClusterID)
-	for _, kv := range m.DefaultCF {
-		n += 16 + len(kv.Key) + len(kv.Value)
+// refMin is the size from which a value is referenced instead of copied.
+const refMin = 128
+
+// encoder collects an encoding as chunks: small pieces (length prefixes,
+// short values) are copied into 1 MiB blocks, large values referenced.
+type encoder struct {
+	chunks [][]byte
+	block  []byte // the current block; block[start:] is not yet a chunk
+	start  int
+}
+
+func (e *encoder) small(p []byte) {
+	if cap(e.block)-len(e.block) < len(p) {
+		e.flush()
+		e.block, e.start = make([]byte, 0, max(1<<20, len(p))), 0
 	}
-	for _, l := range m.lists() {
-		for _, b := range *l {
-			n += 4 + len(b)
-		}
+	e.block = append(e.block, p...)
+}
+
+func (e *encoder) flush() {
+	if len(e.block) > e.start {
+		// A full slice expression: later appends to the block cannot reach
+		// into a chunk already handed out.
+		e.chunks = append(e.chunks, e.block[e.start:len(e.block):len(e.block)])
+		e.start = len(e.block)
 	}
-	return n
+}
+
+func (e *encoder) value(b []byte) {
+	if len(b) < refMin {
+		e.small(b)
+		return
+	}
+	e.flush()
+	e.chunks = append(e.chunks, b)
+}
+
+func (e *encoder) u32(v uint32) {
+	var b [4]byte
+	binary.LittleEndian.PutUint32(b[:], v)
+	e.small(b[:])
+}
+
+// msg is u32 LE length + the message.
+func (e *encoder) msg(b []byte) {
+	e.u32(uint32(len(b)))
+	e.value(b)
+}
+
+// list is u32 LE count + count messages.
+func (e *encoder) list(ms [][]byte) {
+	e.u32(uint32(len(ms)))
+	for _, m := range ms {
+		e.msg(m)
+	}
+}
+
+// wrapped is msg of prost's google.protobuf.BytesValue/StringValue: field
+// 1, length-delimited, omitted when empty (then a zero-length message).
+func (e *encoder) wrapped(b []byte) {
+	if len(b) == 0 {
+		e.u32(0)
+		return
+	}
+	head := protowire.AppendTag(nil, 1, protowire.BytesType)
+	head = protowire.AppendVarint(head, uint64(len(b)))
+	e.u32(uint32(len(head) + len(b)))
+	e.small(head)
+	e.value(b)
 }
 
 // lists are the catalog-like lists in their fixed order (items 5-16).
@@ -98,50 +170,26 @@ func (m *ClusterMetadata) lists() []*[][]byte {
 		&m.Tables, &m.Indexes, &m.Sinks, &m.Sources, &m.Views, &m.Functions, &m.Connections}
 }
 
-// wrapBytes is prost's google.protobuf.BytesValue/StringValue encoding:
-// field 1, length-delimited, omitted when empty.
-func wrapBytes(b []byte) []byte {
-	if len(b) == 0 {
-		return nil
-	}
-	out := protowire.AppendTag(make([]byte, 0, len(b)+6), 1, protowire.BytesType)
-	return protowire.AppendBytes(out, b)
-}
-
-func appendMsg(buf, msg []byte) []byte {
-	buf = binary.LittleEndian.AppendUint32(buf, uint32(len(msg)))
-	return append(buf, msg...)
-}
-
-func appendList(buf []byte, msgs [][]byte) []byte {
-	buf = binary.LittleEndian.AppendUint32(buf, uint32(len(msgs)))
-	for _, msg := range msgs {
-		buf = appendMsg(buf, msg)
-	}
-	return buf
-}
-
-func (m *ClusterMetadata) appendTo(buf []byte) []byte {
-	buf = binary.LittleEndian.AppendUint32(buf, uint32(len(m.DefaultCF)))
+func (m *ClusterMetadata) encode(e *encoder) {
+	e.u32(uint32(len(m.DefaultCF)))
 	for _, kv := range m.DefaultCF {
-		buf = appendMsg(buf, wrapBytes(kv.Key))
+		e.wrapped(kv.Key)
 	}
-	buf = binary.LittleEndian.AppendUint32(buf, uint32(len(m.DefaultCF)))
+	e.u32(uint32(len(m.DefaultCF)))
 	for _, kv := range m.DefaultCF {
-		buf = appendMsg(buf, wrapBytes(kv.Value))
+		e.wrapped(kv.Value)
 	}
-	buf = appendMsg(buf, m.HummockVersion)
-	buf = appendMsg(buf, m.VersionStats)
+	e.msg(m.HummockVersion)
+	e.msg(m.VersionStats)
 	for _, l := range m.lists() {
-		buf = appendList(buf, *l)
+		e.list(*l)
 	}
-	buf = appendMsg(buf, m.SystemParams)
-	buf = appendMsg(buf, wrapBytes([]byte(m.ClusterID)))
-	buf = appendList(buf, m.Subscriptions)
+	e.msg(m.SystemParams)
+	e.wrapped([]byte(m.ClusterID))
+	e.list(m.Subscriptions)
 	if m.HasSecrets {
-		buf = appendList(buf, m.Secrets)
+		e.list(m.Secrets)
 	}
-	return buf
 }
 
 // VerifyChecksum checks the trailing xxhash64 of a snapshot object.

@@ -132,6 +132,12 @@ var errNoChange = errors.New("no change")
 // ("update manifest last"), so a crash in between leaves only an orphan
 // object that no reader sees and that verify reports.
 func (s *Storage) Create(ctx context.Context, encoded []byte, entry SnapshotMetadata) (*Manifest, error) {
+	return s.CreateChunks(ctx, [][]byte{encoded}, entry)
+}
+
+// CreateChunks is Create for a snapshot encoded as chunks
+// (MetaSnapshot.EncodeChunks), written without joining them.
+func (s *Storage) CreateChunks(ctx context.Context, chunks [][]byte, entry SnapshotMetadata) (*Manifest, error) {
 	m, _, err := s.ReadManifest(ctx)
 	if err != nil {
 		return nil, err
@@ -139,7 +145,7 @@ func (s *Storage) Create(ctx context.Context, encoded []byte, entry SnapshotMeta
 	if m.Find(entry.ID) != nil {
 		return nil, fmt.Errorf("snapshot id %d is already in the manifest of %s", entry.ID, s)
 	}
-	if err := s.Store.Put(ctx, s.SnapshotKey(entry.ID), encoded); err != nil {
+	if err := objstore.PutChunks(ctx, s.Store, s.SnapshotKey(entry.ID), chunks); err != nil {
 		return nil, fmt.Errorf("upload snapshot %d to %s: %w", entry.ID, s, err)
 	}
 	// Crash tests: killed here, the object is an orphan verify reports.

@@ -1,6 +1,7 @@
 package metasnap
 
 import (
+	"bytes"
 	"context"
 	"log/slog"
 
@@ -19,12 +20,13 @@ func BuildSnapshot(ctx context.Context, opts BackupOptions, id uint64) ([]byte, 
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	encoded, entry, _, err := buildSnapshot(ctx, opts, id, log)
-	return encoded, entry, err
+	chunks, entry, _, err := buildSnapshot(ctx, opts, id, log)
+	return bytes.Join(chunks, nil), entry, err
 }
 
-// buildSnapshot is the read-and-encode half of a backup.
-func buildSnapshot(ctx context.Context, opts BackupOptions, id uint64, log *slog.Logger) ([]byte, SnapshotMetadata, *metastore.Metadata, error) {
+// buildSnapshot is the read-and-encode half of a backup; the encoding
+// references the values read from etcd (EncodeChunks).
+func buildSnapshot(ctx context.Context, opts BackupOptions, id uint64, log *slog.Logger) ([][]byte, SnapshotMetadata, *metastore.Metadata, error) {
 	snap, version, md, err := readConsistent(ctx, opts, id, log)
 	if err != nil {
 		return nil, SnapshotMetadata{}, nil, err
@@ -42,5 +44,5 @@ func buildSnapshot(ctx context.Context, opts BackupOptions, id uint64, log *slog
 		r := opts.Remarks
 		entry.Remarks = &r
 	}
-	return snap.Encode(), entry, md, nil
+	return snap.EncodeChunks(), entry, md, nil
 }

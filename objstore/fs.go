@@ -1,6 +1,7 @@
 package objstore
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -151,7 +152,29 @@ func (s *fsStore) PutIf(ctx context.Context, key string, data []byte, ifMatch st
 	return s.put(ctx, key, data, true, ifMatch)
 }
 
+// PutChunks implements ChunkWriter: the chunks go through one buffered
+// writer into the temporary file.
+func (s *fsStore) PutChunks(ctx context.Context, key string, chunks [][]byte) error {
+	_, err := s.putFrom(ctx, key, func(w io.Writer) error {
+		bw := bufio.NewWriterSize(w, 1<<20)
+		for _, c := range chunks {
+			if _, err := bw.Write(c); err != nil {
+				return err
+			}
+		}
+		return bw.Flush()
+	}, false, "")
+	return err
+}
+
 func (s *fsStore) put(ctx context.Context, key string, data []byte, cond bool, ifMatch string) (etag string, err error) {
+	return s.putFrom(ctx, key, func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	}, cond, ifMatch)
+}
+
+func (s *fsStore) putFrom(ctx context.Context, key string, write func(io.Writer) error, cond bool, ifMatch string) (etag string, err error) {
 	if err := ctx.Err(); err != nil {
 		return "", err
 	}
@@ -180,7 +203,7 @@ func (s *fsStore) put(ctx context.Context, key string, data []byte, cond bool, i
 			os.Remove(tmpName)
 		}
 	}()
-	_, err = tmp.Write(data)
+	err = write(tmp)
 	if err == nil {
 		err = tmp.Sync()
 	}

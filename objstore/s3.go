@@ -192,15 +192,26 @@ func (s *s3Store) PutIf(ctx context.Context, key string, data []byte, ifMatch st
 	})
 }
 
+// PutChunks implements ChunkWriter: the body reads the chunks in place.
+func (s *s3Store) PutChunks(ctx context.Context, key string, chunks [][]byte) error {
+	r := newChunksReader(chunks)
+	_, err := s.putBody(ctx, key, r, r.size, nil)
+	return err
+}
+
 func (s *s3Store) put(ctx context.Context, key string, data []byte, cond func(*s3.PutObjectInput)) (string, error) {
+	return s.putBody(ctx, key, bytes.NewReader(data), int64(len(data)), cond)
+}
+
+func (s *s3Store) putBody(ctx context.Context, key string, body io.ReadSeeker, size int64, cond func(*s3.PutObjectInput)) (string, error) {
 	if err := checkKey(key); err != nil {
 		return "", err
 	}
 	in := &s3.PutObjectInput{
 		Bucket:        &s.bucket,
 		Key:           &key,
-		Body:          bytes.NewReader(data),
-		ContentLength: aws.Int64(int64(len(data))),
+		Body:          body,
+		ContentLength: aws.Int64(size),
 	}
 	if cond != nil {
 		cond(in)

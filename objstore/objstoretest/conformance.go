@@ -36,6 +36,7 @@ func RunConformance(t *testing.T, newStore func(t *testing.T) objstore.Store) {
 		{"PutIfCreateConcurrent", testPutIfCreateConcurrent},
 		{"CASCounter", testCASCounter},
 		{"OpenStream", testOpenStream},
+		{"PutChunks", testPutChunks},
 		{"Identity", testIdentity},
 	}
 	for _, tc := range tests {
@@ -536,5 +537,26 @@ func testIdentity(t *testing.T, s objstore.Store) {
 	}
 	if got := objstore.Redact(s.String()); got != s.String() {
 		t.Errorf("String() = %q holds a secret (redacted: %q)", s.String(), got)
+	}
+}
+
+// testPutChunks: an object written from many buffers (empty ones, tiny
+// ones, a large one) reads back as their concatenation.
+func testPutChunks(t *testing.T, s objstore.Store) {
+	ctx := context.Background()
+	chunks := [][]byte{[]byte("head"), {}, randBytes(3<<20, 7), []byte("x"), {}, randBytes(1000, 8)}
+	for i := 0; i < 500; i++ {
+		chunks = append(chunks, []byte{byte(i)})
+	}
+	if err := objstore.PutChunks(ctx, s, "chunks/obj", chunks); err != nil {
+		t.Fatal(err)
+	}
+	got, info, err := s.Get(ctx, "chunks/obj")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := bytes.Join(chunks, nil)
+	if !bytes.Equal(got, want) || info.Size != int64(len(want)) {
+		t.Fatalf("read back %d bytes (size %d), want %d", len(got), info.Size, len(want))
 	}
 }
