@@ -200,10 +200,7 @@ func readOnce(ctx context.Context, opts BackupOptions, id uint64) (*MetaSnapshot
 		ClusterID:        md.ClusterID,
 		Subscriptions:    md.Subscriptions,
 		HasSubscriptions: true,
-	}
-	cm.DefaultCF = make([]KV, len(md.DefaultCF))
-	for i, kv := range md.DefaultCF {
-		cm.DefaultCF[i] = KV{Key: kv.Key, Value: kv.Value}
+		DefaultCF:        md.DefaultCF,
 	}
 	return &MetaSnapshot{FormatVersion: FormatV1, ID: id, Metadata: cm}, version, md, nil
 }

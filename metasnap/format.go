@@ -11,6 +11,8 @@ import (
 
 	"github.com/cespare/xxhash/v2"
 	"google.golang.org/protobuf/encoding/protowire"
+
+	"github.com/rwsnap/rwsnap/metastore"
 )
 
 // Format versions (src/storage/backup/src/meta_snapshot.rs).
@@ -25,11 +27,9 @@ var ErrChecksum = errors.New("checksum mismatch: the snapshot is corrupted or tr
 // ErrUnsupportedFormat is returned for snapshots rwsnap cannot decode.
 var ErrUnsupportedFormat = errors.New("unsupported snapshot format")
 
-// KV is one default-cf pair (key without the "default/" prefix).
-type KV struct {
-	Key   []byte
-	Value []byte
-}
+// KV is one default-cf pair (key without the "default/" prefix), as read
+// from etcd.
+type KV = metastore.KV
 
 // ClusterMetadata is the v1 payload. Every message is kept as the protobuf
 // bytes etcd held, so rwsnap needs no catalog schema and loses no field.
