@@ -173,7 +173,7 @@ func (o *Operator) Manifest(ctx context.Context) (*metasnap.Manifest, error) {
 	if stored.ManifestID != m.ManifestID {
 		o.log().Warn("the stored manifest.json differs from the meta node's cached manifest; the meta node's next backup or delete replaces the stored one with its own",
 			"stored_manifest_id", stored.ManifestID, "meta_manifest_id", m.ManifestID,
-			"stored_ids", idList(stored.IDs()), "meta_ids", idList(m.IDs()))
+			"stored_ids", metasnap.FormatIDs(stored.IDs()), "meta_ids", metasnap.FormatIDs(m.IDs()))
 	}
 	var unknown []uint64
 	for i := range m.SnapshotMetadata {
@@ -186,7 +186,7 @@ func (o *Operator) Manifest(ctx context.Context) (*metasnap.Manifest, error) {
 		e.SSTs, e.StateTableInfo, e.RWVersion, e.Extra = s.SSTs, s.StateTableInfo, s.RWVersion, s.Extra
 	}
 	if len(unknown) > 0 {
-		o.log().Warn("snapshots the meta node lists are missing from the stored manifest.json (SST lists unknown)", "ids", idList(unknown))
+		o.log().Warn("snapshots the meta node lists are missing from the stored manifest.json (SST lists unknown)", "ids", metasnap.FormatIDs(unknown))
 	}
 	return m, nil
 }
@@ -211,12 +211,12 @@ func (o *Operator) Delete(ctx context.Context, ids []uint64) (*metasnap.Manifest
 	if len(missing) > 0 {
 		sort.Strings(missing)
 		return nil, fmt.Errorf("%w: %s not in the manifest of the meta node %s (it lists %s); nothing deleted",
-			metasnap.ErrSnapshotNotFound, strings.Join(missing, ", "), o.Client.Addr(), idList(m.IDs()))
+			metasnap.ErrSnapshotNotFound, strings.Join(missing, ", "), o.Client.Addr(), metasnap.FormatIDs(m.IDs()))
 	}
 	if err := o.Client.DeleteSnapshots(ctx, ids); err != nil {
 		return nil, err
 	}
-	o.log().Info("meta node deleted snapshots", "ids", idList(ids), "meta", o.Client.Addr())
+	o.log().Info("meta node deleted snapshots", "ids", metasnap.FormatIDs(ids), "meta", o.Client.Addr())
 	return o.Manifest(ctx)
 }
 
@@ -227,15 +227,4 @@ func withMessage(m string) string {
 		return ""
 	}
 	return ", " + m
-}
-
-func idList(ids []uint64) string {
-	if len(ids) == 0 {
-		return "none"
-	}
-	parts := make([]string, len(ids))
-	for i, id := range ids {
-		parts[i] = strconv.FormatUint(id, 10)
-	}
-	return strings.Join(parts, ",")
 }

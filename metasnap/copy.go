@@ -46,7 +46,7 @@ func Copy(ctx context.Context, src, dst *Storage, ids []uint64) (*CopyResult, er
 	for _, id := range ids {
 		e := sm.Find(id)
 		if e == nil {
-			return nil, fmt.Errorf("%w: %d is not in the manifest of %s (it lists %s)", ErrSnapshotNotFound, id, src, formatIDs(sm.IDs()))
+			return nil, fmt.Errorf("%w: %d is not in the manifest of %s (it lists %s)", ErrSnapshotNotFound, id, src, FormatIDs(sm.IDs()))
 		}
 		b, _, err := src.Store.Get(ctx, src.SnapshotKey(id))
 		if err != nil {

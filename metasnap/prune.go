@@ -136,29 +136,22 @@ const DefaultOrphanMinAge = time.Hour
 // older than minAge, and returns their ids. RisingWave never removes these
 // itself ("TODO #6482: purge stale snapshots").
 func DeleteOrphans(ctx context.Context, st *Storage, minAge time.Duration, dryRun bool) ([]uint64, error) {
-	m, _, err := st.ReadManifest(ctx)
-	if err != nil {
-		return nil, err
-	}
-	objs, err := st.SnapshotObjects(ctx)
+	_, orphans, err := st.Orphans(ctx)
 	if err != nil {
 		return nil, err
 	}
 	var ids []uint64
-	var keys []string
-	for id, o := range objs {
-		if m.Find(id) != nil || time.Since(o.ModTime) < minAge {
-			continue
+	for id, o := range orphans {
+		if time.Since(o.ModTime) >= minAge {
+			ids = append(ids, id)
 		}
-		ids = append(ids, id)
-		keys = append(keys, o.Key)
 	}
 	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
-	if dryRun || len(keys) == 0 {
+	if dryRun || len(ids) == 0 {
 		return ids, nil
 	}
 	// Re-read the manifest: an entry that appeared since must keep its object.
-	m, _, err = st.ReadManifest(ctx)
+	m, _, err := st.ReadManifest(ctx)
 	if err != nil {
 		return nil, err
 	}

@@ -190,7 +190,7 @@ func (s *Storage) Delete(ctx context.Context, ids []uint64) (*Manifest, error) {
 		if len(missing) > 0 {
 			sort.Strings(missing)
 			return fmt.Errorf("%w: %s not in the manifest of %s (it lists %s); nothing deleted",
-				ErrSnapshotNotFound, strings.Join(missing, ", "), s, formatIDs(m.IDs()))
+				ErrSnapshotNotFound, strings.Join(missing, ", "), s, FormatIDs(m.IDs()))
 		}
 		kept := m.SnapshotMetadata[:0:0]
 		for _, e := range m.SnapshotMetadata {
@@ -259,7 +259,27 @@ func (s *Storage) SnapshotObjects(ctx context.Context) (map[uint64]objstore.Obje
 	return out, nil
 }
 
-func formatIDs(ids []uint64) string {
+// Orphans reads the manifest and returns it with the snapshot objects it
+// does not name (left by interrupted backups or deletes).
+func (s *Storage) Orphans(ctx context.Context) (*Manifest, map[uint64]objstore.ObjectInfo, error) {
+	m, _, err := s.ReadManifest(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	objs, err := s.SnapshotObjects(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	for id := range objs {
+		if m.Find(id) != nil {
+			delete(objs, id)
+		}
+	}
+	return m, objs, nil
+}
+
+// FormatIDs lists snapshot ids for messages: "1001, 1002", or "no snapshots".
+func FormatIDs(ids []uint64) string {
 	if len(ids) == 0 {
 		return "no snapshots"
 	}

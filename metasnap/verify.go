@@ -54,19 +54,13 @@ func (r *VerifyReport) OK() bool {
 // Verify checks manifest -> object -> checksum -> decode -> replayed version
 // consistent with the manifest entry -> (optionally) SST objects present.
 func Verify(ctx context.Context, st *Storage, opts VerifyOptions) (*VerifyReport, error) {
-	m, _, err := st.ReadManifest(ctx)
-	if err != nil {
-		return nil, err
-	}
-	objs, err := st.SnapshotObjects(ctx)
+	m, orphans, err := st.Orphans(ctx)
 	if err != nil {
 		return nil, err
 	}
 	rep := &VerifyReport{ManifestID: m.ManifestID, Snapshots: []SnapshotCheck{}, Orphans: []uint64{}}
-	for id := range objs {
-		if m.Find(id) == nil {
-			rep.Orphans = append(rep.Orphans, id)
-		}
+	for id := range orphans {
+		rep.Orphans = append(rep.Orphans, id)
 	}
 	slices.Sort(rep.Orphans)
 	ids := opts.IDs
@@ -76,7 +70,7 @@ func Verify(ctx context.Context, st *Storage, opts VerifyOptions) (*VerifyReport
 	for _, id := range ids {
 		entry := m.Find(id)
 		if entry == nil {
-			return nil, fmt.Errorf("%w: %d is not in the manifest of %s (it lists %s)", ErrSnapshotNotFound, id, st, formatIDs(m.IDs()))
+			return nil, fmt.Errorf("%w: %d is not in the manifest of %s (it lists %s)", ErrSnapshotNotFound, id, st, FormatIDs(m.IDs()))
 		}
 		rep.Snapshots = append(rep.Snapshots, verifyOne(ctx, st, entry, opts))
 	}

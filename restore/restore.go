@@ -234,7 +234,7 @@ func Load(ctx context.Context, backup *metasnap.Storage, id uint64) (target, new
 	}
 	e := m.Find(id)
 	if e == nil {
-		return nil, nil, fmt.Errorf("%w: snapshot id %d not found in the manifest of %s (it lists %s)", metasnap.ErrSnapshotNotFound, id, backup, idList(m.IDs()))
+		return nil, nil, fmt.Errorf("%w: snapshot id %d not found in the manifest of %s (it lists %s)", metasnap.ErrSnapshotNotFound, id, backup, metasnap.FormatIDs(m.IDs()))
 	}
 	if e.FormatVersion >= metasnap.FormatV2 {
 		return nil, nil, fmt.Errorf("snapshot %d has format_version %d: SQL meta store snapshots are not supported (rwsnap restores etcd meta stores)", id, e.FormatVersion)
@@ -250,17 +250,6 @@ func Load(ctx context.Context, backup *metasnap.Storage, id uint64) (target, new
 		return nil, nil, fmt.Errorf("the newest snapshot %d supplies the id generators a restore writes, and cannot be read: %w", newestID, err)
 	}
 	return target, newest, nil
-}
-
-func idList(ids []uint64) string {
-	if len(ids) == 0 {
-		return "no snapshots"
-	}
-	s := make([]string, len(ids))
-	for i, id := range ids {
-		s[i] = strconv.FormatUint(id, 10)
-	}
-	return strings.Join(s, ", ")
 }
 
 type marker struct {
