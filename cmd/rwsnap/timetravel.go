@@ -238,6 +238,27 @@ func parsePoint(c *cli.Context) (*point, error) {
 	return p, nil
 }
 
+// choosePoint parses --at/--epoch/--snapshot (usage errors come before any
+// connection), opens the snapshot source and picks the epoch. The caller
+// closes the source.
+func choosePoint(c *cli.Context, allowManifest bool) (*ttSource, *timetravel.Choice, error) {
+	p, err := parsePoint(c)
+	if err != nil {
+		return nil, nil, err
+	}
+	src, err := openTTSource(c, allowManifest)
+	if err != nil {
+		return nil, nil, err
+	}
+	warnTableIgnored(c, src.cat, p.table)
+	ch, err := p.choose(src.cat)
+	if err != nil {
+		src.Close()
+		return nil, nil, err
+	}
+	return src, ch, nil
+}
+
 func (p *point) choose(cat *timetravel.Catalog) (*timetravel.Choice, error) {
 	switch p.kind {
 	case "at":
@@ -408,20 +429,11 @@ Examples:
 			if out != "table" && out != "json" {
 				return usagef("--output %q: want table or json", out)
 			}
-			p, err := parsePoint(c)
-			if err != nil {
-				return err
-			}
-			src, err := openTTSource(c, true)
+			src, ch, err := choosePoint(c, true)
 			if err != nil {
 				return err
 			}
 			defer src.Close()
-			warnTableIgnored(c, src.cat, p.table)
-			ch, err := p.choose(src.cat)
-			if err != nil {
-				return err
-			}
 			if out == "json" {
 				return writeJSON(c.App.Writer, choiceJSON(ch))
 			}
@@ -471,20 +483,11 @@ Examples:
 			if out != "table" && out != "csv" && out != "json" {
 				return usagef("--output %q: want table, csv or json", out)
 			}
-			p, err := parsePoint(c)
-			if err != nil {
-				return err
-			}
-			src, err := openTTSource(c, false)
+			src, ch, err := choosePoint(c, false)
 			if err != nil {
 				return err
 			}
 			defer src.Close()
-			warnTableIgnored(c, src.cat, p.table)
-			ch, err := p.choose(src.cat)
-			if err != nil {
-				return err
-			}
 			if !ch.Exact {
 				note(c, "warning: no snapshot covers %s; reading %s, the latest earlier covered moment",
 					timetravel.FormatTime(ch.Requested, time.Local), timetravel.FormatTime(ch.Time(), time.Local))
@@ -525,21 +528,12 @@ Examples:
 					return usagef("psql's %s would skip the startup file that sets QUERY_EPOCH", a)
 				}
 			}
-			p, err := parsePoint(c)
+			src, ch, err := choosePoint(c, false)
 			if err != nil {
 				return err
 			}
-			src, err := openTTSource(c, false)
-			if err != nil {
-				return err
-			}
-			warnTableIgnored(c, src.cat, p.table)
-			ch, err := p.choose(src.cat)
 			// psql opens its own session; this one only validated.
 			src.Close()
-			if err != nil {
-				return err
-			}
 			var banner []string
 			for _, l := range describeChoice(ch) {
 				banner = append(banner, "rwsnap: "+l)
