@@ -199,17 +199,18 @@ func BuildPlan(target, newest *metasnap.MetaSnapshot, o PlanOptions) (*Plan, err
 	add("system_params", kvs)
 	// cf/cluster_id last: a meta node treats its absence as a first launch.
 	add("cluster_id", []KV{{Key: string(metastore.EtcdKey(metastore.CFClusterID, []byte(metastore.ClusterIDKey))), Value: []byte(m.ClusterID)}})
+	all := p.All()
 	h := sha256.New()
-	for _, kv := range p.All() {
+	for _, kv := range all {
 		fmt.Fprintf(h, "%d:%s%d:", len(kv.Key), kv.Key, len(kv.Value))
 		h.Write(kv.Value)
 	}
 	h.Write(m.HummockVersion)
 	p.Digest = hex.EncodeToString(h.Sum(nil))
-	for _, kv := range p.All() {
+	for _, kv := range all {
 		p.bytes += len(kv.Key) + len(kv.Value)
 	}
-	p.match = newMatcher(p.All())
+	p.match = newMatcher(all)
 	return p, nil
 }
 
