@@ -7,10 +7,10 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/rwsnap/rwsnap/e2e/rwsim"
+	"github.com/rwsnap/rwsnap/rwsim"
 	"github.com/rwsnap/rwsnap/hummock"
 	"github.com/rwsnap/rwsnap/internal/embedetcd"
-	"github.com/rwsnap/rwsnap/internal/embedetcd/etcdtest"
+	"github.com/rwsnap/rwsnap/internal/testinfra/etcdtest"
 	"github.com/rwsnap/rwsnap/metasnap"
 	"github.com/rwsnap/rwsnap/metastore"
 )

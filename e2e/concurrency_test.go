@@ -8,7 +8,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/rwsnap/rwsnap/e2e/rwsim"
+	"github.com/rwsnap/rwsnap/rwsim"
 )
 
 // backupIDOf parses risectl's success line "backup job succeeded: job N, ...".

@@ -14,9 +14,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rwsnap/rwsnap/e2e/rwsim"
+	"github.com/rwsnap/rwsnap/rwsim"
 	"github.com/rwsnap/rwsnap/internal/faultpoint"
-	"github.com/rwsnap/rwsnap/internal/faultproxy"
+	"github.com/rwsnap/rwsnap/internal/testinfra/faultproxy"
 	"github.com/rwsnap/rwsnap/metasnap"
 	"github.com/rwsnap/rwsnap/metastore"
 	"github.com/rwsnap/rwsnap/objstore"

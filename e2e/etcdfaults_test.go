@@ -12,11 +12,11 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
-	"github.com/rwsnap/rwsnap/e2e/rwsim"
+	"github.com/rwsnap/rwsnap/rwsim"
 	"github.com/rwsnap/rwsnap/internal/embedetcd"
-	"github.com/rwsnap/rwsnap/internal/embedetcd/etcdtest"
-	"github.com/rwsnap/rwsnap/internal/faultproxy"
-	"github.com/rwsnap/rwsnap/internal/testminio"
+	"github.com/rwsnap/rwsnap/internal/testinfra/etcdtest"
+	"github.com/rwsnap/rwsnap/internal/testinfra/faultproxy"
+	"github.com/rwsnap/rwsnap/internal/testinfra/testminio"
 	"github.com/rwsnap/rwsnap/metasnap"
 	"github.com/rwsnap/rwsnap/metastore"
 	"github.com/rwsnap/rwsnap/objstore"

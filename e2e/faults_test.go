@@ -7,13 +7,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rwsnap/rwsnap/e2e/rwsim"
+	"github.com/rwsnap/rwsnap/rwsim"
 	"github.com/rwsnap/rwsnap/internal/embedetcd"
-	"github.com/rwsnap/rwsnap/internal/embedetcd/etcdtest"
-	"github.com/rwsnap/rwsnap/internal/faultproxy"
+	"github.com/rwsnap/rwsnap/internal/testinfra/etcdtest"
+	"github.com/rwsnap/rwsnap/internal/testinfra/faultproxy"
 )
 
-// Object store faults: rwsnap talks to MinIO through internal/faultproxy;
+// Object store faults: rwsnap talks to MinIO through internal/testinfra/faultproxy;
 // the direct MinIO URL is used afterwards to check the outcome. The S3
 // client retries (aws-sdk-go-v2's standard retryer, 4 attempts with
 // jittered exponential backoff), so transient faults must end in success,

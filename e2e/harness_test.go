@@ -1,5 +1,5 @@
 // Package e2e runs the rwsnap binary against real components: embedded
-// etcd servers, a MinIO server, and e2e/rwsim's simulated RisingWave.
+// etcd servers, a MinIO server, and rwsim's simulated RisingWave.
 package e2e
 
 import (
@@ -16,10 +16,10 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
-	"github.com/rwsnap/rwsnap/e2e/rwsim"
+	"github.com/rwsnap/rwsnap/rwsim"
 	"github.com/rwsnap/rwsnap/internal/embedetcd"
-	"github.com/rwsnap/rwsnap/internal/embedetcd/etcdtest"
-	"github.com/rwsnap/rwsnap/internal/testminio"
+	"github.com/rwsnap/rwsnap/internal/testinfra/etcdtest"
+	"github.com/rwsnap/rwsnap/internal/testinfra/testminio"
 	"github.com/rwsnap/rwsnap/objstore"
 )
 

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/rwsnap/rwsnap/e2e/rwsim"
+	"github.com/rwsnap/rwsnap/rwsim"
 )
 
 // TestLivePruneAndScheduleThroughMeta: with a meta node live, prune and

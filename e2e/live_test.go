@@ -15,13 +15,13 @@ import (
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
-	"github.com/rwsnap/rwsnap/e2e/rwsim"
-	"github.com/rwsnap/rwsnap/e2e/rwsim/metanode"
+	"github.com/rwsnap/rwsnap/rwsim"
+	"github.com/rwsnap/rwsnap/rwsim/metanode"
 	"github.com/rwsnap/rwsnap/metasnap"
 	"github.com/rwsnap/rwsnap/metastore"
 )
 
-// Live-cluster tests: rwsnap against e2e/rwsim/metanode, a simulated v1.x
+// Live-cluster tests: rwsnap against rwsim/metanode, a simulated v1.x
 // meta node serving BackupService over real gRPC, leading through etcd's
 // election API, and writing the same MinIO backup location.
 

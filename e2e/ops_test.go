@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/rwsnap/rwsnap/e2e/rwsim"
+	"github.com/rwsnap/rwsnap/rwsim"
 	"github.com/rwsnap/rwsnap/metasnap"
 )
 

@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rwsnap/rwsnap/e2e/rwsim"
+	"github.com/rwsnap/rwsnap/rwsim"
 	"github.com/rwsnap/rwsnap/internal/faultpoint"
 	"github.com/rwsnap/rwsnap/metasnap"
 )

@@ -9,7 +9,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/rwsnap/rwsnap/internal/embedetcd"
-	"github.com/rwsnap/rwsnap/internal/embedetcd/etcdtest"
+	"github.com/rwsnap/rwsnap/internal/testinfra/etcdtest"
 )
 
 func putGet(t *testing.T, cli *clientv3.Client, key, val string) {

@@ -20,7 +20,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rwsnap/rwsnap/e2e/rwsim/frontend"
+	"github.com/rwsnap/rwsnap/rwsim/frontend"
 	"github.com/rwsnap/rwsnap/metasnap"
 	"github.com/rwsnap/rwsnap/objstore"
 	"github.com/rwsnap/rwsnap/timetravel"

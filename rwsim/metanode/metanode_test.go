@@ -13,10 +13,10 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
-	"github.com/rwsnap/rwsnap/e2e/rwsim"
-	"github.com/rwsnap/rwsnap/e2e/rwsim/metanode"
+	"github.com/rwsnap/rwsnap/rwsim"
+	"github.com/rwsnap/rwsnap/rwsim/metanode"
 	"github.com/rwsnap/rwsnap/internal/embedetcd"
-	"github.com/rwsnap/rwsnap/internal/embedetcd/etcdtest"
+	"github.com/rwsnap/rwsnap/internal/testinfra/etcdtest"
 	"github.com/rwsnap/rwsnap/metaclient/backuppb"
 	"github.com/rwsnap/rwsnap/metaclient/memberpb"
 	"github.com/rwsnap/rwsnap/metasnap"
