@@ -92,7 +92,7 @@ func Backup(ctx context.Context, opts BackupOptions) (*BackupResult, error) {
 	}
 	// Crash tests: killed here, the read is lost and nothing is stored.
 	faultpoint.Hit("backup.before-upload")
-	manifest, err := opts.Target.CreateChunks(ctx, chunks, entry)
+	manifest, err := opts.Target.CreateChunksWith(ctx, chunks, entry, CreateOptions{Force: opts.Force})
 	if err != nil {
 		return nil, err
 	}
@@ -102,12 +102,13 @@ func Backup(ctx context.Context, opts BackupOptions) (*BackupResult, error) {
 	return res, nil
 }
 
-// checkCapacity applies RisingWave's cap on snapshots per location.
+// checkCapacity applies RisingWave's cap on snapshots per location early
+// (the binding check is in the manifest compare-and-swap) and warns near it.
 func checkCapacity(n int, force bool, log *slog.Logger) error {
-	switch {
-	case n >= MaxSnapshots && !force:
-		return fmt.Errorf("%d snapshots already; RisingWave refuses backups past %d (too many existent meta snapshots): delete or prune some first, or pass --force", n, MaxSnapshots)
-	case n >= WarnSnapshots:
+	if err := CheckCapacity(n, force); err != nil {
+		return err
+	}
+	if n >= WarnSnapshots {
 		log.Warn("backup location is close to RisingWave's snapshot cap", "snapshots", n, "cap", MaxSnapshots)
 	}
 	return nil

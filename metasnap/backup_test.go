@@ -18,8 +18,11 @@ func TestCheckCapacity(t *testing.T) {
 		{89, false, false, false},
 		{90, false, false, true},
 		{99, false, false, true},
-		{100, false, true, false},
-		{100, true, false, true},
+		// RisingWave: current_number > MAX_META_SNAPSHOT_NUM, so a backup
+		// at 100 is allowed (101 may exist) and one at 101 refused.
+		{100, false, false, true},
+		{101, false, true, false},
+		{101, true, false, true},
 		{150, true, false, true},
 	}
 	for _, tt := range tests {

@@ -18,9 +18,12 @@ import (
 // ErrSnapshotNotFound means an id is not in the manifest.
 var ErrSnapshotNotFound = errors.New("snapshot not found")
 
-// MaxSnapshots is RisingWave's MAX_META_SNAPSHOT_NUM: a meta node refuses new
-// backups past it. rwsnap warns at WarnSnapshots and refuses at the cap
-// unless forced.
+// MaxSnapshots is RisingWave's MAX_META_SNAPSHOT_NUM: a meta node refuses a
+// new backup job when MORE than that many snapshots exist (backup_manager.rs
+// start_backup_job, `current_number > MAX_META_SNAPSHOT_NUM`, the same in
+// v1.0 .. v2.0.7), so a location may hold MaxSnapshots+1. rwsnap applies the
+// same rule, inside the manifest compare-and-swap, and warns from
+// WarnSnapshots.
 const (
 	MaxSnapshots  = 100
 	WarnSnapshots = 90
@@ -128,22 +131,54 @@ func (s *Storage) UpdateManifest(ctx context.Context, fn func(m *Manifest, retry
 
 var errNoChange = errors.New("no change")
 
+// ErrTooManySnapshots is RisingWave's refusal of a backup into a location
+// that already holds more than MaxSnapshots snapshots.
+var ErrTooManySnapshots = errors.New("too many existent meta snapshots")
+
+// CheckCapacity applies RisingWave's cap to a manifest holding n snapshots
+// before one more is added: refused when n > MaxSnapshots unless force.
+func CheckCapacity(n int, force bool) error {
+	if n > MaxSnapshots && !force {
+		return fmt.Errorf("%w: %d snapshots already, RisingWave refuses backups when more than %d exist: delete or prune some first, or pass --force", ErrTooManySnapshots, n, MaxSnapshots)
+	}
+	return nil
+}
+
+// CreateOptions tune Create.
+type CreateOptions struct {
+	// Force adds the entry even past RisingWave's snapshot cap.
+	Force bool
+}
+
 // Create stores a snapshot: the object first, then the manifest entry
 // ("update manifest last"), so a crash in between leaves only an orphan
-// object that no reader sees and that verify reports.
+// object that no reader sees and that verify reports. RisingWave's cap is
+// enforced (CreateChunksWith to force past it).
 func (s *Storage) Create(ctx context.Context, encoded []byte, entry SnapshotMetadata) (*Manifest, error) {
-	return s.CreateChunks(ctx, [][]byte{encoded}, entry)
+	return s.CreateChunksWith(ctx, [][]byte{encoded}, entry, CreateOptions{})
 }
 
 // CreateChunks is Create for a snapshot encoded as chunks
 // (MetaSnapshot.EncodeChunks), written without joining them.
 func (s *Storage) CreateChunks(ctx context.Context, chunks [][]byte, entry SnapshotMetadata) (*Manifest, error) {
+	return s.CreateChunksWith(ctx, chunks, entry, CreateOptions{})
+}
+
+// CreateChunksWith is CreateChunks with options. The cap is checked on the
+// manifest read before the upload (to spare a doomed upload) and again on
+// the manifest each compare-and-swap attempt is about to replace, so
+// concurrent backups cannot overshoot it; a backup refused there removes
+// the object it uploaded.
+func (s *Storage) CreateChunksWith(ctx context.Context, chunks [][]byte, entry SnapshotMetadata, o CreateOptions) (*Manifest, error) {
 	m, _, err := s.ReadManifest(ctx)
 	if err != nil {
 		return nil, err
 	}
 	if m.Find(entry.ID) != nil {
 		return nil, fmt.Errorf("snapshot id %d is already in the manifest of %s", entry.ID, s)
+	}
+	if err := CheckCapacity(len(m.SnapshotMetadata), o.Force); err != nil {
+		return nil, fmt.Errorf("%s: %w", s, err)
 	}
 	if err := objstore.PutChunks(ctx, s.Store, s.SnapshotKey(entry.ID), chunks); err != nil {
 		return nil, fmt.Errorf("upload snapshot %d to %s: %w", entry.ID, s, err)
@@ -158,9 +193,20 @@ func (s *Storage) CreateChunks(ctx context.Context, chunks [][]byte, entry Snaps
 			}
 			return fmt.Errorf("snapshot id %d appeared in the manifest of %s concurrently", entry.ID, s)
 		}
+		if err := CheckCapacity(len(m.SnapshotMetadata), o.Force); err != nil {
+			return fmt.Errorf("%s: %w", s, err)
+		}
 		m.SnapshotMetadata = append(m.SnapshotMetadata, entry)
 		return nil
 	})
+	if errors.Is(err, ErrTooManySnapshots) {
+		// Concurrent backups filled the location after the first check:
+		// the object is ours alone (ids are unique), so remove it.
+		if derr := s.Store.Delete(ctx, s.SnapshotKey(entry.ID)); derr != nil {
+			return nil, fmt.Errorf("%w (and removing the uploaded object %s failed: %v; `rwsnap meta prune --orphans` removes it)", err, s.SnapshotKey(entry.ID), derr)
+		}
+		return nil, err
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w (snapshot object %s was uploaded but is not in the manifest: an orphan RisingWave ignores; `rwsnap meta prune --orphans` removes it)", err, s.SnapshotKey(entry.ID))
 	}

@@ -132,3 +132,64 @@ func TestVerifyFindsDamageAndOrphans(t *testing.T) {
 		t.Errorf("unknown id: %v", err)
 	}
 }
+
+// Six backups racing into a location of 99 snapshots: RisingWave's rule
+// (refuse when more than 100 exist) admits two, so the manifest ends at
+// exactly 101, the others fail with ErrTooManySnapshots and leave no
+// object behind.
+func TestConcurrentCreatesRespectTheCap(t *testing.T) {
+	ctx := context.Background()
+	st := NewStorage(objstore.NewMemory(), "backup")
+	seed := &Manifest{}
+	for id := uint64(1); id <= 99; id++ {
+		seed.SnapshotMetadata = append(seed.SnapshotMetadata, entry(id))
+	}
+	b, err := EncodeManifest(seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Store.Put(ctx, st.ManifestKey(), b); err != nil {
+		t.Fatal(err)
+	}
+	// All six pass the early check before any of them commits.
+	var ready, wg sync.WaitGroup
+	ready.Add(6)
+	errs := make(chan error, 6)
+	for id := uint64(1000); id < 1006; id++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ready.Done()
+			ready.Wait()
+			_, err := st.Create(ctx, encodedSnapshot(id), entry(id))
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	refused := 0
+	for err := range errs {
+		switch {
+		case err == nil:
+		case errors.Is(err, ErrTooManySnapshots):
+			refused++
+		default:
+			t.Fatal(err)
+		}
+	}
+	m, _, err := st.ReadManifest(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(m.SnapshotMetadata); n != MaxSnapshots+1 || refused != 4 {
+		t.Fatalf("%d snapshots after six concurrent backups at 99 (%d refused); want %d (RisingWave's > %d rule) and 4 refused", n, refused, MaxSnapshots+1, MaxSnapshots)
+	}
+	_, orphans, err := st.Orphans(ctx)
+	if err != nil || len(orphans) != 0 {
+		t.Fatalf("refused backups left objects: %v %v", orphans, err)
+	}
+	// At 101 a forced backup still goes in.
+	if _, err := st.CreateChunksWith(ctx, [][]byte{encodedSnapshot(2000)}, entry(2000), CreateOptions{Force: true}); err != nil {
+		t.Fatalf("forced backup past the cap: %v", err)
+	}
+}

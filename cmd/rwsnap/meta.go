@@ -62,7 +62,7 @@ Examples:
   RW_META_ADDR=http://meta:5690 rwsnap meta backup-meta --etcd-endpoints etcd:2379 --mode meta`,
 		Flags: withFlags(etcdFlags(), locationFlags(), metaNodeFlags(), []cli.Flag{
 			&cli.StringFlag{Name: "remarks", Usage: "free text stored with the snapshot (shown by list and rw_meta_snapshot)", EnvVars: env("remarks")},
-			&cli.BoolFlag{Name: "force", Usage: "write even to a live cluster's own location, or past 100 snapshots", EnvVars: env("force")},
+			&cli.BoolFlag{Name: "force", Usage: "write even to a live cluster's own location, or when more than 100 snapshots exist (RisingWave's cap)", EnvVars: env("force")},
 			outputFlag(),
 		}),
 		Action: func(c *cli.Context) error {
