@@ -20,9 +20,9 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/rwsnap/rwsnap/rwsim"
 	"github.com/rwsnap/rwsnap/hummock/hummockpb"
 	"github.com/rwsnap/rwsnap/metastore/metapb"
+	"github.com/rwsnap/rwsnap/rwsim"
 )
 
 // rawSnapshot is a snapshot object decoded by this test alone, straight

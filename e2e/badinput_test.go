@@ -7,12 +7,12 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/rwsnap/rwsnap/rwsim"
 	"github.com/rwsnap/rwsnap/hummock"
 	"github.com/rwsnap/rwsnap/internal/embedetcd"
 	"github.com/rwsnap/rwsnap/internal/testinfra/etcdtest"
 	"github.com/rwsnap/rwsnap/metasnap"
 	"github.com/rwsnap/rwsnap/metastore"
+	"github.com/rwsnap/rwsnap/rwsim"
 )
 
 // expectFailure runs rwsnap, wants exit code `code`, a message containing

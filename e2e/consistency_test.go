@@ -11,9 +11,9 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/rwsnap/rwsnap/rwsim"
 	"github.com/rwsnap/rwsnap/hummock/hummockpb"
 	"github.com/rwsnap/rwsnap/metastore"
+	"github.com/rwsnap/rwsnap/rwsim"
 )
 
 // TestBackupIsOneRevisionWhileWriting keeps the simulated cluster committing

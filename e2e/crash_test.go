@@ -14,12 +14,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rwsnap/rwsnap/rwsim"
 	"github.com/rwsnap/rwsnap/internal/faultpoint"
 	"github.com/rwsnap/rwsnap/internal/testinfra/faultproxy"
 	"github.com/rwsnap/rwsnap/metasnap"
 	"github.com/rwsnap/rwsnap/metastore"
 	"github.com/rwsnap/rwsnap/objstore"
+	"github.com/rwsnap/rwsnap/rwsim"
 )
 
 // backupLoc is a backup location as the CLI names it (args) and as the test

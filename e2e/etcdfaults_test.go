@@ -12,7 +12,6 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
-	"github.com/rwsnap/rwsnap/rwsim"
 	"github.com/rwsnap/rwsnap/internal/embedetcd"
 	"github.com/rwsnap/rwsnap/internal/testinfra/etcdtest"
 	"github.com/rwsnap/rwsnap/internal/testinfra/faultproxy"
@@ -21,6 +20,7 @@ import (
 	"github.com/rwsnap/rwsnap/metastore"
 	"github.com/rwsnap/rwsnap/objstore"
 	"github.com/rwsnap/rwsnap/restore"
+	"github.com/rwsnap/rwsnap/rwsim"
 )
 
 // newFixtureOn is newFixture on an etcd cluster configured by cfg.

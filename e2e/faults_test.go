@@ -7,10 +7,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rwsnap/rwsnap/rwsim"
 	"github.com/rwsnap/rwsnap/internal/embedetcd"
 	"github.com/rwsnap/rwsnap/internal/testinfra/etcdtest"
 	"github.com/rwsnap/rwsnap/internal/testinfra/faultproxy"
+	"github.com/rwsnap/rwsnap/rwsim"
 )
 
 // Object store faults: rwsnap talks to MinIO through internal/testinfra/faultproxy;

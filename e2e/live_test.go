@@ -15,10 +15,10 @@ import (
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
-	"github.com/rwsnap/rwsnap/rwsim"
-	"github.com/rwsnap/rwsnap/rwsim/metanode"
 	"github.com/rwsnap/rwsnap/metasnap"
 	"github.com/rwsnap/rwsnap/metastore"
+	"github.com/rwsnap/rwsnap/rwsim"
+	"github.com/rwsnap/rwsnap/rwsim/metanode"
 )
 
 // Live-cluster tests: rwsnap against rwsim/metanode, a simulated v1.x

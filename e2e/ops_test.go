@@ -8,8 +8,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/rwsnap/rwsnap/rwsim"
 	"github.com/rwsnap/rwsnap/metasnap"
+	"github.com/rwsnap/rwsnap/rwsim"
 )
 
 // TestCopyMinioToFSAndBack copies every snapshot MinIO -> fs -> another

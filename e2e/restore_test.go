@@ -12,12 +12,12 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/rwsnap/rwsnap/rwsim"
 	"github.com/rwsnap/rwsnap/hummock"
 	"github.com/rwsnap/rwsnap/internal/embedetcd"
-	"github.com/rwsnap/rwsnap/internal/testinfra/etcdtest"
 	"github.com/rwsnap/rwsnap/internal/faultpoint"
+	"github.com/rwsnap/rwsnap/internal/testinfra/etcdtest"
 	"github.com/rwsnap/rwsnap/objstore"
+	"github.com/rwsnap/rwsnap/rwsim"
 )
 
 // backupID runs backup-meta and returns the snapshot id and etcd revision.

@@ -15,9 +15,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rwsnap/rwsnap/rwsim"
 	"github.com/rwsnap/rwsnap/internal/faultpoint"
 	"github.com/rwsnap/rwsnap/metasnap"
+	"github.com/rwsnap/rwsnap/rwsim"
 )
 
 func freeAddr(t *testing.T) string {

@@ -14,10 +14,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rwsnap/rwsnap/rwsim"
-	"github.com/rwsnap/rwsnap/rwsim/frontend"
 	"github.com/rwsnap/rwsnap/internal/embedetcd"
 	"github.com/rwsnap/rwsnap/internal/testinfra/etcdtest"
+	"github.com/rwsnap/rwsnap/rwsim"
+	"github.com/rwsnap/rwsnap/rwsim/frontend"
 )
 
 // helpCommands returns the names listed under "COMMANDS:" in help text.

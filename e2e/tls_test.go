@@ -6,10 +6,10 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/rwsnap/rwsnap/rwsim"
 	"github.com/rwsnap/rwsnap/internal/embedetcd"
 	"github.com/rwsnap/rwsnap/internal/testinfra/etcdtest"
 	"github.com/rwsnap/rwsnap/internal/testinfra/testcerts"
+	"github.com/rwsnap/rwsnap/rwsim"
 )
 
 // TestEtcdTLSClientCerts: the meta store and the restore target serve

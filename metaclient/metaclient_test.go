@@ -14,14 +14,14 @@ import (
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
-	"github.com/rwsnap/rwsnap/rwsim"
-	"github.com/rwsnap/rwsnap/rwsim/metanode"
 	"github.com/rwsnap/rwsnap/internal/embedetcd"
 	"github.com/rwsnap/rwsnap/internal/testinfra/etcdtest"
 	"github.com/rwsnap/rwsnap/metaclient"
 	"github.com/rwsnap/rwsnap/metasnap"
 	"github.com/rwsnap/rwsnap/metastore"
 	"github.com/rwsnap/rwsnap/objstore"
+	"github.com/rwsnap/rwsnap/rwsim"
+	"github.com/rwsnap/rwsnap/rwsim/metanode"
 )
 
 func TestParseAddr(t *testing.T) {

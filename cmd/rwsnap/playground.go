@@ -10,11 +10,11 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/rwsnap/rwsnap/rwsim"
-	"github.com/rwsnap/rwsnap/rwsim/frontend"
 	"github.com/rwsnap/rwsnap/internal/embedetcd"
 	"github.com/rwsnap/rwsnap/metasnap"
 	"github.com/rwsnap/rwsnap/objstore"
+	"github.com/rwsnap/rwsnap/rwsim"
+	"github.com/rwsnap/rwsnap/rwsim/frontend"
 )
 
 func playgroundCommand() *cli.Command {

@@ -13,9 +13,9 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
 
-	"github.com/rwsnap/rwsnap/rwsim/frontend"
 	"github.com/rwsnap/rwsnap/metasnap"
 	"github.com/rwsnap/rwsnap/objstore"
+	"github.com/rwsnap/rwsnap/rwsim/frontend"
 )
 
 // Epochs of the fixture, 2024-01-01 10:00/11:00/12:00 UTC, computed by hand:

@@ -20,9 +20,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rwsnap/rwsnap/rwsim/frontend"
 	"github.com/rwsnap/rwsnap/metasnap"
 	"github.com/rwsnap/rwsnap/objstore"
+	"github.com/rwsnap/rwsnap/rwsim/frontend"
 	"github.com/rwsnap/rwsnap/timetravel"
 )
 

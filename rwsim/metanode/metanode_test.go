@@ -13,8 +13,6 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
-	"github.com/rwsnap/rwsnap/rwsim"
-	"github.com/rwsnap/rwsnap/rwsim/metanode"
 	"github.com/rwsnap/rwsnap/internal/embedetcd"
 	"github.com/rwsnap/rwsnap/internal/testinfra/etcdtest"
 	"github.com/rwsnap/rwsnap/metaclient/backuppb"
@@ -22,6 +20,8 @@ import (
 	"github.com/rwsnap/rwsnap/metasnap"
 	"github.com/rwsnap/rwsnap/metastore"
 	"github.com/rwsnap/rwsnap/objstore"
+	"github.com/rwsnap/rwsnap/rwsim"
+	"github.com/rwsnap/rwsnap/rwsim/metanode"
 )
 
 type env struct {
