@@ -240,7 +240,7 @@ func rwsnapBin(t *testing.T) string {
 		}
 		binPath = filepath.Join(dir, "rwsnap")
 		_, file, _, _ := runtime.Caller(0)
-		root := filepath.Join(filepath.Dir(file), "..", "..", "..")
+		root := filepath.Join(filepath.Dir(file), "..", "..")
 		cmd := exec.Command("go", "build", "-o", binPath, "./cmd/rwsnap")
 		cmd.Dir = root
 		if out, err := cmd.CombinedOutput(); err != nil {
