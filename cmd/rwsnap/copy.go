@@ -27,6 +27,7 @@ Examples:
 			&cli.BoolFlag{Name: "all", Usage: "copy every snapshot in the manifest"},
 			&cli.StringFlag{Name: "to-url", Category: catStorage, Usage: "target backup storage URL (required)", EnvVars: env("to-url")},
 			&cli.StringFlag{Name: "to-directory", Category: catStorage, Usage: "target directory (required)", EnvVars: env("to-directory")},
+			dryRunFlag("read both locations and print what would be copied"),
 			outputFlag(),
 		}),
 		Action: func(c *cli.Context) error {
@@ -61,6 +62,21 @@ Examples:
 				return err
 			}
 			defer dst.Store.Close()
+			if c.Bool("dry-run") {
+				res, err := metasnap.PlanCopy(ctx, src, dst, ids)
+				if err != nil {
+					return err
+				}
+				if c.String("output") == "json" {
+					return writeJSON(c.App.Writer, struct {
+						*metasnap.CopyResult
+						DryRun bool `json:"dry_run"`
+					}{res, true})
+				}
+				fmt.Fprintf(c.App.Writer, "dry run: would copy %d snapshots (%s) to %s, %d already there; nothing was written\n",
+					len(res.Copied), humanBytes(int(res.Bytes)), dst, len(res.Present))
+				return nil
+			}
 			res, err := metasnap.Copy(ctx, src, dst, ids)
 			if err != nil {
 				return err

@@ -74,7 +74,7 @@ RWSNAP_ETCD_ENDPOINTS, RWSNAP_ETCD_PASSWORD, RWSNAP_BACKUP_STORAGE_URL.
 Exit codes: 0 success, 1 runtime error, 2 usage error.`,
 		Writer:    stdout,
 		ErrWriter: stderr,
-		Flags:     logFlags(),
+		Flags:     withEnv(logFlags()),
 		Before: func(c *cli.Context) error {
 			return setupLogging(c, stderr)
 		},
@@ -93,7 +93,7 @@ func leafSetup(stderr io.Writer, cmds []*cli.Command) []*cli.Command {
 			leafSetup(stderr, cmd.Subcommands)
 			continue
 		}
-		cmd.Flags = append(slices.Clone(cmd.Flags), logFlags()...)
+		cmd.Flags = withEnv(append(slices.Clone(cmd.Flags), logFlags()...))
 		cmd.Before = func(c *cli.Context) error { return setupLogging(c, stderr) }
 		cmd.OnUsageError = func(c *cli.Context, err error, _ bool) error {
 			return usagef("%v (see: %s --help)", err, c.Command.HelpName)

@@ -63,6 +63,7 @@ Examples:
 		Flags: withFlags(etcdFlags(), locationFlags(), metaNodeFlags(), []cli.Flag{
 			&cli.StringFlag{Name: "remarks", Usage: "free text stored with the snapshot (shown by list and rw_meta_snapshot)", EnvVars: env("remarks")},
 			&cli.BoolFlag{Name: "force", Usage: "write even to a live cluster's own location, or when more than 100 snapshots exist (RisingWave's cap)", EnvVars: env("force")},
+			dryRunFlag("choose the path and check the location and the cap, print what would be taken"),
 			outputFlag(),
 		}),
 		Action: func(c *cli.Context) error {
@@ -80,6 +81,9 @@ Examples:
 				return err
 			}
 			defer ch.Close()
+			if c.Bool("dry-run") {
+				return backupDryRun(c, ch)
+			}
 			slog.Info("backing up", "etcd", c.String("etcd-endpoints"), "to", target.String(), "path", ch.Path, "via", ch.Operator.Path())
 			res, err := ch.Backup(ctx, c.String("remarks"))
 			if err != nil {
@@ -282,6 +286,7 @@ Example:
   rwsnap meta delete-meta-snapshots 3 4 --etcd-endpoints 127.0.0.1:2379`,
 		Flags: withFlags(etcdFlags(), locationFlags(), metaNodeFlags(), []cli.Flag{
 			&cli.BoolFlag{Name: "force", Usage: "delete directly even in a live cluster's own location (when you know its meta node is stopped)", EnvVars: env("force")},
+			dryRunFlag("check that every id is in the manifest and print what would be deleted"),
 			outputFlag(),
 		}),
 		Action: func(c *cli.Context) error {
@@ -303,6 +308,9 @@ Example:
 				return err
 			}
 			defer ch.Close()
+			if c.Bool("dry-run") {
+				return deleteDryRun(c, ch, ids)
+			}
 			m, err := ch.Delete(ctx, ids)
 			if err != nil {
 				return err

@@ -88,7 +88,7 @@ SET statement to run, or runs it with --pg-url.`,
 				Flags: append(flags(),
 					&cli.BoolFlag{Name: "force", Usage: "allow immutable parameters and moving a backup location that holds snapshots"},
 					&cli.StringFlag{Name: "pg-url", Usage: "with a live meta node, run ALTER SYSTEM SET through this frontend (postgres://root@HOST:4566/dev)", EnvVars: env("pg-url")},
-					&cli.BoolFlag{Name: "dry-run", Usage: "check and print what would change; write nothing"},
+					dryRunFlag("check and print what would change"),
 				),
 				Action: func(c *cli.Context) error {
 					if c.NArg() != 2 {

@@ -53,7 +53,7 @@ Examples:
   rwsnap meta prune --keep-last 3 --keep-daily 7 --keep-weekly 4 --etcd-endpoints 127.0.0.1:2379 --dry-run
   rwsnap meta prune --keep-within 72h --orphans --backup-storage-url s3://bkp --backup-storage-directory backup`,
 		Flags: withFlags(etcdFlags(), locationFlags(), metaNodeFlags(), pruneFlags(), []cli.Flag{
-			&cli.BoolFlag{Name: "dry-run", Usage: "print the verdicts; delete nothing"},
+			dryRunFlag("print the verdicts"),
 			&cli.BoolFlag{Name: "orphans", Usage: "also delete snapshot objects not in the manifest"},
 			&cli.DurationFlag{Name: "orphans-min-age", Value: metasnap.DefaultOrphanMinAge, Usage: "only orphans older than this"},
 			outputFlag(),

@@ -47,7 +47,7 @@ Example (the upstream test's invocation):
 			&cli.StringFlag{Name: "overwrite-backup-storage-directory", Category: catStorage, Usage: "with --overwrite-hummock-storage-endpoint: the restored cluster's backup_storage_directory", EnvVars: env("overwrite-backup-storage-directory")},
 			&cli.BoolFlag{Name: "validate-integrity", Usage: "check that every SST object the snapshot pins exists at the hummock location", EnvVars: env("validate-integrity")},
 			&cli.BoolFlag{Name: "copy-ssts", Category: catStorage, Usage: "first copy the SST objects the snapshot pins from its own hummock location to --hummock-storage-* (skips objects already there); for rebuilding in another bucket or region", EnvVars: env("copy-ssts")},
-			&cli.BoolFlag{Name: "dry-run", Usage: "check everything and print the plan; write nothing", EnvVars: env("dry-run")},
+			dryRunFlag("check everything and print the plan"),
 			outputFlag(),
 		}),
 		Action: func(c *cli.Context) error {

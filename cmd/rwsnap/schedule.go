@@ -45,6 +45,7 @@ Examples:
 			&cli.IntFlag{Name: "max-jobs", Usage: "stop after this many scheduled runs (0: never)", EnvVars: env("max-jobs")},
 			&cli.StringFlag{Name: "remarks", Value: "scheduled by rwsnap", Usage: "remarks stored with each snapshot", EnvVars: env("remarks")},
 			&cli.BoolFlag{Name: "force", Usage: "as for backup-meta", EnvVars: env("force")},
+			dryRunFlag("each job chooses its path, reads the manifest and logs what it would take and prune"),
 		}),
 		Action: runSchedule,
 	}
@@ -93,6 +94,9 @@ func runSchedule(c *cli.Context) error {
 			return schedule.Result{}, err
 		}
 		defer op.Close()
+		if c.Bool("dry-run") {
+			return scheduleDryRun(ctx, op, policy, prune)
+		}
 		res, err := op.Backup(ctx, remarks)
 		if err != nil {
 			return schedule.Result{}, err
@@ -115,4 +119,22 @@ func runSchedule(c *cli.Context) error {
 		Retries: c.Int("retries"), Backoff: c.Duration("retry-backoff"), StopTimeout: c.Duration("stop-timeout"),
 		MaxJobs: c.Int("max-jobs"), Metrics: m, Logger: slog.Default(),
 	}, job)
+}
+
+// scheduleDryRun is one job of schedule --dry-run: what it would take and
+// prune, logged; nothing written.
+func scheduleDryRun(ctx context.Context, op *metaclient.Choice, policy metasnap.PrunePolicy, prune bool) (schedule.Result, error) {
+	m, err := op.Manifest(ctx)
+	if err != nil {
+		return schedule.Result{}, err
+	}
+	var ids []uint64
+	if prune {
+		// Planned on the current manifest: the snapshot the job would take
+		// is not in it yet.
+		ids = metasnap.PruneIDs(metasnap.PlanPrune(m.SnapshotMetadata, policy))
+	}
+	slog.Info("dry run: would take a snapshot and prune; nothing written", "path", op.Path, "via", op.Operator.Path(),
+		"snapshots", len(m.SnapshotMetadata), "would_prune", metasnap.FormatIDs(ids))
+	return schedule.Result{Snapshots: len(m.SnapshotMetadata)}, nil
 }
