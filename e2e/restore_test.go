@@ -209,7 +209,7 @@ func TestRestoreKilledAndRerun(t *testing.T) {
 	f := newFixture(t, rwsim.Options{Seed: 14})
 	id, rev := backupID(t, f)
 	want := expectedRestore(t, f.cli, rev, nil)
-	for _, point := range []string{"restore.after-marker", "restore.after-batch#1", "restore.after-batch#3", "restore.before-checkpoint", "restore.after-checkpoint", "restore.before-marker-removal"} {
+	for _, point := range []string{"restore.after-marker", "restore.after-batch#1", "restore.after-batch#3", "restore.before-checkpoint", "restore.after-checkpoint", "restore.before-readback", "restore.during-readback", "restore.before-marker-removal"} {
 		t.Run(point, func(t *testing.T) {
 			b := etcdtest.StartT(t, embedetcd.Config{})
 			bcli := etcdtest.ClientT(t, b)

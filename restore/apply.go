@@ -3,7 +3,6 @@ package restore
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -24,19 +23,14 @@ import (
 	"github.com/rwsnap/rwsnap/objstore"
 )
 
-// Apply writes the plan: marker, every model in batched transactions, the
-// hummock checkpoint, cf/cluster_id, and finally removes the marker. Each
-// step is idempotent, so a rerun after a crash at any point completes.
+// Apply writes the plan under own's claim (see Claim): every model in
+// batched transactions conditional on the claim, the hummock checkpoint,
+// then cf/cluster_id. Each step is idempotent, so a rerun after a crash at
+// any point completes. The caller reads back, then own.Finish removes the
+// marker.
 // A checkpoint already at the hummock location is copied into the backup
 // location before it is replaced (its key is returned).
-func Apply(ctx context.Context, cli *clientv3.Client, hs objstore.Store, backup *metasnap.Storage, plan *Plan, log *slog.Logger) (int, string, error) {
-	mk, _ := json.Marshal(marker{SnapshotID: plan.SnapshotID, Digest: plan.Digest, Started: time.Now().UTC().Format(time.RFC3339)})
-	// Create the marker only if absent: a resumed run keeps the original.
-	if _, err := cli.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(MarkerKey), "=", 0)).
-		Then(clientv3.OpPut(MarkerKey, string(mk))).Commit(); err != nil {
-		return 0, "", fmt.Errorf("write restore marker: %w", err)
-	}
-	faultpoint.Hit("restore.after-marker")
+func Apply(ctx context.Context, cli *clientv3.Client, own *Owner, hs objstore.Store, backup *metasnap.Storage, plan *Plan, log *slog.Logger) (int, string, error) {
 	bar := progress.New("restore", int64(plan.Keys()), "keys")
 	defer bar.Finish()
 	written := 0
@@ -46,7 +40,7 @@ func Apply(ctx context.Context, cli *clientv3.Client, hs objstore.Store, backup 
 			last = g.KVs
 			continue
 		}
-		n, err := putBatched(ctx, cli, g.KVs, bar)
+		n, err := putBatched(ctx, cli, own, g.KVs, bar)
 		written += n
 		if err != nil {
 			return written, "", fmt.Errorf("write %s: %w (the restore is resumable: run the same command again)", g.Kind, err)
@@ -54,20 +48,22 @@ func Apply(ctx context.Context, cli *clientv3.Client, hs objstore.Store, backup 
 		log.Debug("restored", "kind", g.Kind, "keys", len(g.KVs))
 	}
 	faultpoint.Hit("restore.before-checkpoint")
+	// The object store cannot make the upload conditional on the claim:
+	// check it just before.
+	if err := own.Check(ctx); err != nil {
+		return written, "", err
+	}
 	replaced, err := writeCheckpoint(ctx, hs, backup, plan, log)
 	if err != nil {
 		return written, "", err
 	}
 	faultpoint.Hit("restore.after-checkpoint")
-	n, err := putBatched(ctx, cli, last, bar)
+	n, err := putBatched(ctx, cli, own, last, bar)
 	written += n
 	if err != nil {
 		return written, replaced, fmt.Errorf("write cluster id: %w", err)
 	}
-	faultpoint.Hit("restore.before-marker-removal")
-	if _, err := cli.Delete(ctx, MarkerKey); err != nil {
-		return written, replaced, fmt.Errorf("remove restore marker: %w", err)
-	}
+	faultpoint.Hit("restore.before-readback")
 	return written, replaced, nil
 }
 
@@ -76,7 +72,7 @@ func Apply(ctx context.Context, cli *clientv3.Client, hs objstore.Store, backup 
 // a time: etcd pipelines concurrent transactions through raft, so this
 // beats one-at-a-time. Order inside a group does not matter: a restore is
 // complete only when cf/cluster_id, written after all groups, is there.
-func putBatched(ctx context.Context, cli *clientv3.Client, kvs []KV, bar *progress.Bar) (int, error) {
+func putBatched(ctx context.Context, cli *clientv3.Client, own *Owner, kvs []KV, bar *progress.Bar) (int, error) {
 	var batches [][]KV
 	for len(kvs) > 0 {
 		n, size := 0, 0
@@ -105,7 +101,7 @@ func putBatched(ctx context.Context, cli *clientv3.Client, kvs []KV, bar *progre
 		go func() {
 			defer wg.Done()
 			for b := range work {
-				err := putTxn(ctx, cli, b)
+				err := putTxn(ctx, cli, own, b)
 				mu.Lock()
 				if err != nil && first == nil {
 					first = err
@@ -146,10 +142,11 @@ func kvBytes(kvs []KV) int {
 	return n
 }
 
-// putTxn writes one batch. Puts are idempotent, so a transaction that
-// failed on a transient etcd error (leader change, timeout, member down) is
-// retried a few times before the restore gives up.
-func putTxn(ctx context.Context, cli *clientv3.Client, kvs []KV) error {
+// putTxn writes one batch, conditional on own's claim. Puts are
+// idempotent, so a transaction that failed on a transient etcd error
+// (leader change, timeout, member down) is retried a few times before the
+// restore gives up.
+func putTxn(ctx context.Context, cli *clientv3.Client, own *Owner, kvs []KV) error {
 	ops := make([]clientv3.Op, len(kvs))
 	size := 0
 	for i, kv := range kvs {
@@ -165,7 +162,11 @@ func putTxn(ctx context.Context, cli *clientv3.Client, kvs []KV) error {
 			case <-time.After(time.Duration(attempt*attempt) * 200 * time.Millisecond):
 			}
 		}
-		if _, err = cli.Txn(ctx).Then(ops...).Commit(); err == nil {
+		var resp *clientv3.TxnResponse
+		if resp, err = cli.Txn(ctx).If(own.Cmp()).Then(ops...).Commit(); err == nil {
+			if !resp.Succeeded {
+				return own.lost()
+			}
 			return nil
 		}
 		if strings.Contains(err.Error(), "request is too large") {
@@ -229,6 +230,12 @@ func VerifyTarget(ctx context.Context, cli *clientv3.Client, hs objstore.Store, 
 	m := plan.match.walk()
 	found := 0
 	err := metastore.NewReader(cli, 0).RangeAll(ctx, func(k, v []byte) error {
+		if key := string(k); key == MarkerKey || key == OwnerKey {
+			return nil // removed once this read-back passes
+		}
+		if found == plan.Keys()/2 {
+			faultpoint.Hit("restore.during-readback")
+		}
 		switch m.match(k, v) {
 		case matchAbsent:
 			return fmt.Errorf("read-back: unexpected key %q in the target etcd", k)

@@ -180,6 +180,14 @@ func Restore(ctx context.Context, o Options) (*Result, error) {
 		res.Duration = time.Since(start)
 		return res, nil
 	}
+	// Own the target before the first write anywhere (SST copies included):
+	// a second restore stops here, having written nothing.
+	own, err := Claim(ctx, cli, plan, resume, log)
+	if err != nil {
+		return res, err
+	}
+	defer own.Close()
+	log.Info("restore claimed the target etcd", "restore_id", own.ID(), "marker", own.Marker.String())
 	if o.CopySSTs {
 		if res.Copy, err = CopySSTs(ctx, target, plan, hs, o.HummockDir, log); err != nil {
 			return res, err
@@ -196,11 +204,16 @@ func Restore(ctx context.Context, o Options) (*Result, error) {
 	}
 	// Only the plan (and its values) is needed from here on.
 	target, newest = nil, nil
-	if res.Written, res.Replaced, err = Apply(ctx, cli, hs, backup, plan, log); err != nil {
+	if res.Written, res.Replaced, err = Apply(ctx, cli, own, hs, backup, plan, log); err != nil {
 		return res, err
 	}
 	plan.releaseValues()
+	// The marker stays until the read-back passes: a run killed while
+	// reading back is resumed by the rerun like any other.
 	if err := VerifyTarget(ctx, cli, hs, plan); err != nil {
+		return res, err
+	}
+	if err := own.Finish(ctx); err != nil {
 		return res, err
 	}
 	res.Duration = time.Since(start)
@@ -252,12 +265,6 @@ func Load(ctx context.Context, backup *metasnap.Storage, id uint64) (target, new
 	return target, newest, nil
 }
 
-type marker struct {
-	SnapshotID uint64 `json:"snapshot_id"`
-	Digest     string `json:"plan_digest"`
-	Started    string `json:"started"`
-}
-
 // CheckTarget requires an empty etcd, or one holding only this same
 // restore's marker and a subset of its keys (an interrupted run), and no
 // live meta leader. It reports whether this is a resumption.
@@ -273,13 +280,20 @@ func CheckTarget(ctx context.Context, cli *clientv3.Client, plan *Plan) (bool, e
 	m := plan.match.walk()
 	err := metastore.NewReader(cli, 0).RangeAll(ctx, func(k, v []byte) error {
 		key := string(k)
-		if key == MarkerKey {
+		switch key {
+		case MarkerKey:
 			var m marker
-			if json.Unmarshal(v, &m) != nil || m.Digest != plan.Digest {
-				return fmt.Errorf("%w: it holds the marker of another interrupted restore (snapshot %d, started %s); wipe the target etcd and start again", ErrNotEmpty, m.SnapshotID, m.Started)
+			if err := json.Unmarshal(v, &m); err != nil {
+				return fmt.Errorf("%w: it holds an unreadable restore marker %q (%v); wipe the target etcd and start again", ErrNotEmpty, MarkerKey, err)
+			}
+			if m.Digest != plan.Digest {
+				return fmt.Errorf("%w: it holds %s, a different restore than this one (snapshot %d with these options): a half-restored target can only be completed by rerunning that same restore; otherwise wipe the target etcd and start again",
+					ErrRestoreInProgress, m, plan.SnapshotID)
 			}
 			resume = true
 			return nil
+		case OwnerKey:
+			return nil // a live or crashed run of a restore: Claim decides
 		}
 		seen++
 		if m.match(k, v) == matchEqual {
@@ -297,6 +311,8 @@ func CheckTarget(ctx context.Context, cli *clientv3.Client, plan *Plan) (bool, e
 	switch {
 	case foreignCount > 0:
 		return false, fmt.Errorf("%w: %d keys are not this restore's, e.g. under %s; restore needs a fresh, empty etcd (wipe its data directory)", ErrNotEmpty, foreignCount, strings.Join(foreign, ", "))
+	case seen > 0 && !resume && seen == plan.Keys():
+		return false, fmt.Errorf("%w: it already holds a complete restore of snapshot %d (all %d keys match, no restore in progress): nothing to do; to restore again, use a fresh etcd", ErrNotEmpty, plan.SnapshotID, seen)
 	case seen > 0 && !resume:
 		return false, fmt.Errorf("%w: it already holds %d of this snapshot's keys but no restore is in progress (restored before?); use a fresh etcd", ErrNotEmpty, seen)
 	}

@@ -22,9 +22,15 @@ location (it must be the snapshot's state_store and data_directory unless the
 three --overwrite-* flags move the cluster). --validate-integrity also checks
 that every SST object the snapshot pins is there.
 
-Then it writes a marker key, every model in batched transactions, the hummock
-checkpoint <hummock dir>/checkpoint/0, cf/cluster_id, removes the marker, and
-reads everything back. Interrupted at any point, the same command completes it.
+Then it claims the target: a marker key naming this restore (id, host, pid,
+start, snapshot), taken by compare-and-swap before any other write, so of two
+restores into one etcd exactly one proceeds and the other stops, having written
+nothing, with an error naming the one in progress. It writes every model in
+batched transactions (each conditional on still owning the target), the hummock
+checkpoint <hummock dir>/checkpoint/0, cf/cluster_id, reads everything back, and
+only then removes the marker. Interrupted at any point, read-back included, the
+same command (same snapshot, same options) resumes and completes it; a different
+restore is refused on a half-restored target.
 An existing checkpoint at the hummock location is saved under
 <backup dir>/replaced-checkpoints/ before it is replaced.
 

@@ -1,0 +1,190 @@
+package e2e
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/rwsnap/rwsnap/internal/embedetcd"
+	"github.com/rwsnap/rwsnap/internal/faultpoint"
+	"github.com/rwsnap/rwsnap/internal/testinfra/etcdtest"
+	"github.com/rwsnap/rwsnap/metastore"
+	"github.com/rwsnap/rwsnap/restore"
+	"github.com/rwsnap/rwsnap/rwsim"
+)
+
+// expectedOlder is what restoring a snapshot taken at rev writes when a
+// newer snapshot (taken at newestRev) exists: RisingWave takes default_cf
+// (the id generators) from the newest.
+func expectedOlder(t *testing.T, src *clientv3.Client, rev, newestRev int64) map[string]string {
+	t.Helper()
+	want := expectedRestore(t, src, rev, nil)
+	for k := range want {
+		if strings.HasPrefix(k, metastore.CFDefault+"/") {
+			delete(want, k)
+		}
+	}
+	for k, v := range expectedRestore(t, src, newestRev, nil) {
+		if strings.HasPrefix(k, metastore.CFDefault+"/") {
+			want[k] = v
+		}
+	}
+	return want
+}
+
+// twoSnapshots takes two backups with the cluster advanced in between, so
+// the restores of each write different keyspaces.
+func twoSnapshots(t *testing.T, f *fixture) (ids [2]uint64, wants [2]map[string]string) {
+	t.Helper()
+	id1, rev1 := backupID(t, f)
+	for range 3 {
+		if err := f.sim.Advance(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	id2, rev2 := backupID(t, f)
+	wants[0], wants[1] = expectedOlder(t, f.cli, rev1, rev2), expectedRestore(t, f.cli, rev2, nil)
+	if fmt.Sprint(wants[0]) == fmt.Sprint(wants[1]) {
+		t.Fatal("the two snapshots restore the same keyspace; the test cannot tell them apart")
+	}
+	return [2]uint64{id1, id2}, wants
+}
+
+func (f *fixture) restoreArgs(id uint64, endpoints string) []string {
+	return []string{"meta", "restore-meta", "--meta-snapshot-id", fmt.Sprint(id), "--etcd-endpoints", endpoints,
+		"--backup-storage-url", f.bucketURL, "--backup-storage-directory", "hummock_001/backup", "--hummock-storage-url", f.bucketURL}
+}
+
+// TestTwoRestoresOneTarget: restores of two different snapshots, and two
+// runs of the same one, race into one empty etcd. Both pass the emptiness
+// check (each is held just before its claim), then exactly one takes the
+// marker by compare-and-swap and completes; the other stops before its
+// first write with an error naming the restore in progress and exit 1. The
+// target ends equal to exactly the winner's snapshot.
+func TestTwoRestoresOneTarget(t *testing.T) {
+	f := newFixture(t, rwsim.Options{Seed: 61})
+	ids, wants := twoSnapshots(t, f)
+	hold := []string{faultpoint.PauseEnv + "=restore.before-claim=1500ms"}
+	for _, tc := range []struct {
+		name string
+		snap [2]int // indexes into ids
+		want string
+	}{
+		{"different snapshots", [2]int{0, 1}, "another restore owns the target etcd"},
+		{"same snapshot", [2]int{1, 1}, "another restore owns the target etcd"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := etcdtest.StartT(t, embedetcd.Config{})
+			ep := strings.Join(b.Endpoints(), ",")
+			var wg sync.WaitGroup
+			var res [2]result
+			for i := range 2 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					res[i] = run(t, hold, f.restoreArgs(ids[tc.snap[i]], ep)...)
+				}()
+			}
+			wg.Wait()
+			winner := -1
+			for i, r := range res {
+				switch r.code {
+				case 0:
+					if winner >= 0 {
+						t.Fatalf("both restores exited 0:\n%s\n%s", res[0], res[1])
+					}
+					winner = i
+				case 1:
+					for _, w := range []string{tc.want, "restore ", "host ", "pid ", "started ", fmt.Sprintf("snapshot %d", ids[tc.snap[1-i]])} {
+						if !strings.Contains(r.stderr, w) {
+							t.Errorf("the loser's error lacks %q:\n%s", w, r)
+						}
+					}
+				default:
+					t.Fatalf("restore %d: %s", i, r)
+				}
+			}
+			if winner < 0 {
+				t.Fatalf("no restore succeeded:\n%s\n%s", res[0], res[1])
+			}
+			diffKV(t, dumpEtcd(t, etcdtest.ClientT(t, b)), wants[tc.snap[winner]])
+		})
+	}
+}
+
+// TestConcurrentRestoresInProcess runs restore.Restore in goroutines of one
+// process (same pid), mixing two snapshots: exactly one succeeds, every
+// other returns ErrRestoreInProgress, and the target holds the winner's.
+func TestConcurrentRestoresInProcess(t *testing.T) {
+	f := newFixture(t, rwsim.Options{Seed: 62})
+	ids, wants := twoSnapshots(t, f)
+	b := etcdtest.StartT(t, embedetcd.Config{Members: 3})
+	const n = 6
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[i] = restore.Restore(context.Background(), restore.Options{
+				SnapshotID: ids[i%2], MetaStoreType: "etcd", Etcd: metastore.Config{Endpoints: b.Endpoints()},
+				BackupURL: f.bucketURL, BackupDir: "hummock_001/backup", HummockURL: f.bucketURL,
+			})
+		}()
+	}
+	wg.Wait()
+	winner := -1
+	for i, err := range errs {
+		switch {
+		case err == nil && winner >= 0:
+			t.Fatalf("restores %d and %d both succeeded", winner, i)
+		case err == nil:
+			winner = i
+		case !errors.Is(err, restore.ErrRestoreInProgress) && !errors.Is(err, restore.ErrNotEmpty):
+			t.Fatalf("restore %d: %v", i, err)
+		}
+	}
+	if winner < 0 {
+		t.Fatalf("no restore succeeded: %v", errs)
+	}
+	diffKV(t, dumpEtcd(t, etcdtest.ClientT(t, b)), wants[winner%2])
+}
+
+// TestHalfRestoredTarget: a restore killed midway leaves its marker; a
+// restore of another snapshot is refused naming it and writes nothing; a
+// rerun of the same restore completes it, identical to an uninterrupted one.
+func TestHalfRestoredTarget(t *testing.T) {
+	f := newFixture(t, rwsim.Options{Seed: 63})
+	ids, wants := twoSnapshots(t, f)
+	for _, point := range []string{"restore.after-marker", "restore.after-batch#2", "restore.during-readback", "restore.before-marker-removal"} {
+		t.Run(point, func(t *testing.T) {
+			b := etcdtest.StartT(t, embedetcd.Config{})
+			bcli := etcdtest.ClientT(t, b)
+			ep := strings.Join(b.Endpoints(), ",")
+			wasKilled(t, point, run(t, []string{faultpoint.Env + "=" + point}, f.restoreArgs(ids[0], ep)...))
+			before := dumpEtcd(t, bcli)
+			if _, ok := before[restore.MarkerKey]; !ok {
+				t.Fatalf("killed at %s: no restore marker", point)
+			}
+			expectFailure(t, 1, []string{"a different restore", fmt.Sprintf("snapshot %d", ids[0]), "host ", "pid ", "started "}, "", nil, f.restoreArgs(ids[1], ep)...)
+			after := dumpEtcd(t, bcli)
+			delete(before, restore.OwnerKey)
+			delete(after, restore.OwnerKey)
+			if fmt.Sprint(before) != fmt.Sprint(after) {
+				t.Fatalf("the refused restore changed the target (%d keys -> %d)", len(before), len(after))
+			}
+			r := mustRun(t, nil, f.restoreArgs(ids[0], ep)...)
+			if !strings.Contains(r.stderr, "completing an interrupted restore") {
+				t.Errorf("rerun did not say it resumed:\n%s", r)
+			}
+			diffKV(t, dumpEtcd(t, bcli), wants[0])
+			// Complete now: a rerun is refused and says why.
+			expectFailure(t, 1, []string{"already holds a complete restore", fmt.Sprintf("snapshot %d", ids[0])}, "", nil, f.restoreArgs(ids[0], ep)...)
+		})
+	}
+}

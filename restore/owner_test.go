@@ -1,0 +1,142 @@
+package restore
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"strings"
+	"testing"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/rwsnap/rwsnap/internal/embedetcd"
+	"github.com/rwsnap/rwsnap/internal/progress"
+	"github.com/rwsnap/rwsnap/internal/testinfra/etcdtest"
+)
+
+func getKey(t *testing.T, cli *clientv3.Client, k string) (string, bool) {
+	t.Helper()
+	resp, err := cli.Get(context.Background(), k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(resp.Kvs) == 0 {
+		return "", false
+	}
+	return string(resp.Kvs[0].Value), true
+}
+
+// TestStaleOwnerCannotWrite: once a process's claim is gone (its lease
+// expired and another run took over, or the owner key was replaced), its
+// batch writes and its marker removal fail with ErrLostOwnership and write
+// nothing.
+func TestStaleOwnerCannotWrite(t *testing.T) {
+	ctx := context.Background()
+	cli := etcdtest.ClientT(t, etcdtest.StartT(t, embedetcd.Config{}))
+	log := slog.New(slog.DiscardHandler)
+	plan := &Plan{SnapshotID: 7, DefaultCFFrom: 7, Digest: "digest-a"}
+	bar := progress.New("test", 0, "keys")
+	for _, tc := range []struct {
+		name string
+		lose func(o *Owner)
+	}{
+		{"lease expired", func(o *Owner) {
+			if _, err := cli.Revoke(ctx, o.lease); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"taken over", func(o *Owner) {
+			if _, err := cli.Put(ctx, OwnerKey, `{"restore_id":"other"}`); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := cli.Delete(ctx, "", clientv3.WithFromKey()); err != nil {
+				t.Fatal(err)
+			}
+			o, err := Claim(ctx, cli, plan, false, log)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer o.Close()
+			if _, err := putBatched(ctx, cli, o, []KV{{Key: "cf/a", Value: []byte("1")}}, bar); err != nil {
+				t.Fatalf("owner's write: %v", err)
+			}
+			tc.lose(o)
+			n, err := putBatched(ctx, cli, o, []KV{{Key: "cf/b", Value: []byte("2")}}, bar)
+			if !errors.Is(err, ErrLostOwnership) || n != 0 {
+				t.Fatalf("stale write: %d written, %v", n, err)
+			}
+			if _, ok := getKey(t, cli, "cf/b"); ok {
+				t.Fatal("a stale owner wrote a key")
+			}
+			if err := o.Check(ctx); !errors.Is(err, ErrLostOwnership) {
+				t.Fatalf("Check: %v", err)
+			}
+			if err := o.Finish(ctx); !errors.Is(err, ErrLostOwnership) {
+				t.Fatalf("Finish: %v", err)
+			}
+			if _, ok := getKey(t, cli, MarkerKey); !ok {
+				t.Fatal("a stale owner removed the marker")
+			}
+		})
+	}
+}
+
+// TestClaim: a fresh claim writes marker and owner; a second claim of a
+// different plan, or of the same plan while the owner lives, is refused
+// naming the owner; once the owner is gone (lease revoked, as after a
+// crash) the same plan resumes and a different one is still refused.
+func TestClaim(t *testing.T) {
+	ctx := context.Background()
+	cli := etcdtest.ClientT(t, etcdtest.StartT(t, embedetcd.Config{}))
+	log := slog.New(slog.DiscardHandler)
+	a := &Plan{SnapshotID: 7, DefaultCFFrom: 7, Digest: "digest-a"}
+	b := &Plan{SnapshotID: 9, DefaultCFFrom: 9, Digest: "digest-b"}
+	o, err := Claim(ctx, cli, a, false, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, ok := getKey(t, cli, MarkerKey); !ok || !strings.Contains(v, o.ID()) || !strings.Contains(v, `"snapshot_id":7`) {
+		t.Fatalf("marker %q", v)
+	}
+	for _, tc := range []struct {
+		plan   *Plan
+		resume bool
+		want   []string
+	}{
+		{b, false, []string{"different restore", "snapshot 7", o.ID()}},
+		{a, false, []string{"running this same restore", o.ID()}},
+		{a, true, []string{"running this same restore", o.ID()}},
+	} {
+		if _, err := Claim(ctx, cli, tc.plan, tc.resume, log); !errors.Is(err, ErrRestoreInProgress) {
+			t.Fatalf("second claim of %s: %v", tc.plan.Digest, err)
+		} else {
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("second claim of %s: %q lacks %q", tc.plan.Digest, err, w)
+				}
+			}
+		}
+	}
+	o.Close() // what the lease's expiry does after a crash
+	if _, err := Claim(ctx, cli, b, true, log); !errors.Is(err, ErrRestoreInProgress) {
+		t.Fatalf("a different plan resumed: %v", err)
+	}
+	o2, err := Claim(ctx, cli, a, true, log)
+	if err != nil {
+		t.Fatalf("resume: %v", err)
+	}
+	if o2.Marker.RestoreID != o.ID() {
+		t.Fatalf("the resumed run replaced the marker: %+v", o2.Marker)
+	}
+	if err := o2.Finish(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{MarkerKey, OwnerKey} {
+		if _, ok := getKey(t, cli, k); ok {
+			t.Fatalf("%s left after Finish", k)
+		}
+	}
+}
