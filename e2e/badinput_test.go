@@ -57,7 +57,7 @@ func TestBackupBadInput(t *testing.T) {
 		{"missing checkpoint", 1, []string{"no hummock checkpoint at hummock_001/checkpoint/0", "--hummock-storage-url"}, "", []string{"meta", "backup-meta", "--etcd-endpoints", noCP.endpoints}},
 		{"invalid URL", 1, []string{"supported", "s3://BUCKET"}, "", []string{"meta", "backup-meta", "--etcd-endpoints", f.endpoints, "--backup-storage-url", "gcs://bucket"}},
 		{"wrong credentials", 1, []string{f.minio.AccessKey}, wrongSecret, []string{"meta", "backup-meta", "--etcd-endpoints", f.endpoints, "--backup-storage-url", badMinio}},
-		{"unknown id in delete", 1, []string{"42 not in the manifest", "nothing deleted"}, "", []string{"meta", "delete-meta-snapshots", "42", "--etcd-endpoints", f.endpoints}},
+		{"delete in a location without manifest", 1, []string{"no manifest.json", `"hummock_001/backup/manifest.json"`, "--may-be-new"}, "", []string{"meta", "delete-meta-snapshots", "42", "--etcd-endpoints", f.endpoints}},
 		{"non-numeric id", 2, []string{"not a number"}, "", []string{"meta", "delete-meta-snapshots", "x1", "--etcd-endpoints", f.endpoints}},
 		{"unknown flag", 2, []string{"flag provided but not defined"}, "", []string{"meta", "backup-meta", "--no-such-flag"}},
 	}

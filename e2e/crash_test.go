@@ -64,7 +64,7 @@ func manifestNow(t *testing.T, loc backupLoc) *metasnap.Manifest {
 // listed snapshot, and returns its report.
 func verifyAll(t *testing.T, f *fixture, loc backupLoc) *metasnap.VerifyReport {
 	t.Helper()
-	r := run(t, nil, f.cmd(loc, "meta", "verify-meta-snapshot", "--all", "-o", "json", "-q")...)
+	r := run(t, nil, f.cmd(loc, "meta", "verify-meta-snapshot", "--all", "--may-be-new", "-o", "json", "-q")...)
 	var rep metasnap.VerifyReport
 	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil {
 		t.Fatalf("verify output: %v\n%s", err, r)

@@ -28,7 +28,7 @@ func Copy(ctx context.Context, src, dst *Storage, ids []uint64) (*CopyResult, er
 	if src.Store.String() == dst.Store.String() && src.Dir == dst.Dir {
 		return nil, errors.New("the copy target is the source location; give another --to-url or --to-directory")
 	}
-	sm, _, err := src.ReadManifest(ctx)
+	sm, _, err := src.ReadExistingManifest(ctx)
 	if err != nil {
 		return nil, err
 	}

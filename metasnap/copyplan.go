@@ -14,7 +14,7 @@ import (
 // failing where Copy would fail, and writes nothing. Manifest is the
 // target's current manifest_id.
 func PlanCopy(ctx context.Context, src, dst *Storage, ids []uint64) (*CopyResult, error) {
-	sm, _, err := src.ReadManifest(ctx)
+	sm, _, err := src.ReadExistingManifest(ctx)
 	if err != nil {
 		return nil, err
 	}

@@ -55,7 +55,7 @@ func (d *Direct) Delete(ctx context.Context, ids []uint64) (*Manifest, error) {
 
 // Manifest implements Operator.
 func (d *Direct) Manifest(ctx context.Context) (*Manifest, error) {
-	m, _, err := d.Opts.Target.ReadManifest(ctx)
+	m, _, err := d.Opts.Target.ReadExistingManifest(ctx)
 	return m, err
 }
 

@@ -151,7 +151,7 @@ func DeleteOrphans(ctx context.Context, st *Storage, minAge time.Duration, dryRu
 		return ids, nil
 	}
 	// Re-read the manifest: an entry that appeared since must keep its object.
-	m, _, err := st.ReadManifest(ctx)
+	m, _, err := st.ReadExistingManifest(ctx)
 	if err != nil {
 		return nil, err
 	}

@@ -37,6 +37,10 @@ const casAttempts = 32
 type Storage struct {
 	Store objstore.Store
 	Dir   string
+	// MayBeNew says the user expects the location may hold no manifest
+	// yet: ReadExistingManifest then treats a missing manifest.json as an
+	// empty one instead of an error.
+	MayBeNew bool
 }
 
 // NewStorage returns the backup location store+dir.
@@ -77,6 +81,32 @@ func (s *Storage) ReadManifest(ctx context.Context) (*Manifest, string, error) {
 		return nil, "", fmt.Errorf("manifest of %s: %w", s, err)
 	}
 	return m, info.ETag, nil
+}
+
+// ErrNoManifest means a backup location holds no manifest.json.
+var ErrNoManifest = errors.New("no manifest.json")
+
+// ReadExistingManifest is ReadManifest for commands that work on snapshots
+// already stored (list, verify, delete, prune, copy, restore, time travel):
+// a location with no manifest.json is far more often a mistyped URL or
+// directory than an empty healthy location, so it is an error naming what
+// was looked for and where, unless s.MayBeNew. (Taking a backup into a
+// fresh location uses ReadManifest: RisingWave starts from an empty
+// manifest there.)
+func (s *Storage) ReadExistingManifest(ctx context.Context) (*Manifest, string, error) {
+	m, etag, err := s.ReadManifest(ctx)
+	if err != nil || etag != "" || s.MayBeNew {
+		return m, etag, err
+	}
+	// ReadManifest's "" tag means absent; make sure (a store that had no
+	// tag for an existing object must not turn into an error).
+	if _, err := s.Store.Stat(ctx, s.ManifestKey()); err == nil {
+		return m, etag, nil
+	} else if !errors.Is(err, objstore.ErrNotFound) {
+		return nil, "", fmt.Errorf("read manifest of %s: %w", s, err)
+	}
+	return nil, "", fmt.Errorf("%w at %s: looked for the object %q there and found none. This is not a backup location yet: check --backup-storage-url and --backup-storage-directory (or the cluster's backup_storage_url and backup_storage_directory params) for a typo; if the location is new and no snapshot was ever stored there, pass --may-be-new to treat it as empty",
+		ErrNoManifest, s, s.ManifestKey())
 }
 
 // UpdateManifest applies fn to the current manifest and writes the result
@@ -220,6 +250,9 @@ func (s *Storage) Delete(ctx context.Context, ids []uint64) (*Manifest, error) {
 	if len(ids) == 0 {
 		return nil, errors.New("no snapshot ids given")
 	}
+	if _, _, err := s.ReadExistingManifest(ctx); err != nil {
+		return nil, err
+	}
 	want := map[uint64]bool{}
 	for _, id := range ids {
 		want[id] = true
@@ -308,7 +341,8 @@ func (s *Storage) SnapshotObjects(ctx context.Context) (map[uint64]objstore.Obje
 // Orphans reads the manifest and returns it with the snapshot objects it
 // does not name (left by interrupted backups or deletes).
 func (s *Storage) Orphans(ctx context.Context) (*Manifest, map[uint64]objstore.ObjectInfo, error) {
-	m, _, err := s.ReadManifest(ctx)
+	// Without a manifest every snapshot object would look like an orphan.
+	m, _, err := s.ReadExistingManifest(ctx)
 	if err != nil {
 		return nil, nil, err
 	}

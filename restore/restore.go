@@ -241,7 +241,7 @@ func snapshotHummock(ctx context.Context, s *metasnap.MetaSnapshot) (objstore.St
 // Load reads the target snapshot and, when the manifest has a newer one,
 // the newest (its id generators are what a restore writes).
 func Load(ctx context.Context, backup *metasnap.Storage, id uint64) (target, newest *metasnap.MetaSnapshot, err error) {
-	m, _, err := backup.ReadManifest(ctx)
+	m, _, err := backup.ReadExistingManifest(ctx)
 	if err != nil {
 		return nil, nil, err
 	}

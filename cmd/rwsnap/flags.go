@@ -117,6 +117,9 @@ func openLocation(ctx context.Context, c *cli.Context, needEtcd bool) (*cluster,
 		cl.Close()
 		return nil, nil, err
 	}
+	// --may-be-new where a command has it; false (a missing manifest is
+	// an error) for the others.
+	cl.backup.MayBeNew = c.Bool("may-be-new")
 	return cl, cl.backup, nil
 }
 
@@ -163,4 +166,11 @@ func openBackup(ctx context.Context, loc metasnap.Locations) (*metasnap.Storage,
 		return nil, fmt.Errorf("open backup storage: %w", err)
 	}
 	return metasnap.NewStorage(store, loc.BackupDir), nil
+}
+
+// mayBeNewFlag is --may-be-new of the commands that read a backup location's
+// snapshots: without it a location holding no manifest.json is an error
+// (most often a mistyped URL or directory), with it an empty location.
+func mayBeNewFlag() cli.Flag {
+	return &cli.BoolFlag{Name: "may-be-new", Category: catStorage, Usage: "the backup location may be new: no manifest.json there means no snapshots, not an error", EnvVars: env("may-be-new")}
 }

@@ -76,6 +76,7 @@ Examples:
 				return err
 			}
 			defer cl.Close()
+			target.MayBeNew = true // a first backup creates the manifest, as RisingWave's does
 			ch, err := operatorFor(ctx, c, cl, target, metaclient.UseBackup)
 			if err != nil {
 				return err
@@ -130,7 +131,7 @@ not answer, manifest.json is read directly, with a warning.
 Examples:
   rwsnap meta list-meta-snapshots --etcd-endpoints 127.0.0.1:2379
   rwsnap meta list-meta-snapshots --backup-storage-url s3://bkp --backup-storage-directory backup -o json`,
-		Flags: withFlags(etcdFlags(), locationFlags(), metaNodeFlags(), []cli.Flag{outputFlag()}),
+		Flags: withFlags(etcdFlags(), locationFlags(), metaNodeFlags(), []cli.Flag{mayBeNewFlag(), outputFlag()}),
 		Action: func(c *cli.Context) error {
 			ctx := c.Context
 			cl, st, err := openLocation(ctx, c, false)
@@ -203,6 +204,7 @@ Examples:
 		Flags: withFlags(etcdFlags(), locationFlags(), []cli.Flag{
 			&cli.BoolFlag{Name: "all", Usage: "verify every snapshot in the manifest"},
 			&cli.BoolFlag{Name: "check-ssts", Usage: "also check that every pinned SST object exists (lists the data directory)"},
+			mayBeNewFlag(),
 			outputFlag(),
 		}),
 		Action: func(c *cli.Context) error {

@@ -55,6 +55,7 @@ Examples:
 		Flags: withFlags(etcdFlags(), locationFlags(), metaNodeFlags(), pruneFlags(), []cli.Flag{
 			dryRunFlag("print the verdicts"),
 			&cli.BoolFlag{Name: "orphans", Usage: "also delete snapshot objects not in the manifest"},
+			mayBeNewFlag(),
 			&cli.DurationFlag{Name: "orphans-min-age", Value: metasnap.DefaultOrphanMinAge, Usage: "only orphans older than this"},
 			outputFlag(),
 		}),

@@ -68,6 +68,7 @@ func runSchedule(c *cli.Context) error {
 		return err
 	}
 	defer cl.Close()
+	st.MayBeNew = true // the first job creates the manifest
 	hs, err := objstore.Open(ctx, cl.loc.HummockURL)
 	if err != nil {
 		return fmt.Errorf("open hummock storage: %w", err)

@@ -153,7 +153,7 @@ func openTTSource(c *cli.Context, allowManifest bool) (*ttSource, error) {
 		}
 		defer store.Close()
 		st := metasnap.NewStorage(store, bd)
-		m, _, err := st.ReadManifest(ctx)
+		m, _, err := st.ReadExistingManifest(ctx)
 		if err != nil {
 			return nil, err
 		}
