@@ -61,7 +61,11 @@ type Options struct {
 	// CopySSTs copies the pinned SST objects from the snapshot's hummock
 	// location to the --hummock-storage-* one first (not in risectl).
 	CopySSTs bool
-	Logger   *slog.Logger
+	// IDGeneratorsFrom takes the id generators (default cf) from this
+	// snapshot instead of the newest (RisingWave's rule), for when the
+	// newest cannot be read; 0 means the newest. See LoadFrom.
+	IDGeneratorsFrom uint64
+	Logger           *slog.Logger
 }
 
 // Validate checks the flags alone, before touching anything.
@@ -89,6 +93,9 @@ func (o *Options) Validate() error {
 	if len(missing) > 0 {
 		return fmt.Errorf("missing required flags: %s", strings.Join(missing, ", "))
 	}
+	if o.IDGeneratorsFrom != 0 && o.IDGeneratorsFrom < o.SnapshotID {
+		return fmt.Errorf("--id-generators-from-snapshot %d is older than the restored snapshot %d: its id generators would go back further still; give %d or a newer snapshot", o.IDGeneratorsFrom, o.SnapshotID, o.SnapshotID)
+	}
 	n := 0
 	for _, set := range []bool{o.OverwriteHummockEndpoint, o.OverwriteBackupURL != "", o.OverwriteBackupDir != ""} {
 		if set {
@@ -110,6 +117,7 @@ func (o *Options) Validate() error {
 // Result reports a restore.
 type Result struct {
 	Plan     *Plan
+	Warning  string // set when the id generators do not come from the newest snapshot
 	Resumed  bool
 	Written  int // keys written by this run
 	Replaced string
@@ -134,9 +142,12 @@ func Restore(ctx context.Context, o Options) (*Result, error) {
 	}
 	defer bs.Close()
 	backup := metasnap.NewStorage(bs, o.BackupDir)
-	target, newest, err := Load(ctx, backup, o.SnapshotID)
+	target, newest, warning, err := LoadFrom(ctx, backup, o.SnapshotID, o.IDGeneratorsFrom)
 	if err != nil {
 		return nil, err
+	}
+	if warning != "" {
+		log.Warn(warning)
 	}
 	plan, err := BuildPlan(target, newest, PlanOptions{HummockURL: o.HummockURL, HummockDir: o.HummockDir,
 		OverwriteHummockEndpoint: o.OverwriteHummockEndpoint, OverwriteBackupURL: o.OverwriteBackupURL, OverwriteBackupDir: o.OverwriteBackupDir})
@@ -157,7 +168,7 @@ func Restore(ctx context.Context, o Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	res := &Result{Plan: plan, Resumed: resume}
+	res := &Result{Plan: plan, Resumed: resume, Warning: warning}
 	if o.ValidateIntegrity {
 		store, dir := hs, o.HummockDir
 		if o.CopySSTs && o.DryRun {

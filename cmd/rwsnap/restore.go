@@ -16,7 +16,10 @@ func restoreCommand() *cli.Command {
 		Usage: "restore a meta snapshot into a fresh, empty etcd (risectl meta restore-meta's flags)",
 		Description: `Rebuilds a lost meta store. Everything is checked before the first write:
 the snapshot's checksum and decode, the id generators of the newest snapshot
-(RisingWave's rule: a restored cluster must never reuse SST object ids), the
+(RisingWave's rule: the restored cluster takes its id generators, SST object
+ids among them, from the newest snapshot so that it never reuses an id; if the
+newest cannot be read, --id-generators-from-snapshot N takes them from snapshot
+N instead, with a warning naming what may be reused), the
 target etcd (empty across the whole keyspace, no live meta node), and the hummock
 location (it must be the snapshot's state_store and data_directory unless the
 three --overwrite-* flags move the cluster). --validate-integrity also checks
@@ -53,6 +56,7 @@ Example (the upstream test's invocation):
 			&cli.StringFlag{Name: "overwrite-backup-storage-directory", Category: catStorage, Usage: "with --overwrite-hummock-storage-endpoint: the restored cluster's backup_storage_directory", EnvVars: env("overwrite-backup-storage-directory")},
 			&cli.BoolFlag{Name: "validate-integrity", Usage: "check that every SST object the snapshot pins exists at the hummock location", EnvVars: env("validate-integrity")},
 			&cli.BoolFlag{Name: "copy-ssts", Category: catStorage, Usage: "first copy the SST objects the snapshot pins from its own hummock location to --hummock-storage-* (skips objects already there); for rebuilding in another bucket or region", EnvVars: env("copy-ssts")},
+			&cli.Uint64Flag{Name: "id-generators-from-snapshot", Usage: "take the id generators from snapshot `N` instead of the newest (RisingWave's rule), when the newest cannot be read; ids handed out after N may be reused (a warning says which snapshots' SSTs are at risk)", EnvVars: env("id-generators-from-snapshot")},
 			dryRunFlag("check everything and print the plan"),
 			outputFlag(),
 		}),
@@ -74,6 +78,7 @@ Example (the upstream test's invocation):
 				OverwriteBackupDir:       c.String("overwrite-backup-storage-directory"),
 				ValidateIntegrity:        c.Bool("validate-integrity"),
 				CopySSTs:                 c.Bool("copy-ssts"),
+				IDGeneratorsFrom:         c.Uint64("id-generators-from-snapshot"),
 				Logger:                   slog.Default(),
 			}
 			if err := o.Validate(); err != nil {
@@ -88,7 +93,7 @@ Example (the upstream test's invocation):
 				return writeJSON(w, map[string]any{
 					"snapshot_id": res.Plan.SnapshotID, "default_cf_from": res.Plan.DefaultCFFrom, "hummock_version_id": res.Plan.HummockVersionID,
 					"keys": res.Plan.Keys(), "bytes": res.Plan.Bytes(), "dry_run": o.DryRun, "resumed": res.Resumed, "written": res.Written,
-					"param_changes": res.Plan.ParamChanges, "ssts_copied": res.Copy.Copied, "replaced_checkpoint": res.Replaced, "duration_seconds": res.Duration.Seconds(),
+					"param_changes": res.Plan.ParamChanges, "ssts_copied": res.Copy.Copied, "warning": res.Warning, "replaced_checkpoint": res.Replaced, "duration_seconds": res.Duration.Seconds(),
 				})
 			}
 			res.Plan.Describe(w)
