@@ -8,6 +8,7 @@ import (
 	"sort"
 
 	pb "github.com/rwsnap/rwsnap/hummock/hummockpb"
+	"github.com/rwsnap/rwsnap/rwversion"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -101,28 +102,30 @@ func summarize(gd *pb.HummockVersionDelta_GroupDeltas) (*groupSummary, error) {
 	return s, nil
 }
 
-// ApplyDelta applies one delta to v exactly as RisingWave v1.7's
-// HummockVersion::apply_version_delta, preceded by v1.10's state_table_info
-// update and followed by v1.10's table change-log update (both no-ops for
-// v1.7 deltas). It does not check d.PrevId (v1.7 does not either; Replay
-// does). Groups are visited in ascending id order; RisingWave's order is a
-// HashMap's, which meta's output does not depend on.
+// ApplyDelta applies one delta to v exactly as the RisingWave release
+// line whose rules are r does in HummockVersion::apply_version_delta
+// (rwversion.For(line).Replay; the differences are listed there). Groups are
+// visited in ascending id order; RisingWave's order is a HashMap's, which
+// meta's output does not depend on.
 //
 // On error, which wraps ErrInvalidDelta and names the delta id, v may be
 // partly updated: RisingWave would have panicked. Replay works on a copy.
-func ApplyDelta(v *pb.HummockVersion, d *pb.HummockVersionDelta) error {
+func ApplyDelta(v *pb.HummockVersion, d *pb.HummockVersionDelta, r rwversion.Replay) error {
 	if v == nil || d == nil {
 		return fmt.Errorf("%w: nil version or delta", ErrInvalidDelta)
 	}
-	if err := applyDelta(v, d); err != nil {
+	if err := applyDelta(v, d, r); err != nil {
 		return fmt.Errorf("%w: apply delta %d (prev %d) to version %d: %w", ErrInvalidDelta, d.GetId(), d.GetPrevId(), v.GetId(), err)
 	}
 	return nil
 }
 
-func applyDelta(v *pb.HummockVersion, d *pb.HummockVersionDelta) error {
+func applyDelta(v *pb.HummockVersion, d *pb.HummockVersionDelta, r rwversion.Replay) error {
 	if err := checkWellFormed(v); err != nil {
 		return err
+	}
+	if r.AssertPrevID && v.GetId() != d.GetPrevId() {
+		return fmt.Errorf("prev_id %d is not the version's id %d", d.GetPrevId(), v.GetId())
 	}
 	// RisingWave decodes new watermarks eagerly (TableWatermarks::from_protobuf).
 	for _, tid := range sortedKeys(d.GetNewTableWatermarks()) {
@@ -130,14 +133,25 @@ func applyDelta(v *pb.HummockVersion, d *pb.HummockVersionDelta) error {
 			return fmt.Errorf("new watermarks of table %d: %w", tid, err)
 		}
 	}
+	prevMCE := v.GetMaxCommittedEpoch()
 
-	changedInfo, err := applyStateTableInfo(v, d)
-	if err != nil {
-		return err
+	// Lines before v1.10 do not know state_table_info_delta (field 11):
+	// prost drops it, so it changes nothing there.
+	var changedInfo map[uint32]*pb.StateTableInfo
+	bumped := false
+	if r.StateTableInfo {
+		var err error
+		if changedInfo, bumped, err = applyStateTableInfo(v, d); err != nil {
+			return err
+		}
+	}
+	isCommit := prevMCE < d.GetMaxCommittedEpoch()
+	if r.Commit == rwversion.CommitByTableEpoch && bumped {
+		isCommit = true
 	}
 
 	for _, gid := range sortedKeys(d.GetGroupDeltas()) {
-		if err := applyGroupDeltas(v, d, gid, d.GroupDeltas[gid]); err != nil {
+		if err := applyGroupDeltas(v, d, gid, d.GroupDeltas[gid], r, isCommit); err != nil {
 			return fmt.Errorf("compaction group %d: %w", gid, err)
 		}
 	}
@@ -145,6 +159,37 @@ func applyDelta(v *pb.HummockVersion, d *pb.HummockVersionDelta) error {
 	v.Id = d.GetId()
 	v.MaxCommittedEpoch = d.GetMaxCommittedEpoch()
 
+	var err error
+	switch r.Watermarks {
+	case rwversion.WatermarksV17:
+		err = watermarksV17(v, d)
+	case rwversion.WatermarksV19:
+		err = watermarksV19(v, d)
+	default:
+		err = watermarksV110(v, d)
+	}
+	if err != nil {
+		return err
+	}
+
+	switch r.ChangeLogs {
+	case rwversion.NoChangeLogs:
+		// Field 10 is unknown before v1.9: prost drops it.
+		return nil
+	case rwversion.DropOnAnyCommit:
+		return applyChangeLogs(v, d, func(tid uint32) bool { return prevMCE < d.GetMaxCommittedEpoch() })
+	default:
+		return applyChangeLogs(v, d, func(tid uint32) bool {
+			nd, inDelta := d.GetStateTableInfoDelta()[tid]
+			prev := changedInfo[tid]
+			return inDelta && prev != nil && nd.GetCommittedEpoch() > prev.GetCommittedEpoch()
+		})
+	}
+}
+
+// watermarksV17: removed tables first, then the new watermarks, then every
+// table cleared at a raised global safe epoch (asserted monotonic).
+func watermarksV17(v *pb.HummockVersion, d *pb.HummockVersionDelta) error {
 	for _, tid := range d.GetRemovedTableIds() {
 		delete(v.TableWatermarks, tid)
 	}
@@ -174,8 +219,112 @@ func applyDelta(v *pb.HummockVersion, d *pb.HummockVersionDelta) error {
 		}
 		v.SafeEpoch = d.GetSafeEpoch()
 	}
+	return nil
+}
 
-	return applyChangeLogs(v, d, changedInfo)
+// watermarksV19 is v1.9's order: new watermarks merged into copies of the
+// pre-delta ones, the pre-delta tables cleared at a raised global safe
+// epoch (tables new in this delta are not), then the removed tables
+// deleted, new watermarks or not.
+func watermarksV19(v *pb.HummockVersion, d *pb.HummockVersionDelta) error {
+	modified := map[uint32]*pb.TableWatermarks{}
+	for _, tid := range sortedKeys(d.GetNewTableWatermarks()) {
+		add := d.NewTableWatermarks[tid]
+		if cur, ok := v.TableWatermarks[tid]; ok && cur != nil {
+			c := cloneTableWatermarks(cur)
+			if err := applyNewTableWatermarks(c, add); err != nil {
+				return fmt.Errorf("table %d watermarks: %w", tid, err)
+			}
+			modified[tid] = c
+		} else {
+			modified[tid] = cloneTableWatermarks(add)
+		}
+	}
+	if d.GetSafeEpoch() != v.GetSafeEpoch() {
+		if d.GetSafeEpoch() < v.GetSafeEpoch() {
+			return fmt.Errorf("safe epoch goes back from %d to %d", v.GetSafeEpoch(), d.GetSafeEpoch())
+		}
+		for _, tid := range sortedKeys(v.TableWatermarks) {
+			tw, ok := modified[tid]
+			if !ok {
+				if v.TableWatermarks[tid] == nil {
+					continue
+				}
+				tw = cloneTableWatermarks(v.TableWatermarks[tid])
+				modified[tid] = tw
+			}
+			if err := clearStaleEpochWatermark(tw, d.GetSafeEpoch()); err != nil {
+				return fmt.Errorf("table %d watermarks: %w", tid, err)
+			}
+		}
+		v.SafeEpoch = d.GetSafeEpoch()
+	}
+	if len(modified) > 0 && v.TableWatermarks == nil {
+		v.TableWatermarks = map[uint32]*pb.TableWatermarks{}
+	}
+	for tid, tw := range modified {
+		v.TableWatermarks[tid] = tw
+	}
+	for _, tid := range d.GetRemovedTableIds() {
+		delete(v.TableWatermarks, tid)
+	}
+	return nil
+}
+
+// watermarksV110 is v1.10's (and v2.0's): the safe epoch is set as is; a
+// removed table loses its watermarks only when the delta also brings new
+// ones for it; each pre-delta table is cleared at its own state_table_info
+// safe epoch once that passed its oldest watermark epoch.
+func watermarksV110(v *pb.HummockVersion, d *pb.HummockVersionDelta) error {
+	v.SafeEpoch = d.GetSafeEpoch()
+	type staged struct{ tw *pb.TableWatermarks } // tw nil: delete
+	modified := map[uint32]*staged{}
+	removed := tableSet(d.GetRemovedTableIds())
+	for _, tid := range sortedKeys(d.GetNewTableWatermarks()) {
+		add := d.NewTableWatermarks[tid]
+		if cur, ok := v.TableWatermarks[tid]; ok && cur != nil {
+			if _, gone := removed[tid]; gone {
+				modified[tid] = &staged{}
+				continue
+			}
+			c := cloneTableWatermarks(cur)
+			if err := applyNewTableWatermarks(c, add); err != nil {
+				return fmt.Errorf("table %d watermarks: %w", tid, err)
+			}
+			modified[tid] = &staged{c}
+		} else {
+			modified[tid] = &staged{cloneTableWatermarks(add)}
+		}
+	}
+	for _, tid := range sortedKeys(v.TableWatermarks) {
+		cur := v.TableWatermarks[tid]
+		info, ok := v.GetStateTableInfo()[tid]
+		es := cur.GetEpochWatermarks()
+		if !ok || info == nil || len(es) == 0 || info.GetSafeEpoch() <= es[0].GetEpoch() {
+			continue // safe epoch not progressed, or the table was removed
+		}
+		st, ok := modified[tid]
+		if !ok {
+			st = &staged{cloneTableWatermarks(cur)}
+			modified[tid] = st
+		}
+		if st.tw != nil {
+			if err := clearStaleEpochWatermark(st.tw, info.GetSafeEpoch()); err != nil {
+				return fmt.Errorf("table %d watermarks: %w", tid, err)
+			}
+		}
+	}
+	for tid, st := range modified {
+		if st.tw == nil {
+			delete(v.TableWatermarks, tid)
+			continue
+		}
+		if v.TableWatermarks == nil {
+			v.TableWatermarks = map[uint32]*pb.TableWatermarks{}
+		}
+		v.TableWatermarks[tid] = st.tw
+	}
+	return nil
 }
 
 // cloneTableWatermarks copies the fields RisingWave's TableWatermarks keeps.
@@ -183,7 +332,22 @@ func cloneTableWatermarks(tw *pb.TableWatermarks) *pb.TableWatermarks {
 	return proto.Clone(tw).(*pb.TableWatermarks)
 }
 
-func applyGroupDeltas(v *pb.HummockVersion, d *pb.HummockVersionDelta, gid uint64, gd *pb.HummockVersionDelta_GroupDeltas) error {
+// members is the group's member tables for apply_compact_ssts, ascending.
+func members(v *pb.HummockVersion, levels *pb.HummockVersion_Levels, gid uint64, r rwversion.Replay) []uint32 {
+	if r.Members == rwversion.MembersFromLevels {
+		return levels.MemberTableIds
+	}
+	var out []uint32
+	for tid, info := range v.GetStateTableInfo() {
+		if info.GetCompactionGroupId() == gid {
+			out = append(out, tid)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+func applyGroupDeltas(v *pb.HummockVersion, d *pb.HummockVersionDelta, gid uint64, gd *pb.HummockVersionDelta_GroupDeltas, r rwversion.Replay, isCommit bool) error {
 	s, err := summarize(gd)
 	if err != nil {
 		return err
@@ -203,27 +367,40 @@ func applyGroupDeltas(v *pb.HummockVersion, d *pb.HummockVersionDelta, gid uint6
 		}
 		v.Levels[gid] = nl // replaces an existing group, as HashMap::insert does
 		members := tableSet(c.GetTableIds())
-		// v1.7 allows the trivial split only for VERSION_UNSPECIFIED.
-		// NO_MEMBER_TABLE_IDS (2) is v1.10's: the members are the group's
-		// tables in the already-updated state_table_info, never trivial.
-		allowTrivial := c.GetVersion() == pb.CompatibilityVersion_VERSION_UNSPECIFIED
-		if c.GetVersion() >= pb.CompatibilityVersion_NO_MEMBER_TABLE_IDS {
+		var allowTrivial bool
+		switch r.Split {
+		case rwversion.SplitV17:
+			// v1.7's prost getter maps values it does not know (2 and up)
+			// to VERSION_UNSPECIFIED.
+			allowTrivial = c.GetVersion() != pb.CompatibilityVersion_NO_TRIVIAL_SPLIT
+		case rwversion.SplitV110:
+			allowTrivial = c.GetVersion() < pb.CompatibilityVersion_NO_TRIVIAL_SPLIT
+		}
+		// NO_MEMBER_TABLE_IDS (v1.10+): the members are the group's tables in
+		// the already-updated state_table_info.
+		if r.StateTableInfo && c.GetVersion() >= pb.CompatibilityVersion_NO_MEMBER_TABLE_IDS {
 			members = map[uint32]struct{}{}
 			for tid, info := range v.GetStateTableInfo() {
 				if info.GetCompactionGroupId() == gid {
 					members[tid] = struct{}{}
 				}
 			}
-			allowTrivial = false
 		}
 		if err := initWithParentGroup(v, c.GetParentGroupId(), gid, members, c.GetNewSstStartId(), allowTrivial); err != nil {
 			return fmt.Errorf("split from parent group %d: %w", c.GetParentGroupId(), err)
 		}
 	} else if tc := s.tableChange; tc != nil {
-		// v1.7's prost getter maps values it does not know (anything but 0
-		// and 1) to VERSION_UNSPECIFIED, so only NO_TRIVIAL_SPLIT disables
-		// the trivial split here.
-		allowTrivial := tc.GetVersion() != pb.CompatibilityVersion_NO_TRIVIAL_SPLIT
+		var allowTrivial bool
+		switch r.Split {
+		case rwversion.SplitV17:
+			// Only NO_TRIVIAL_SPLIT disables it (unknown values read as 0).
+			allowTrivial = tc.GetVersion() != pb.CompatibilityVersion_NO_TRIVIAL_SPLIT
+		default:
+			if tc.GetVersion() > pb.CompatibilityVersion_NO_TRIVIAL_SPLIT {
+				return fmt.Errorf("DeltaType::GroupTableChange is not used anymore after CompatibilityVersion::NoMemberTableIds is added")
+			}
+			allowTrivial = r.Split == rwversion.SplitV110 && tc.GetVersion() == pb.CompatibilityVersion_VERSION_UNSPECIFIED
+		}
 		if err := initWithParentGroup(v, tc.GetOriginGroupId(), tc.GetTargetGroupId(), tableSet(tc.GetTableIds()), tc.GetNewSstStartId(), allowTrivial); err != nil {
 			return fmt.Errorf("table change from group %d to %d: %w", tc.GetOriginGroupId(), tc.GetTargetGroupId(), err)
 		}
@@ -268,15 +445,56 @@ func applyGroupDeltas(v *pb.HummockVersion, d *pb.HummockVersionDelta, gid uint6
 	if v.GetMaxCommittedEpoch() > d.GetMaxCommittedEpoch() {
 		return fmt.Errorf("new max commit epoch %d is older than the current max commit epoch %d", d.GetMaxCommittedEpoch(), v.GetMaxCommittedEpoch())
 	}
-	if v.GetMaxCommittedEpoch() < d.GetMaxCommittedEpoch() {
+	switch {
+	case isCommit && r.Commit == rwversion.CommitByTableEpoch:
+		if err := applyCommitEach(levels, gd, s); err != nil {
+			return err
+		}
+	case isCommit:
 		if err := applyCommit(levels, s); err != nil {
 			return err
 		}
-	} else if err := applyCompactSSTs(levels, s); err != nil {
-		return err
+	default:
+		if err := applyCompactSSTs(levels, s, members(v, levels, gid, r)); err != nil {
+			return err
+		}
 	}
 	if s.destroy {
 		delete(v.Levels, gid)
+	}
+	return nil
+}
+
+// applyCommitEach is v2.0's commit branch: every intra-level delta must
+// target L0 and each one with inserts becomes its own sub-level.
+func applyCommitEach(levels *pb.HummockVersion_Levels, gd *pb.HummockVersionDelta_GroupDeltas, s *groupSummary) error {
+	if (len(s.deleteLevels) > 0 || len(s.deleteIDs) > 0) && !s.destroy {
+		return fmt.Errorf("no sst should be deleted when committing an epoch")
+	}
+	for _, g := range gd.GetGroupDeltas() {
+		il := g.GetIntraLevel()
+		if il == nil {
+			continue
+		}
+		if il.GetLevelIdx() != 0 {
+			return fmt.Errorf("we should only add to L0 when we commit an epoch, inserting into level %d", il.GetLevelIdx())
+		}
+		if len(il.GetInsertedTableInfos()) == 0 {
+			continue
+		}
+		if levels.L0 == nil {
+			return fmt.Errorf("group has no l0")
+		}
+		ssts := make([]*pb.SstableInfo, 0, len(il.GetInsertedTableInfos()))
+		for _, sst := range il.GetInsertedTableInfos() {
+			if sst == nil {
+				return fmt.Errorf("nil inserted sstable")
+			}
+			ssts = append(ssts, proto.Clone(sst).(*pb.SstableInfo))
+		}
+		if err := insertNewSubLevel(levels.L0, il.GetL0SubLevelId(), pb.LevelType_LEVEL_TYPE_OVERLAPPING, ssts, -1); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -298,8 +516,9 @@ func applyCommit(levels *pb.HummockVersion_Levels, s *groupSummary) error {
 	return insertNewSubLevel(levels.L0, s.insertSubLevelID, pb.LevelType_LEVEL_TYPE_OVERLAPPING, s.inserts, -1)
 }
 
-// applyCompactSSTs is Levels::apply_compact_ssts, the compaction branch.
-func applyCompactSSTs(levels *pb.HummockVersion_Levels, s *groupSummary) error {
+// applyCompactSSTs is Levels::apply_compact_ssts, the compaction branch;
+// members are the group's tables by the line's rule.
+func applyCompactSSTs(levels *pb.HummockVersion_Levels, s *groupSummary, members []uint32) error {
 	found, err := deletedSSTsExist(levels, s.deleteLevels, s.deleteIDs)
 	if err != nil {
 		return err
@@ -334,7 +553,7 @@ func applyCompactSSTs(levels *pb.HummockVersion_Levels, s *groupSummary) error {
 			target := l0.SubLevels[idx]
 			// Only a single-table group may change a sub-level's vnode
 			// partition, and only when the task rewrote the whole sub-level.
-			if len(target.TableInfos) == 0 && len(levels.MemberTableIds) == 1 && allSingleTable(s.inserts, levels.MemberTableIds[0], true) {
+			if len(target.TableInfos) == 0 && len(members) == 1 && allSingleTable(s.inserts, members[0], true) {
 				target.VnodePartitionCount = s.vnodeCount
 			}
 			if err := levelInsertSSTs(target, s.inserts); err != nil {
@@ -347,7 +566,7 @@ func applyCompactSSTs(levels *pb.HummockVersion_Levels, s *groupSummary) error {
 			target := levels.Levels[s.insertLevel-1]
 			if len(target.TableInfos) == 0 && allSingleTable(s.inserts, 0, false) {
 				target.VnodePartitionCount = s.vnodeCount
-			} else if target.VnodePartitionCount != 0 && s.vnodeCount == 0 && len(levels.MemberTableIds) > 1 {
+			} else if target.VnodePartitionCount != 0 && s.vnodeCount == 0 && len(members) > 1 {
 				target.VnodePartitionCount = 0
 			}
 			if err := levelInsertSSTs(target, s.inserts); err != nil {

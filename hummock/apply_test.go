@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	pb "github.com/rwsnap/rwsnap/hummock/hummockpb"
+	"github.com/rwsnap/rwsnap/rwversion"
 )
 
 type applyCase struct {
@@ -14,6 +15,14 @@ type applyCase struct {
 	delta   *pb.HummockVersionDelta
 	want    *pb.HummockVersion // ignored when wantErr is set
 	wantErr string
+	line    rwversion.Version // whose rules; v1.7 when zero
+}
+
+func rulesOf(line rwversion.Version) rwversion.Replay {
+	if line == (rwversion.Version{}) {
+		line = rwversion.V1_7
+	}
+	return rwversion.For(line).Replay
 }
 
 func runApplyCases(t *testing.T, cases []applyCase) {
@@ -21,7 +30,7 @@ func runApplyCases(t *testing.T, cases []applyCase) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			v := clone(tc.base)
-			err := ApplyDelta(v, tc.delta)
+			err := ApplyDelta(v, tc.delta, rulesOf(tc.line))
 			if tc.wantErr != "" {
 				if err == nil {
 					t.Fatalf("want error containing %q, got none", tc.wantErr)
@@ -385,6 +394,7 @@ func TestApplyDeltaGroups(t *testing.T) {
 		},
 		{
 			name: "v1.10 split (version 2): members come from state_table_info",
+			line: rwversion.V1_10,
 			base: func() *pb.HummockVersion {
 				v := clone(base)
 				v.StateTableInfo = map[uint32]*pb.StateTableInfo{100: {CommittedEpoch: 100, CompactionGroupId: 2}, 101: {CommittedEpoch: 100, CompactionGroupId: 2}}
@@ -479,6 +489,7 @@ func TestApplyDeltaStateTableInfo(t *testing.T) {
 	cases := []applyCase{
 		{
 			name: "set absolute values, drop removed tables",
+			line: rwversion.V1_10,
 			base: base,
 			delta: func() *pb.HummockVersionDelta {
 				d := delta(11, 10, 200, 0, nil)
@@ -498,6 +509,7 @@ func TestApplyDeltaStateTableInfo(t *testing.T) {
 		},
 		{
 			name: "regress",
+			line: rwversion.V1_10,
 			base: base,
 			delta: func() *pb.HummockVersionDelta {
 				d := delta(11, 10, 200, 0, nil)

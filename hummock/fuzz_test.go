@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	pb "github.com/rwsnap/rwsnap/hummock/hummockpb"
+	"github.com/rwsnap/rwsnap/rwversion"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -52,8 +53,10 @@ func FuzzDecodeDelta(f *testing.F) {
 			return
 		}
 		v := fuzzBase()
-		_ = ApplyDelta(v, d) // errors are fine, panics are not
-		if _, err := Replay(fuzzBase(), []*pb.HummockVersionDelta{d}); err == nil {
+		for _, c := range allRules() {
+			_ = ApplyDelta(proto.Clone(v).(*pb.HummockVersion), d, c) // errors are fine, panics are not
+		}
+		if _, err := Replay(fuzzBase(), []*pb.HummockVersionDelta{d}, rwversion.For(rwversion.V1_7).Replay); err == nil {
 			if _, err := EncodeCheckpoint(v); err != nil {
 				t.Fatalf("encode after replay: %v", err)
 			}
@@ -82,7 +85,9 @@ func FuzzApplyDelta(f *testing.F) {
 		if err != nil {
 			return
 		}
-		_ = ApplyDelta(v, d)
+		for _, c := range allRules() {
+			_ = ApplyDelta(proto.Clone(v).(*pb.HummockVersion), d, c)
+		}
 		_ = ObjectIDs(v)
 	})
 }
@@ -130,6 +135,17 @@ func FuzzDecodeCheckpoint(f *testing.F) {
 		if err != nil || !bytes.Equal(b1, b2) {
 			t.Fatalf("re-encoding is not stable (%v): %x != %x", err, b1, b2)
 		}
-		_, _ = Replay(v, fuzzSeedDeltas()) // errors are fine, panics are not
+		for _, c := range allRules() {
+			_, _ = Replay(v, fuzzSeedDeltas(), c) // errors are fine, panics are not
+		}
 	})
+}
+
+// allRules is every distinct replay rule set of the etcd era.
+func allRules() []rwversion.Replay {
+	var out []rwversion.Replay
+	for _, c := range rwversion.DistinctReplay(rwversion.Range{Lo: rwversion.Oldest, Hi: rwversion.Newest}) {
+		out = append(out, c.Rules)
+	}
+	return out
 }

@@ -7,6 +7,7 @@ import (
 	"sort"
 
 	pb "github.com/rwsnap/rwsnap/hummock/hummockpb"
+	"github.com/rwsnap/rwsnap/rwversion"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -21,9 +22,9 @@ var ErrInconsistentVersion = errors.New("inconsistent hummock version")
 // builder do: deltas in ascending id order, each applied only if its prev_id
 // is the running version's id, others skipped (so deltas older than the
 // checkpoint are ignored). Unlike meta startup, and like the backup builder,
-// it fails when the result is not the newest delta's id. base is not
-// modified.
-func Replay(base *pb.HummockVersion, deltas []*pb.HummockVersionDelta) (*pb.HummockVersion, error) {
+// it fails when the result is not the newest delta's id. r is the rule set
+// of the cluster's release line (rwversion). base is not modified.
+func Replay(base *pb.HummockVersion, deltas []*pb.HummockVersionDelta, r rwversion.Replay) (*pb.HummockVersion, error) {
 	if base == nil {
 		return nil, fmt.Errorf("replay hummock version deltas: nil base version")
 	}
@@ -39,7 +40,7 @@ func Replay(base *pb.HummockVersion, deltas []*pb.HummockVersionDelta) (*pb.Humm
 		if d.GetPrevId() != v.GetId() {
 			continue
 		}
-		if err := ApplyDelta(v, d); err != nil {
+		if err := ApplyDelta(v, d, r); err != nil {
 			return nil, fmt.Errorf("replay hummock version deltas onto version %d: %w", base.GetId(), err)
 		}
 	}
@@ -109,10 +110,11 @@ func ObjectIDs(v *pb.HummockVersion) []uint64 {
 // the previous value of every changed table (nil for a new one). v1.7 deltas
 // carry no state_table_info_delta and v1.7 versions hold no state_table_info,
 // so for them this does nothing.
-func applyStateTableInfo(v *pb.HummockVersion, d *pb.HummockVersionDelta) (map[uint32]*pb.StateTableInfo, error) {
+func applyStateTableInfo(v *pb.HummockVersion, d *pb.HummockVersionDelta) (map[uint32]*pb.StateTableInfo, bool, error) {
 	if len(d.GetStateTableInfoDelta()) == 0 && len(d.GetRemovedTableIds()) == 0 {
-		return nil, nil
+		return nil, false, nil
 	}
+	bumped := false
 	changed := map[uint32]*pb.StateTableInfo{}
 	removed := tableSet(d.GetRemovedTableIds())
 	for _, tid := range d.GetRemovedTableIds() {
@@ -133,11 +135,16 @@ func applyStateTableInfo(v *pb.HummockVersion, d *pb.HummockVersionDelta) (map[u
 		}
 		prev, ok := v.StateTableInfo[tid]
 		if ok && prev != nil && (next.SafeEpoch < prev.GetSafeEpoch() || next.CommittedEpoch < prev.GetCommittedEpoch()) {
-			return nil, fmt.Errorf("state table info regress. table id: %d, prev: {committed %d, safe %d}, new: {committed %d, safe %d}",
+			return nil, false, fmt.Errorf("state table info regress. table id: %d, prev: {committed %d, safe %d}, new: {committed %d, safe %d}",
 				tid, prev.GetCommittedEpoch(), prev.GetSafeEpoch(), next.CommittedEpoch, next.SafeEpoch)
 		}
 		if ok {
 			changed[tid] = prev
+			// v2.0 commits when an existing table's epoch rose (version.rs
+			// apply_delta has_bumped_committed_epoch).
+			if prev != nil && next.CommittedEpoch > prev.GetCommittedEpoch() {
+				bumped = true
+			}
 		} else {
 			changed[tid] = nil
 		}
@@ -146,14 +153,14 @@ func applyStateTableInfo(v *pb.HummockVersion, d *pb.HummockVersionDelta) (map[u
 		}
 		v.StateTableInfo[tid] = next
 	}
-	return changed, nil
+	return changed, bumped, nil
 }
 
-// applyChangeLogs is the table change-log part of v1.10's
-// apply_version_delta: append each new log, drop the logs of removed tables
-// and of tables whose committed epoch advanced without a new log, then
-// truncate. v1.7 versions and deltas have no change logs.
-func applyChangeLogs(v *pb.HummockVersion, d *pb.HummockVersionDelta, changedInfo map[uint32]*pb.StateTableInfo) error {
+// applyChangeLogs is the table change-log part of apply_version_delta
+// (v1.9+): append each new log, drop the logs of removed tables and, of the
+// tables that committed (committed(tid): v1.9 any max_committed_epoch rise,
+// v1.10 the table's own epoch rose), those without a new log, then truncate.
+func applyChangeLogs(v *pb.HummockVersion, d *pb.HummockVersionDelta, committed func(tid uint32) bool) error {
 	for _, tid := range sortedKeys(d.GetChangeLogDelta()) {
 		nl := d.ChangeLogDelta[tid].GetNewLog()
 		if nl == nil {
@@ -186,9 +193,7 @@ func applyChangeLogs(v *pb.HummockVersion, d *pb.HummockVersionDelta, changedInf
 				delete(v.TableChangeLogs, tid)
 				continue
 			}
-			nd, inDelta := d.GetStateTableInfoDelta()[tid]
-			prev := changedInfo[tid]
-			if !inDelta || prev == nil || nd.GetCommittedEpoch() <= prev.GetCommittedEpoch() {
+			if !committed(tid) {
 				continue
 			}
 			if _, ok := d.GetChangeLogDelta()[tid]; !ok {

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	pb "github.com/rwsnap/rwsnap/hummock/hummockpb"
+	"github.com/rwsnap/rwsnap/rwversion"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 )
@@ -59,7 +60,7 @@ func TestReplay(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			saved := clone(base)
-			got, err := Replay(base, tc.deltas)
+			got, err := Replay(base, tc.deltas, rwversion.For(rwversion.V1_7).Replay)
 			if !proto.Equal(saved, base) {
 				t.Fatalf("Replay modified its base")
 			}
@@ -155,9 +156,9 @@ func TestApplyDeltaChangeLog(t *testing.T) {
 	want.TableChangeLogs = map[uint32]*pb.TableChangeLog{
 		1: {ChangeLogs: []*pb.EpochNewChangeLog{{Epochs: []uint64{20}, NewValue: []*pb.SstableInfo{sst(51, 51, "a", "b", 1)}}}},
 	}
-	runApplyCases(t, []applyCase{{name: "append, drop, truncate", base: base, delta: d, want: want}})
+	runApplyCases(t, []applyCase{{name: "append, drop, truncate", base: base, delta: d, want: want, line: rwversion.V1_10}})
 	got := clone(base)
-	if err := ApplyDelta(got, d); err != nil {
+	if err := ApplyDelta(got, d, rwversion.For(rwversion.V1_10).Replay); err != nil {
 		t.Fatal(err)
 	}
 	if ids := ObjectIDs(got); !slices.Equal(ids, []uint64{51}) {
@@ -322,7 +323,7 @@ func TestUnknownFieldsSurvive(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := Replay(v, []*pb.HummockVersionDelta{d})
+	got, err := Replay(v, []*pb.HummockVersionDelta{d}, rwversion.For(rwversion.V1_7).Replay)
 	if err != nil {
 		t.Fatal(err)
 	}

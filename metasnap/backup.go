@@ -15,6 +15,7 @@ import (
 	"github.com/rwsnap/rwsnap/internal/faultpoint"
 	"github.com/rwsnap/rwsnap/metastore"
 	"github.com/rwsnap/rwsnap/objstore"
+	"github.com/rwsnap/rwsnap/rwversion"
 )
 
 // ErrLiveLeader means a meta node is running and owns the target location.
@@ -35,6 +36,12 @@ type BackupOptions struct {
 	// the read (default 3).
 	Attempts int
 	Logger   *slog.Logger
+	// RWVersion overrides the release line detected from the meta store
+	// (--rw-version); it must agree with what the store shows.
+	RWVersion *rwversion.Version
+	// ManifestRWVersion is the rw_version of the newest entry of the
+	// cluster's own manifest, a lower bound of its release ("" if none).
+	ManifestRWVersion string
 }
 
 // BackupResult describes a stored snapshot.
@@ -45,6 +52,8 @@ type BackupResult struct {
 	Bytes    int
 	Duration time.Duration
 	Manifest *Manifest
+	// Lines is the RisingWave release the meta store was read as.
+	Lines Lines
 }
 
 // Backup takes one consistent snapshot of the meta store (one etcd
@@ -59,6 +68,9 @@ func Backup(ctx context.Context, opts BackupOptions) (*BackupResult, error) {
 	m, _, err := opts.Target.ReadManifest(ctx)
 	if err != nil {
 		return nil, err
+	}
+	if opts.OwnLocation && opts.ManifestRWVersion == "" {
+		opts.ManifestRWVersion = newestRWVersion(m)
 	}
 	if err := checkCapacity(len(m.SnapshotMetadata), opts.Force, log); err != nil {
 		return nil, fmt.Errorf("%s: %w", opts.Target, err)
@@ -86,7 +98,7 @@ func Backup(ctx context.Context, opts BackupOptions) (*BackupResult, error) {
 	// Crash tests: killed here, an id is used up and nothing is stored.
 	faultpoint.Hit("backup.after-id")
 
-	chunks, entry, md, err := buildSnapshot(ctx, opts, id, log)
+	chunks, entry, md, lines, err := buildSnapshot(ctx, opts, id, log)
 	if err != nil {
 		return nil, err
 	}
@@ -96,7 +108,7 @@ func Backup(ctx context.Context, opts BackupOptions) (*BackupResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	res := &BackupResult{Entry: entry, Revision: md.Revision, Keys: md.Keys(), Bytes: chunksLen(chunks), Duration: time.Since(start), Manifest: manifest}
+	res := &BackupResult{Entry: entry, Revision: md.Revision, Keys: md.Keys(), Bytes: chunksLen(chunks), Duration: time.Since(start), Manifest: manifest, Lines: lines}
 	log.Info("snapshot stored", "id", id, "revision", md.Revision, "hummock_version_id", entry.HummockVersionID,
 		"keys", res.Keys, "bytes", res.Bytes, "ssts", len(entry.SSTs), "duration", res.Duration.Round(time.Millisecond))
 	return res, nil
@@ -118,69 +130,69 @@ func checkCapacity(n int, force bool, log *slog.Logger) error {
 // replays the deltas. The checkpoint is read first: meta deletes deltas only
 // after writing a newer checkpoint, so if one raced the read the delta chain
 // has a gap, replay stops short, and the whole read is retried.
-func readConsistent(ctx context.Context, opts BackupOptions, id uint64, log *slog.Logger) (*MetaSnapshot, *hummockpb.HummockVersion, *metastore.Metadata, error) {
+func readConsistent(ctx context.Context, opts BackupOptions, id uint64, log *slog.Logger) (*MetaSnapshot, *hummockpb.HummockVersion, *metastore.Metadata, Lines, error) {
 	attempts := opts.Attempts
 	if attempts <= 0 {
 		attempts = 3
 	}
 	var lastErr error
 	for attempt := 1; attempt <= attempts; attempt++ {
-		snap, v, md, err := readOnce(ctx, opts, id)
+		snap, v, md, lines, err := readOnce(ctx, opts, id)
 		if err == nil {
-			return snap, v, md, nil
+			return snap, v, md, lines, nil
 		}
 		if !errors.Is(err, hummock.ErrInconsistentVersion) && !errors.Is(err, metastore.ErrCompacted) {
-			return nil, nil, nil, err
+			return nil, nil, nil, Lines{}, err
 		}
 		lastErr = err
 		log.Warn("meta store changed under the read; retrying", "attempt", attempt, "err", err)
 		// Crash tests: killed between two read attempts.
 		faultpoint.Hit("backup.read-retry")
 	}
-	return nil, nil, nil, fmt.Errorf("no consistent read after %d attempts: %w", attempts, lastErr)
+	return nil, nil, nil, Lines{}, fmt.Errorf("no consistent read after %d attempts: %w", attempts, lastErr)
 }
 
-func readOnce(ctx context.Context, opts BackupOptions, id uint64) (*MetaSnapshot, *hummockpb.HummockVersion, *metastore.Metadata, error) {
+func readOnce(ctx context.Context, opts BackupOptions, id uint64) (*MetaSnapshot, *hummockpb.HummockVersion, *metastore.Metadata, Lines, error) {
 	cpKey := hummock.CheckpointPath(opts.DataDir)
 	cpBytes, _, err := opts.Hummock.Get(ctx, cpKey)
 	if errors.Is(err, objstore.ErrNotFound) {
-		return nil, nil, nil, fmt.Errorf("no hummock checkpoint at %s in %s: check --hummock-storage-url and --hummock-storage-directory (the state_store and data_directory params): %w", cpKey, opts.Hummock, err)
+		return nil, nil, nil, Lines{}, fmt.Errorf("no hummock checkpoint at %s in %s: check --hummock-storage-url and --hummock-storage-directory (the state_store and data_directory params): %w", cpKey, opts.Hummock, err)
 	}
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("read hummock checkpoint %s: %w", cpKey, err)
+		return nil, nil, nil, Lines{}, fmt.Errorf("read hummock checkpoint %s: %w", cpKey, err)
 	}
 	cp, err := hummock.DecodeCheckpoint(cpBytes)
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("hummock checkpoint %s: %w", cpKey, err)
+		return nil, nil, nil, Lines{}, fmt.Errorf("hummock checkpoint %s: %w", cpKey, err)
 	}
 	md, err := metastore.ReadMetadata(ctx, opts.Etcd, 0)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, nil, Lines{}, err
 	}
 	deltas := make([]*hummockpb.HummockVersionDelta, 0, len(md.HummockDeltas))
 	for _, kv := range md.HummockDeltas {
 		d, err := hummock.DecodeDelta(kv.Value)
 		if err != nil {
-			return nil, nil, nil, fmt.Errorf("hummock delta at cf/hummock_1/%x: %w", kv.Key, err)
+			return nil, nil, nil, Lines{}, fmt.Errorf("hummock delta at cf/hummock_1/%x: %w", kv.Key, err)
 		}
 		deltas = append(deltas, d)
 	}
-	version, err := hummock.Replay(cp.GetVersion(), deltas)
+	version, lines, err := replayByVersion(Evidence(md, cp.GetVersion(), deltas, opts.ManifestRWVersion), opts.RWVersion, cp.GetVersion(), deltas)
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("replay %d deltas onto checkpoint version %d: %w", len(deltas), cp.GetVersion().GetId(), err)
+		return nil, nil, nil, Lines{}, fmt.Errorf("replay %d deltas onto checkpoint version %d: %w", len(deltas), cp.GetVersion().GetId(), err)
 	}
 	sp, _, err := metastore.SystemParamsFromKV(md.SystemParams)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, nil, Lines{}, err
 	}
 	mo := proto.MarshalOptions{Deterministic: true}
 	spBytes, err := mo.Marshal(sp)
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("encode system params: %w", err)
+		return nil, nil, nil, Lines{}, fmt.Errorf("encode system params: %w", err)
 	}
 	vBytes, err := mo.Marshal(version)
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("encode hummock version: %w", err)
+		return nil, nil, nil, Lines{}, fmt.Errorf("encode hummock version: %w", err)
 	}
 	cm := &ClusterMetadata{
 		HummockVersion:   vBytes,
@@ -199,11 +211,16 @@ func readOnce(ctx context.Context, opts BackupOptions, id uint64) (*MetaSnapshot
 		Connections:      md.Connections,
 		SystemParams:     spBytes,
 		ClusterID:        md.ClusterID,
+		// v1.8+ decoders need item 19 even empty; older ones stop before
+		// it, so it is always written.
 		Subscriptions:    md.Subscriptions,
 		HasSubscriptions: true,
 		DefaultCF:        md.DefaultCF,
 	}
-	return &MetaSnapshot{FormatVersion: FormatV1, ID: id, Metadata: cm}, version, md, nil
+	if lines.Layout.Secrets {
+		cm.Secrets, cm.HasSecrets = md.Secrets, true
+	}
+	return &MetaSnapshot{FormatVersion: FormatV1, ID: id, Metadata: cm}, version, md, lines, nil
 }
 
 func stateTableInfo(v *hummockpb.HummockVersion) map[uint32]StateTableInfo {

@@ -255,3 +255,11 @@ func parseU64(v json.RawMessage) (uint64, error) {
 	}
 	return strconv.ParseUint(s, 10, 64)
 }
+
+// WrittenBy names the release that wrote the entry, for messages.
+func (s *SnapshotMetadata) WrittenBy() string {
+	if s.RWVersion != nil && *s.RWVersion != "" {
+		return "written by RisingWave " + *s.RWVersion
+	}
+	return "no rw_version recorded"
+}

@@ -20,17 +20,18 @@ func BuildSnapshot(ctx context.Context, opts BackupOptions, id uint64) ([]byte, 
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	chunks, entry, _, err := buildSnapshot(ctx, opts, id, log)
+	chunks, entry, _, _, err := buildSnapshot(ctx, opts, id, log)
 	return bytes.Join(chunks, nil), entry, err
 }
 
 // buildSnapshot is the read-and-encode half of a backup; the encoding
 // references the values read from etcd (EncodeChunks).
-func buildSnapshot(ctx context.Context, opts BackupOptions, id uint64, log *slog.Logger) ([][]byte, SnapshotMetadata, *metastore.Metadata, error) {
-	snap, version, md, err := readConsistent(ctx, opts, id, log)
+func buildSnapshot(ctx context.Context, opts BackupOptions, id uint64, log *slog.Logger) ([][]byte, SnapshotMetadata, *metastore.Metadata, Lines, error) {
+	snap, version, md, lines, err := readConsistent(ctx, opts, id, log)
 	if err != nil {
-		return nil, SnapshotMetadata{}, nil, err
+		return nil, SnapshotMetadata{}, nil, Lines{}, err
 	}
+	log.Info("meta store read as RisingWave "+lines.Range.String(), "replay_rules", lines.Replay, "why", lines.Range.Why())
 	entry := SnapshotMetadata{
 		ID:                id,
 		HummockVersionID:  version.GetId(),
@@ -44,5 +45,5 @@ func buildSnapshot(ctx context.Context, opts BackupOptions, id uint64, log *slog
 		r := opts.Remarks
 		entry.Remarks = &r
 	}
-	return snap.EncodeChunks(), entry, md, nil
+	return snap.EncodeChunks(), entry, md, lines, nil
 }

@@ -26,7 +26,7 @@ const (
 	CFFunction           = "cf/catalog_function"
 	CFConnection         = "cf/catalog_connection"
 	CFSubscription       = "cf/catalog_subscription" // v1.8+
-	CFSecret             = "cf/catalog_secret"       // v1.10, not in a V1 snapshot
+	CFSecret             = "cf/catalog_secret"       // v1.10+; in V1 snapshots from v2.0
 	CFSessionParams      = "cf/session_params"       // v1.10, not in a V1 snapshot
 	CFUserInfo           = "cf/user_info"
 	CFTableFragments     = "cf/table_fragments"

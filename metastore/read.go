@@ -170,6 +170,7 @@ type Metadata struct {
 	Functions        [][]byte
 	Connections      [][]byte
 	Subscriptions    [][]byte
+	Secrets          [][]byte // cf/catalog_secret (v1.10+; in snapshots from v2.0)
 	SystemParams     map[string]string
 	ClusterID        string
 }
@@ -178,7 +179,7 @@ type Metadata struct {
 func (m *Metadata) Keys() int {
 	n := len(m.DefaultCF) + len(m.HummockDeltas) + len(m.CompactionGroups) + len(m.TableFragments) +
 		len(m.UserInfo) + len(m.Databases) + len(m.Schemas) + len(m.Tables) + len(m.Indexes) + len(m.Sinks) +
-		len(m.Sources) + len(m.Views) + len(m.Functions) + len(m.Connections) + len(m.Subscriptions) + len(m.SystemParams) + 1
+		len(m.Sources) + len(m.Views) + len(m.Functions) + len(m.Connections) + len(m.Subscriptions) + len(m.Secrets) + len(m.SystemParams) + 1
 	if m.VersionStats != nil {
 		n++
 	}
@@ -237,6 +238,7 @@ func ReadMetadata(ctx context.Context, cli *clientv3.Client, rev int64) (*Metada
 		{CFFunction, nil, &m.Functions},
 		{CFConnection, nil, &m.Connections},
 		{CFSubscription, nil, &m.Subscriptions},
+		{CFSecret, nil, &m.Secrets},
 	}
 	// Column families are read concurrently, all at the pinned revision:
 	// large ones (table fragments, catalogs) overlap instead of queueing.

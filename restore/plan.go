@@ -169,6 +169,9 @@ func BuildPlan(target, newest *metasnap.MetaSnapshot, o PlanOptions) (*Plan, err
 		{"function", metastore.CFFunction, m.Functions},
 		{"connection", metastore.CFConnection, m.Connections},
 		{"subscription", metastore.CFSubscription, m.Subscriptions},
+		// v2.0.x (restore_impl/v1.rs@v2.0.1:202). The values are ciphertext
+		// under the meta node's secret-store key, which must travel apart.
+		{"secret", metastore.CFSecret, m.Secrets},
 	}
 	for _, model := range models {
 		kvs := make([]KV, 0, len(model.msgs))

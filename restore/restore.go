@@ -17,6 +17,7 @@ import (
 	"github.com/rwsnap/rwsnap/metasnap"
 	"github.com/rwsnap/rwsnap/metastore"
 	"github.com/rwsnap/rwsnap/objstore"
+	"github.com/rwsnap/rwsnap/rwversion"
 )
 
 // Defaults of risectl meta restore-meta.
@@ -65,7 +66,15 @@ type Options struct {
 	// snapshot instead of the newest (RisingWave's rule), for when the
 	// newest cannot be read; 0 means the newest. See LoadFrom.
 	IDGeneratorsFrom uint64
-	Logger           *slog.Logger
+	// RWVersion is the release line the restored cluster runs
+	// (--rw-version); nil follows the snapshot.
+	RWVersion *rwversion.Version
+	// ReadAttemptTimeout and ReadRetryAttempts are risectl v1.10.2+'s
+	// --read-attempt-timeout-ms and --read-retry-attempts: how long one read
+	// of a backup object may take, and how often it is retried.
+	ReadAttemptTimeout time.Duration
+	ReadRetryAttempts  int
+	Logger             *slog.Logger
 }
 
 // Validate checks the flags alone, before touching anything.
@@ -152,6 +161,9 @@ func Restore(ctx context.Context, o Options) (*Result, error) {
 	plan, err := BuildPlan(target, newest, PlanOptions{HummockURL: o.HummockURL, HummockDir: o.HummockDir,
 		OverwriteHummockEndpoint: o.OverwriteHummockEndpoint, OverwriteBackupURL: o.OverwriteBackupURL, OverwriteBackupDir: o.OverwriteBackupDir})
 	if err != nil {
+		return nil, err
+	}
+	if err := CheckLine(target, plan.Version, o.RWVersion); err != nil {
 		return nil, err
 	}
 	hs, err := objstore.Open(ctx, o.HummockURL)
@@ -261,7 +273,7 @@ func Load(ctx context.Context, backup *metasnap.Storage, id uint64) (target, new
 		return nil, nil, fmt.Errorf("%w: snapshot id %d not found in the manifest of %s (it lists %s)", metasnap.ErrSnapshotNotFound, id, backup, metasnap.FormatIDs(m.IDs()))
 	}
 	if e.FormatVersion >= metasnap.FormatV2 {
-		return nil, nil, fmt.Errorf("snapshot %d has format_version %d: SQL meta store snapshots are not supported (rwsnap restores etcd meta stores)", id, e.FormatVersion)
+		return nil, nil, fmt.Errorf("snapshot %d has format_version %d (%s): SQL meta store snapshots are not supported, they cannot be restored into etcd (nothing was written); restore it into a SQL meta store with the risectl of the RisingWave release that wrote it (risectl meta restore-meta --meta-store-type sql/postgres/mysql/sqlite)", id, e.FormatVersion, e.WrittenBy())
 	}
 	if target, _, err = backup.Load(ctx, id); err != nil {
 		return nil, nil, err

@@ -21,6 +21,7 @@ import (
 	"github.com/rwsnap/rwsnap/metastore"
 	"github.com/rwsnap/rwsnap/objstore"
 	"github.com/rwsnap/rwsnap/rwsim"
+	"github.com/rwsnap/rwsnap/rwversion"
 )
 
 // fakeClock starts at a fixed time and moves only when told to, so epochs
@@ -126,7 +127,7 @@ func (e *env) readLog(t *testing.T) (*pb.HummockVersion, []*pb.HummockVersionDel
 func (e *env) checkReplay(t *testing.T) *pb.HummockVersion {
 	t.Helper()
 	base, deltas := e.readLog(t)
-	got, err := hummock.Replay(base, deltas)
+	got, err := hummock.Replay(base, deltas, rwversion.For(rwversion.V1_7).Replay)
 	if err != nil {
 		t.Fatalf("replay: %v", err)
 	}

@@ -1,0 +1,135 @@
+package metasnap
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/rwsnap/rwsnap/hummock"
+	"github.com/rwsnap/rwsnap/hummock/hummockpb"
+	"github.com/rwsnap/rwsnap/metastore"
+	"github.com/rwsnap/rwsnap/rwversion"
+)
+
+// ErrAmbiguousVersion means the meta store fits several RisingWave release
+// lines whose rules give different snapshots: rwsnap will not guess.
+var ErrAmbiguousVersion = errors.New("the RisingWave release cannot be told from the meta store")
+
+// Evidence collects what the meta store read shows about its release.
+func Evidence(md *metastore.Metadata, base *hummockpb.HummockVersion, deltas []*hummockpb.HummockVersionDelta, manifestRWVersion string) rwversion.Evidence {
+	e := rwversion.Evidence{CFs: map[string]bool{}, SystemParams: map[string]bool{}, ManifestRWVersion: manifestRWVersion}
+	if len(md.Subscriptions) > 0 {
+		e.CFs[metastore.CFSubscription] = true
+	}
+	if len(md.Secrets) > 0 {
+		e.CFs[metastore.CFSecret] = true
+	}
+	for k := range md.SystemParams {
+		e.SystemParams[k] = true
+	}
+	e.ChangeLogs = len(base.GetTableChangeLogs()) > 0
+	e.StateTableInfo = len(base.GetStateTableInfo()) > 0
+	for _, l := range base.GetLevels() {
+		e.LegacyMembers = e.LegacyMembers || len(l.GetMemberTableIds()) > 0
+	}
+	for _, d := range deltas {
+		e.ChangeLogs = e.ChangeLogs || len(d.GetChangeLogDelta()) > 0
+		e.StateTableInfo = e.StateTableInfo || len(d.GetStateTableInfoDelta()) > 0
+		for _, gd := range d.GetGroupDeltas() {
+			for _, g := range gd.GetGroupDeltas() {
+				if c := g.GetGroupConstruct(); c != nil && c.GetVersion() >= hummockpb.CompatibilityVersion_NO_MEMBER_TABLE_IDS {
+					e.StateTableInfo = true
+				} else if c != nil && len(c.GetTableIds()) > 0 {
+					e.LegacyMembers = true
+				}
+				if mc := g.GetGroupMetaChange(); mc != nil && len(mc.GetTableIdsAdd()) > 0 {
+					e.LegacyMembers = true
+				}
+				if g.GetGroupTableChange() != nil {
+					e.LegacyMembers = true
+				}
+			}
+		}
+	}
+	return e
+}
+
+// newestRWVersion is the rw_version of the newest format-1 entry, "" if none.
+func newestRWVersion(m *Manifest) string {
+	var best uint64
+	out := ""
+	for _, s := range m.SnapshotMetadata {
+		if s.FormatVersion < FormatV2 && s.RWVersion != nil && s.ID >= best {
+			best, out = s.ID, *s.RWVersion
+		}
+	}
+	return out
+}
+
+// Lines is what a read decided: the release lines the meta store fits and
+// the rules followed for them.
+type Lines struct {
+	Range  rwversion.Range
+	Layout rwversion.SnapshotLayout
+	Replay string // name of the replay rule set used, e.g. "v1.10"
+}
+
+// replayByVersion detects the release line (or takes the override), then
+// replays the deltas with that line's rules. When the candidates span lines
+// with different replay rules, every rule set is tried: the same result
+// means the difference does not matter for this store; different results
+// are refused, naming them, rather than guessed.
+func replayByVersion(e rwversion.Evidence, override *rwversion.Version, base *hummockpb.HummockVersion, deltas []*hummockpb.HummockVersionDelta) (*hummockpb.HummockVersion, Lines, error) {
+	r, err := rwversion.Detect(e)
+	if err != nil {
+		return nil, Lines{}, err
+	}
+	if r, err = rwversion.Resolve(r, override); err != nil {
+		return nil, Lines{}, err
+	}
+	lines := Lines{Range: r}
+	layouts := map[rwversion.SnapshotLayout]bool{}
+	for _, v := range r.Lines() {
+		l := rwversion.For(v).Snapshot
+		layouts[l] = true
+		lines.Layout.Subscriptions = lines.Layout.Subscriptions || l.Subscriptions
+		lines.Layout.Secrets = l.Secrets
+	}
+	// Item 19 is harmless to lines that predate it (their decoders stop
+	// before it); item 20 is not optional for v2.0, and v2.0 is always told
+	// apart by its system params, so Secrets is never mixed here.
+	secrets := map[bool]bool{}
+	for l := range layouts {
+		secrets[l.Secrets] = true
+	}
+	if len(secrets) > 1 {
+		return nil, Lines{}, fmt.Errorf("%w: it looks like %s (%s), lines whose snapshots differ (v2.0 adds the secret list): pass --rw-version", ErrAmbiguousVersion, r, r.Why())
+	}
+	choices := rwversion.DistinctReplay(r)
+	var first *hummockpb.HummockVersion
+	var firstErr error
+	for i, c := range choices {
+		v, err := hummock.Replay(base, deltas, c.Rules)
+		if i == 0 {
+			first, firstErr, lines.Replay = v, err, c.Name()
+			continue
+		}
+		if (err == nil) != (firstErr == nil) || (err == nil && !proto.Equal(first, v)) {
+			return nil, Lines{}, fmt.Errorf("%w: it looks like %s (%s), and its hummock delta log replays differently under %s rules than under %s rules: pass --rw-version with the cluster's release (risingwave --version)",
+				ErrAmbiguousVersion, r, r.Why(), choices[0].Name(), c.Name())
+		}
+	}
+	if firstErr != nil {
+		return nil, Lines{}, firstErr
+	}
+	if len(choices) > 1 {
+		names := make([]string, len(choices))
+		for i, c := range choices {
+			names[i] = c.Name()
+		}
+		lines.Replay = strings.Join(names, ", ") + " (same result)"
+	}
+	return first, lines, nil
+}
