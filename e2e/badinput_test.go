@@ -55,11 +55,15 @@ func TestBackupBadInput(t *testing.T) {
 		{"unreachable etcd", 1, []string{"127.0.0.1:1", "does not answer"}, "", []string{"meta", "backup-meta", "--etcd-endpoints", "127.0.0.1:1"}},
 		{"not a RisingWave etcd", 1, []string{"not a RisingWave meta store"}, "", []string{"meta", "backup-meta", "--etcd-endpoints", emptyEP}},
 		{"missing checkpoint", 1, []string{"no hummock checkpoint at hummock_001/checkpoint/0", "--hummock-storage-url"}, "", []string{"meta", "backup-meta", "--etcd-endpoints", noCP.endpoints}},
-		{"invalid URL", 1, []string{"supported", "s3://BUCKET"}, "", []string{"meta", "backup-meta", "--etcd-endpoints", f.endpoints, "--backup-storage-url", "gcs://bucket"}},
+		{"invalid URL", 2, []string{"--backup-storage-url", "supported", "s3://BUCKET"}, "", []string{"meta", "backup-meta", "--etcd-endpoints", f.endpoints, "--backup-storage-url", "gcs://bucket"}},
 		{"wrong credentials", 1, []string{f.minio.AccessKey}, wrongSecret, []string{"meta", "backup-meta", "--etcd-endpoints", f.endpoints, "--backup-storage-url", badMinio}},
 		{"delete in a location without manifest", 1, []string{"no manifest.json", `"hummock_001/backup/manifest.json"`, "--may-be-new"}, "", []string{"meta", "delete-meta-snapshots", "42", "--etcd-endpoints", f.endpoints}},
 		{"non-numeric id", 2, []string{"not a number"}, "", []string{"meta", "delete-meta-snapshots", "x1", "--etcd-endpoints", f.endpoints}},
-		{"unknown flag", 2, []string{"flag provided but not defined"}, "", []string{"meta", "backup-meta", "--no-such-flag"}},
+		{"unknown flag", 2, []string{"unknown flag --no-such-flag for rwsnap meta backup-meta"}, "", []string{"meta", "backup-meta", "--no-such-flag"}},
+		{"misspelt flag", 2, []string{"unknown flag --etcd-endpoint ", "did you mean --etcd-endpoints?"}, "", []string{"meta", "backup-meta", "--etcd-endpoint", "x"}},
+		{"unknown command", 2, []string{`unknown command "backp-meta" for rwsnap meta`, "did you mean backup-meta?"}, "", []string{"meta", "backp-meta"}},
+		{"bad output format", 2, []string{`--output "yaml": want table or json`}, "", []string{"meta", "list-meta-snapshots", "-o", "yaml", "--etcd-endpoints", f.endpoints}},
+		{"unknown param name", 2, []string{"unknown system parameter"}, "", []string{"params", "get", "no_such_param", "--etcd-endpoints", f.endpoints}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -132,7 +132,7 @@ func TestLiveBackupThroughMeta(t *testing.T) {
 		SnapshotMetadata []struct {
 			ID   uint64   `json:"id"`
 			SSTs []uint64 `json:"ssts"`
-		} `json:"snapshot_metadata"`
+		} `json:"snapshots"`
 	}
 	if err := json.Unmarshal([]byte(r.stdout), &list); err != nil {
 		t.Fatal(err)

@@ -143,7 +143,10 @@ func missingSSTs(ctx context.Context, snap *MetaSnapshot, ids []uint64, opts Ver
 			return nil, fmt.Errorf("open the snapshot's state store: %w", err)
 		}
 		defer s.Close()
-		store, dataDir = s, sp.GetDataDirectory()
+		store = s
+		if dataDir == "" { // --hummock-storage-directory alone overrides it
+			dataDir = sp.GetDataDirectory()
+		}
 	}
 	objs, err := store.List(ctx, strings.Trim(dataDir, "/")+"/")
 	if err != nil {

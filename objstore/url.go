@@ -194,3 +194,10 @@ func JoinKey(dir, name string) string {
 	}
 	return dir + "/" + name
 }
+
+// ValidateURL checks that rawURL is an object store URL rwsnap can open,
+// without opening it; the error says what to type instead.
+func ValidateURL(rawURL string) error {
+	_, err := parseURL(rawURL)
+	return err
+}

@@ -43,6 +43,18 @@ type Config struct {
 	MaxJobs int
 	Metrics *Metrics
 	Logger  *slog.Logger
+	// Done, when set, is called once per run with its final outcome
+	// (after the retries), e.g. to print a result line.
+	Done func(Report)
+}
+
+// Report is the final outcome of one run.
+type Report struct {
+	Run      int
+	Result   Result
+	Err      error
+	Attempts int
+	Duration time.Duration // of the last attempt
 }
 
 func (c *Config) defaults() error {
@@ -143,12 +155,16 @@ func Run(ctx context.Context, cfg Config, job Job) error {
 	return nil
 }
 
-func runWithRetries(jobCtx, stopCtx context.Context, cfg Config, job Job, n int) error {
+func runWithRetries(jobCtx, stopCtx context.Context, cfg Config, job Job, n int) (err error) {
+	rep := Report{Run: n}
+	if cfg.Done != nil {
+		defer func() { rep.Err = err; cfg.Done(rep) }()
+	}
 	log, m := cfg.Logger, cfg.Metrics
 	m.Set(MetricRunning, 1)
 	defer m.Set(MetricRunning, 0)
-	var err error
 	for attempt := 0; attempt <= cfg.Retries; attempt++ {
+		rep.Attempts = attempt + 1
 		if attempt > 0 {
 			wait := cfg.Backoff << (attempt - 1)
 			log.Warn("backup failed; retrying", "run", n, "attempt", attempt, "of", cfg.Retries, "in", wait, "err", err)
@@ -162,8 +178,9 @@ func runWithRetries(jobCtx, stopCtx context.Context, cfg Config, job Job, n int)
 		t0 := time.Now()
 		var res Result
 		res, err = job(jobCtx)
+		rep.Result, rep.Duration = res, time.Since(t0)
 		if err == nil {
-			d := time.Since(t0)
+			d := rep.Duration
 			m.Set(MetricLastSuccess, float64(time.Now().UnixMilli())/1000)
 			m.Set(MetricDuration, d.Seconds())
 			m.Set(MetricBytes, float64(res.Bytes))

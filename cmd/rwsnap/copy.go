@@ -1,8 +1,6 @@
 package main
 
 import (
-	"fmt"
-
 	"github.com/urfave/cli/v2"
 
 	"github.com/rwsnap/rwsnap/metasnap"
@@ -67,26 +65,13 @@ Examples:
 				if err != nil {
 					return err
 				}
-				if c.String("output") == "json" {
-					return writeJSON(c.App.Writer, struct {
-						*metasnap.CopyResult
-						DryRun bool `json:"dry_run"`
-					}{res, true})
-				}
-				fmt.Fprintf(c.App.Writer, "dry run: would copy %d snapshots (%s) to %s, %d already there; nothing was written\n",
-					len(res.Copied), humanBytes(int(res.Bytes)), dst, len(res.Present))
-				return nil
+				return print(c, &copyResult{DryRun: true, Copied: []uint64{}, WouldCopy: res.Copied, AlreadyPresent: res.Present, Bytes: res.Bytes, TargetManifestID: res.Manifest, To: dst.String()})
 			}
 			res, err := metasnap.Copy(ctx, src, dst, ids)
 			if err != nil {
 				return err
 			}
-			if c.String("output") == "json" {
-				return writeJSON(c.App.Writer, res)
-			}
-			fmt.Fprintf(c.App.Writer, "copied %d snapshots (%s) to %s, %d already there; target manifest_id %d\n",
-				len(res.Copied), humanBytes(int(res.Bytes)), dst, len(res.Present), res.Manifest)
-			return nil
+			return print(c, &copyResult{Copied: res.Copied, WouldCopy: res.Copied, AlreadyPresent: res.Present, Bytes: res.Bytes, TargetManifestID: res.Manifest, To: dst.String()})
 		},
 	}
 }

@@ -22,17 +22,12 @@ func backupDryRun(c *cli.Context, ch *metaclient.Choice) error {
 	}
 	n := len(m.SnapshotMetadata)
 	capErr := metasnap.CheckCapacity(n, c.Bool("force"))
-	if c.String("output") == "json" {
-		out := map[string]any{"dry_run": true, "path": ch.Path, "via": ch.Operator.Path(), "snapshots": n, "manifest_id": m.ManifestID, "reason": ch.Reason}
-		if capErr != nil {
-			out["refused"] = capErr.Error()
-		}
-		if err := writeJSON(c.App.Writer, out); err != nil {
-			return err
-		}
-	} else {
-		fmt.Fprintf(c.App.Writer, "dry run: would take a snapshot through %s (%s); the location holds %d snapshots, manifest_id %d; nothing was written\n",
-			ch.Operator.Path(), ch.Reason, n, m.ManifestID)
+	out := &backupDryRunResult{DryRun: true, Path: ch.Path, Via: ch.Operator.Path(), Reason: ch.Reason, Snapshots: n, ManifestID: m.ManifestID}
+	if capErr != nil {
+		out.Refused = capErr.Error()
+	}
+	if err := print(c, out); err != nil {
+		return err
 	}
 	return capErr
 }
@@ -55,15 +50,11 @@ func deleteDryRun(c *cli.Context, ch *metaclient.Choice, ids []uint64) error {
 		return fmt.Errorf("%w: %s not in the manifest (it lists %s); nothing would be deleted",
 			metasnap.ErrSnapshotNotFound, strings.Join(missing, ", "), metasnap.FormatIDs(m.IDs()))
 	}
-	remaining := 0
+	remaining := []uint64{}
 	for _, e := range m.SnapshotMetadata {
 		if !slices.Contains(ids, e.ID) {
-			remaining++
+			remaining = append(remaining, e.ID)
 		}
 	}
-	if c.String("output") == "json" {
-		return writeJSON(c.App.Writer, map[string]any{"dry_run": true, "would_delete": ids, "manifest_id": m.ManifestID, "remaining": remaining, "path": ch.Path, "via": ch.Operator.Path()})
-	}
-	fmt.Fprintf(c.App.Writer, "dry run: would delete %s through %s (%d would remain); nothing was deleted\n", metasnap.FormatIDs(ids), ch.Operator.Path(), remaining)
-	return nil
+	return print(c, &deleteResult{DryRun: true, Deleted: []uint64{}, WouldDelete: ids, Remaining: remaining, ManifestID: m.ManifestID, Path: ch.Path, Via: ch.Operator.Path()})
 }

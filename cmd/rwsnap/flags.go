@@ -57,10 +57,6 @@ func locationFlags() []cli.Flag {
 	}
 }
 
-func outputFlag() cli.Flag {
-	return &cli.StringFlag{Name: "output", Aliases: []string{"o"}, Category: catOutput, Value: "table", Usage: "table for people, json for scripts", EnvVars: env("output")}
-}
-
 func withFlags(groups ...[]cli.Flag) []cli.Flag {
 	var out []cli.Flag
 	for _, g := range groups {

@@ -5,15 +5,12 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
-	"os/signal"
 	"slices"
 	"strings"
-	"syscall"
 
 	"github.com/urfave/cli/v2"
 
@@ -24,37 +21,30 @@ import (
 // version is set by the linker for releases.
 var version = "dev"
 
-// Exit codes scripts can trust.
-const (
-	exitOK      = 0
-	exitRuntime = 1
-	exitUsage   = 2
-)
-
-// usageError marks errors caused by how rwsnap was called.
-type usageError struct{ error }
-
-func usagef(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }
-
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	os.Exit(run(ctx, os.Args, os.Stdout, os.Stderr))
+	ctx, signalled, stop := signalContext()
+	code := run(ctx, os.Args, os.Stdout, os.Stderr)
+	stop()
+	// Stopped by a signal: 130 or 143, whatever the command made of it
+	// (a daemon's graceful stop returns nil), as shells report it.
+	if s := signalled(); s != 0 {
+		code = s
+	}
+	os.Exit(code)
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	app := newApp(stdout, stderr)
-	err := app.RunContext(ctx, flagsFirst(app, args))
+	err := checkCommand(app, args)
+	if err == nil {
+		err = app.RunContext(ctx, flagsFirst(app, args))
+	}
 	if err == nil {
 		return exitOK
 	}
 	// Secrets can hide in URLs inside wrapped errors: redact the final text.
 	fmt.Fprintln(stderr, "rwsnap: "+objstore.RedactText(err.Error()))
-	var ue usageError
-	if errors.As(err, &ue) {
-		return exitUsage
-	}
-	return exitRuntime
+	return exitCode(err)
 }
 
 func newApp(stdout, stderr io.Writer) *cli.App {
@@ -79,9 +69,12 @@ Exit codes: 0 success, 1 runtime error, 2 usage error.`,
 			return setupLogging(c, stderr)
 		},
 		OnUsageError: func(c *cli.Context, err error, isSubcommand bool) error {
-			return usageError{err}
+			return flagError(c, err)
 		},
-		Commands: leafSetup(stderr, []*cli.Command{metaCommand(), paramsCommand(), scheduleCommand(), timetravelCommand(), playgroundCommand()}),
+		// Errors are printed and mapped to exit codes by run, never by
+		// urfave/cli's os.Exit.
+		ExitErrHandler: func(*cli.Context, error) {},
+		Commands:       leafSetup(stderr, []*cli.Command{metaCommand(), paramsCommand(), scheduleCommand(), timetravelCommand(), playgroundCommand()}),
 	}
 }
 
@@ -94,9 +87,14 @@ func leafSetup(stderr io.Writer, cmds []*cli.Command) []*cli.Command {
 			continue
 		}
 		cmd.Flags = withEnv(append(slices.Clone(cmd.Flags), logFlags()...))
-		cmd.Before = func(c *cli.Context) error { return setupLogging(c, stderr) }
+		cmd.Before = func(c *cli.Context) error {
+			if err := setupLogging(c, stderr); err != nil {
+				return err
+			}
+			return checkURLFlags(c)
+		}
 		cmd.OnUsageError = func(c *cli.Context, err error, _ bool) error {
-			return usagef("%v (see: %s --help)", err, c.Command.HelpName)
+			return flagError(c, err)
 		}
 	}
 	return cmds
@@ -227,4 +225,30 @@ func flagsFirst(app *cli.App, args []string) []string {
 		out = append(append(out, "--"), positional...)
 	}
 	return out
+}
+
+// urlFlags hold object store URLs; a malformed one is a usage error,
+// caught before anything is opened.
+var urlFlags = []string{"backup-storage-url", "hummock-storage-url", "to-url", "overwrite-backup-storage-url"}
+
+func checkURLFlags(c *cli.Context) error {
+	for _, name := range urlFlags {
+		v := c.String(name)
+		if v == "" || !c.IsSet(name) {
+			continue
+		}
+		// state_store is hummock+URL; the README says params paste as
+		// is, so the prefix is accepted where a plain URL is meant.
+		if rest, ok := strings.CutPrefix(v, "hummock+"); ok {
+			note(c, "note: --%s: using %s (the state_store value without its 'hummock+' prefix)", name, objstore.Redact(rest))
+			if err := c.Set(name, rest); err != nil {
+				return err
+			}
+			v = rest
+		}
+		if err := objstore.ValidateURL(v); err != nil {
+			return usagef("--%s: %s", name, strings.TrimPrefix(err.Error(), "objstore: "))
+		}
+	}
+	return nil
 }

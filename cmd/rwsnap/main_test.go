@@ -1,8 +1,12 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"flag"
 	"io"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -103,6 +107,72 @@ func TestDryRunFromTheEnvironment(t *testing.T) {
 	for _, want := range []string{"meta prune", "params set", "meta backup-meta", "meta delete-meta-snapshots", "meta restore-meta", "meta copy-meta-snapshots", "schedule"} {
 		if !slices.ContainsFunc(found, func(s string) bool { return strings.HasSuffix(s, " "+want) }) {
 			t.Errorf("%s has no --dry-run (found on %v)", want, found)
+		}
+	}
+}
+
+// TestExitCodesAndMessages: usage errors exit 2 with rwsnap's own words
+// (never urfave's "No help topic" / Go flag messages), runtime errors 1.
+func TestExitCodesAndMessages(t *testing.T) {
+	corrupt := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(corrupt, "backup"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(corrupt, "backup", "manifest.json"), []byte("{not json"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	loc := []string{"--backup-storage-url", "fs://" + corrupt, "--backup-storage-directory", "backup"}
+	tests := []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"nosuch"}, 2, `unknown command "nosuch" for rwsnap; commands: meta, params`},
+		{[]string{"meta", "lst-meta-snapshots"}, 2, `unknown command "lst-meta-snapshots" for rwsnap meta (did you mean list-meta-snapshots?)`},
+		{[]string{"help", "nosuch"}, 2, `unknown command "nosuch" for rwsnap`},
+		{[]string{"--log-level", "debug", "meta", "nosuch"}, 2, `unknown command "nosuch" for rwsnap meta`},
+		{[]string{"params", "gte"}, 2, "did you mean get?"},
+		{[]string{"meta", "backup-meta", "--etcd-endpoint", "x"}, 2, "unknown flag --etcd-endpoint for rwsnap meta backup-meta (did you mean --etcd-endpoints?)"},
+		{[]string{"--nosuch", "meta"}, 2, "unknown flag --nosuch for rwsnap"},
+		{[]string{"meta", "backup-meta", "--etcd-endpoints"}, 2, "--etcd-endpoints needs a value"},
+		{[]string{"schedule", "--every", "soon"}, 2, `--every "soon": want a duration such as 90s, 15m or 1h`},
+		{[]string{"meta", "prune", "--keep-last", "x"}, 2, `--keep-last "x": want a whole number`},
+		{append([]string{"meta", "list-meta-snapshots", "-o", "yaml"}, loc...), 2, `--output "yaml": want table or json`},
+		{append([]string{"meta", "verify-meta-snapshot", "--all", "--output=xml"}, loc...), 2, `--output "xml": want table or json`},
+		{[]string{"meta", "list-meta-snapshots", "--backup-storage-url", "gcs://b", "--backup-storage-directory", "d"}, 2, "--backup-storage-url: gcs:// (in \"gcs://b\") is a RisingWave object store rwsnap does not support"},
+		{[]string{"meta", "copy-meta-snapshots", "--all", "--to-url", "ftp://x", "--to-directory", "d", "--backup-storage-url", "fs:///x", "--backup-storage-directory", "d"}, 2, `--to-url: unknown scheme "ftp"`},
+		{[]string{"params", "get", "no_such_param", "--etcd-endpoints", "127.0.0.1:1"}, 2, `unknown system parameter "no_such_param"`},
+		{[]string{"params", "set", "barrier_interval_mss", "5", "--etcd-endpoints", "127.0.0.1:1"}, 2, `did you mean "barrier_interval_ms"?`},
+		{[]string{"schedule", "--every", "1m", "--jitter", "5m", "--etcd-endpoints", "127.0.0.1:1"}, 2, "--jitter 5m0s is longer than --every 1m0s"},
+		{append([]string{"meta", "list-meta-snapshots"}, loc...), 1, "manifest"},
+	}
+	for _, tt := range tests {
+		var out, errb bytes.Buffer
+		code := run(context.Background(), append([]string{"rwsnap"}, tt.args...), &out, &errb)
+		if code != tt.code || !strings.Contains(errb.String(), tt.want) {
+			t.Errorf("rwsnap %s: exit %d, want %d with %q\nstdout: %s\nstderr: %s", strings.Join(tt.args, " "), code, tt.code, tt.want, out.String(), errb.String())
+		}
+		for _, bad := range []string{"No help topic", "flag provided but not defined", "Incorrect Usage", "invalid value"} {
+			if strings.Contains(out.String()+errb.String(), bad) {
+				t.Errorf("rwsnap %s: urfave's message %q:\n%s%s", strings.Join(tt.args, " "), bad, out.String(), errb.String())
+			}
+		}
+	}
+}
+
+func TestSuggest(t *testing.T) {
+	names := []string{"etcd-endpoints", "etcd-auth", "backup-storage-url", "backup-storage-directory", "output", "o"}
+	for _, tt := range []struct {
+		in   string
+		want []string
+	}{
+		{"etcd-endpoint", []string{"etcd-endpoints"}},
+		{"backup-storage-dir", []string{"backup-storage-directory"}},
+		{"outptu", []string{"output"}},
+		{"zzzzzz", nil},
+	} {
+		if got := suggest(tt.in, names); !slices.Equal(got, tt.want) {
+			t.Errorf("suggest(%q) = %v, want %v", tt.in, got, tt.want)
 		}
 	}
 }

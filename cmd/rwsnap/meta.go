@@ -1,15 +1,11 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"strconv"
 	"strings"
-	"text/tabwriter"
-	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -17,7 +13,7 @@ import (
 	"github.com/rwsnap/rwsnap/metaclient"
 	"github.com/rwsnap/rwsnap/metasnap"
 	"github.com/rwsnap/rwsnap/objstore"
-	"github.com/rwsnap/rwsnap/timetravel"
+	"github.com/rwsnap/rwsnap/output"
 )
 
 func metaCommand() *cli.Command {
@@ -90,27 +86,13 @@ Examples:
 			if err != nil {
 				return err
 			}
-			viaMeta := ch.Path == string(metaclient.ModeMeta)
-			if c.String("output") == "json" {
-				out := map[string]any{
-					"id": res.Entry.ID, "bytes": res.Bytes, "duration_seconds": res.Duration.Seconds(),
-					"manifest_id": res.Manifest.ManifestID, "snapshot": res.Entry, "path": ch.Path, "via": ch.Operator.Path(),
-				}
-				if !viaMeta { // the meta node does not report its read
-					out["revision"], out["keys"] = res.Revision, res.Keys
-				}
-				return writeJSON(c.App.Writer, out)
+			out := &backupResult{ID: res.Entry.ID, ManifestID: res.Manifest.ManifestID, Path: ch.Path, Via: ch.Operator.Path(),
+				Bytes: res.Bytes, DurationSeconds: output.Seconds(res.Duration), duration: res.Duration,
+				Pinned: ch.Path == string(metaclient.ModeMeta) || cl.loc.OwnLocation, Snapshot: newSnapshotInfo(res.Entry)}
+			if ch.Path != string(metaclient.ModeMeta) { // the meta node does not report its read
+				out.Revision, out.Keys = &res.Revision, &res.Keys
 			}
-			// risectl's success line, first on stdout; upstream scripts
-			// parse the id from it.
-			if viaMeta {
-				fmt.Fprintf(c.App.Writer, "backup job succeeded: job %d, through the %s, %s, %d SSTs pinned, %s\n",
-					res.Entry.ID, ch.Operator.Path(), humanBytes(res.Bytes), len(res.Entry.SSTs), res.Duration.Round(time.Millisecond))
-				return nil
-			}
-			fmt.Fprintf(c.App.Writer, "backup job succeeded: job %d, revision %d, %d keys, %s, %d SSTs pinned, %s\n",
-				res.Entry.ID, res.Revision, res.Keys, humanBytes(res.Bytes), len(res.Entry.SSTs), res.Duration.Round(time.Millisecond))
-			return nil
+			return print(c, out)
 		},
 	}
 }
@@ -148,41 +130,9 @@ Examples:
 			if err != nil {
 				return err
 			}
-			if c.String("output") == "json" {
-				// The manifest's own fields, plus which path read it.
-				return writeJSON(c.App.Writer, struct {
-					*metasnap.Manifest
-					Path string `json:"path"`
-					Via  string `json:"via"`
-				}{m, ch.Path, ch.Operator.Path()})
-			}
-			return printSnapshots(c.App.Writer, m)
+			return print(c, newListResult(m, ch.Path, ch.Operator.Path()))
 		},
 	}
-}
-
-func printSnapshots(w io.Writer, m *metasnap.Manifest) error {
-	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tHUMMOCK VERSION\tSAFE EPOCH (UTC)\tMAX COMMITTED EPOCH (UTC)\tSSTS\tFORMAT\tREMARKS")
-	for _, e := range m.SnapshotMetadata {
-		remarks := ""
-		if e.Remarks != nil {
-			remarks = *e.Remarks
-		}
-		fmt.Fprintf(tw, "%d\t%d\t%s\t%s\t%d\t%d\t%s\n", e.ID, e.HummockVersionID, epochText(e.SafeEpoch), epochText(e.MaxCommittedEpoch), len(e.SSTs), e.FormatVersion, remarks)
-	}
-	if err := tw.Flush(); err != nil {
-		return err
-	}
-	fmt.Fprintf(w, "%d snapshots, manifest_id %d\n", len(m.SnapshotMetadata), m.ManifestID)
-	return nil
-}
-
-func epochText(e uint64) string {
-	if e == 0 {
-		return "0"
-	}
-	return fmt.Sprintf("%d (%s)", e, timetravel.ToTime(e).Format("2006-01-02 15:04:05.000"))
 }
 
 func verifyCommand() *cli.Command {
@@ -225,46 +175,41 @@ Examples:
 			}
 			defer cl.Close()
 			opts := metasnap.VerifyOptions{IDs: ids, CheckSSTs: c.Bool("check-ssts")}
-			if opts.CheckSSTs && c.String("hummock-storage-url") != "" {
-				hs, err := objstore.Open(ctx, cl.loc.HummockURL)
-				if err != nil {
-					return fmt.Errorf("open hummock storage: %w", err)
+			// --check-ssts looks where the user means: the given hummock
+			// location, else the connected cluster's current one, else
+			// the one each snapshot recorded.
+			var sstLoc *sstLocation
+			if opts.CheckSSTs {
+				urlFlag := c.String("hummock-storage-url") != ""
+				if urlFlag || (cl.etcd != nil && cl.loc.HummockURL != "") {
+					hs, err := objstore.Open(ctx, cl.loc.HummockURL)
+					if err != nil {
+						return fmt.Errorf("open hummock storage: %w", err)
+					}
+					defer hs.Close()
+					opts.Hummock, opts.DataDir = hs, cl.loc.DataDir
+					sstLoc = &sstLocation{URL: objstore.Redact(cl.loc.HummockURL), Directory: cl.loc.DataDir, Source: "cluster"}
+					if urlFlag {
+						sstLoc.Source = "flags"
+					}
+				} else {
+					opts.DataDir = c.String("hummock-storage-directory")
+					sstLoc = &sstLocation{Directory: opts.DataDir, Source: "snapshot"}
 				}
-				defer hs.Close()
-				opts.Hummock, opts.DataDir = hs, cl.loc.DataDir
+				slog.Info("checking SSTs", "in", sstLoc.URL, "data_directory", sstLoc.Directory, "source", sstLoc.Source)
 			}
 			rep, err := metasnap.Verify(ctx, st, opts)
 			if err != nil {
 				return err
 			}
-			if c.String("output") == "json" {
-				if err := writeJSON(c.App.Writer, rep); err != nil {
-					return err
-				}
-			} else {
-				printVerify(c.App.Writer, rep)
+			if err := print(c, newVerifyResult(rep, sstLoc)); err != nil {
+				return err
 			}
 			if !rep.OK() {
 				return errors.New("verification failed")
 			}
 			return nil
 		},
-	}
-}
-
-func printVerify(w io.Writer, rep *metasnap.VerifyReport) {
-	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tRESULT\tSIZE\tSSTS\tPROBLEMS")
-	for _, s := range rep.Snapshots {
-		res := "ok"
-		if !s.OK {
-			res = "FAILED"
-		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%s\n", s.ID, res, humanBytes(s.Bytes), s.SSTs, strings.Join(s.Problems, "; "))
-	}
-	tw.Flush()
-	if len(rep.Orphans) > 0 {
-		fmt.Fprintf(w, "orphan snapshot objects (not in the manifest, invisible to RisingWave): %v\n", rep.Orphans)
 	}
 }
 
@@ -317,11 +262,7 @@ Example:
 			if err != nil {
 				return err
 			}
-			if c.String("output") == "json" {
-				return writeJSON(c.App.Writer, map[string]any{"deleted": ids, "manifest_id": m.ManifestID, "remaining": m.IDs(), "path": ch.Path, "via": ch.Operator.Path()})
-			}
-			fmt.Fprintf(c.App.Writer, "delete meta snapshots succeeded: %v (%d remain)\n", ids, len(m.SnapshotMetadata))
-			return nil
+			return print(c, &deleteResult{Deleted: ids, Remaining: m.IDs(), ManifestID: m.ManifestID, Path: ch.Path, Via: ch.Operator.Path()})
 		},
 	}
 }
@@ -338,12 +279,6 @@ func parseIDs(args []string) ([]uint64, error) {
 		}
 	}
 	return ids, nil
-}
-
-func writeJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
 }
 
 func humanBytes(n int) string { return progress.Bytes(int64(n)) }

@@ -1,9 +1,7 @@
 package main
 
 import (
-	"fmt"
 	"log/slog"
-	"text/tabwriter"
 
 	"github.com/urfave/cli/v2"
 
@@ -41,19 +39,11 @@ SET statement to run, or runs it with --pg-url.`,
 					if err != nil {
 						return err
 					}
-					if c.String("output") == "json" {
-						return writeJSON(c.App.Writer, vals)
-					}
-					tw := tabwriter.NewWriter(c.App.Writer, 2, 4, 2, ' ', 0)
-					fmt.Fprintln(tw, "NAME\tVALUE\tTYPE\tDEFAULT\tMUTABLE\tDESCRIPTION")
+					out := &paramsListResult{Params: []paramInfo{}}
 					for _, v := range vals {
-						val := v.Value
-						if !v.Stored {
-							val += " (default)"
-						}
-						fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\t%s\n", v.Name, redactParam(v.Name, val), v.Type, v.Default, v.Mutable, v.Doc)
+						out.Params = append(out.Params, newParamInfo(v))
 					}
-					return tw.Flush()
+					return print(c, out)
 				},
 			},
 			{
@@ -65,6 +55,9 @@ SET statement to run, or runs it with --pg-url.`,
 					if c.NArg() != 1 {
 						return usagef("params get takes one parameter name")
 					}
+					if _, err := params.Lookup(c.Args().First()); err != nil {
+						return usageError{err}
+					}
 					cl, err := openCluster(c.Context, c, true)
 					if err != nil {
 						return err
@@ -74,11 +67,7 @@ SET statement to run, or runs it with --pg-url.`,
 					if err != nil {
 						return err
 					}
-					if c.String("output") == "json" {
-						return writeJSON(c.App.Writer, v)
-					}
-					fmt.Fprintln(c.App.Writer, redactParam(v.Name, v.Value))
-					return nil
+					return print(c, paramGetResult(newParamInfo(v)))
 				},
 			},
 			{
@@ -113,23 +102,22 @@ SET statement to run, or runs it with --pg-url.`,
 					for _, w := range plan.Warnings {
 						slog.Warn(w)
 					}
-					w := c.App.Writer
-					change := fmt.Sprintf("%s: %s -> %s", plan.Name, redactParam(plan.Name, plan.Old), redactParam(plan.Name, plan.New))
+					out := &paramSetResult{Name: plan.Name, Old: redactParam(plan.Name, plan.Old), New: redactParam(plan.Name, plan.New),
+						DryRun: c.Bool("dry-run"), Warnings: plan.Warnings}
 					switch {
-					case c.Bool("dry-run"):
-						fmt.Fprintf(w, "dry run: would set %s\n", change)
+					case out.DryRun:
 					case plan.LeaderAddr != "" && c.String("pg-url") != "":
 						if err := params.ApplySQL(c.Context, c.String("pg-url"), plan); err != nil {
 							return err
 						}
-						fmt.Fprintf(w, "set %s through the meta node (ALTER SYSTEM SET)\n", change)
+						out.Via = "sql"
 					default:
 						if err := params.Apply(c.Context, cl.etcd, plan); err != nil {
 							return err
 						}
-						fmt.Fprintf(w, "set %s\n", change)
+						out.Via = "etcd"
 					}
-					return nil
+					return print(c, out)
 				},
 			},
 		},

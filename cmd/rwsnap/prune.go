@@ -3,9 +3,6 @@ package main
 import (
 	"fmt"
 	"log/slog"
-	"strings"
-	"text/tabwriter"
-	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -79,22 +76,10 @@ Examples:
 			if err != nil {
 				return err
 			}
-			if c.String("output") == "json" {
-				return writeJSON(c.App.Writer, res)
-			}
-			printPrune(c.App.Writer, res)
-			return nil
+			res.Path = op.Path
+			return print(c, res)
 		},
 	}
-}
-
-// pruneResult is what prune decided and did.
-type pruneResult struct {
-	Path      string                   `json:"path"`
-	DryRun    bool                     `json:"dry_run"`
-	Decisions []metasnap.PruneDecision `json:"snapshots"`
-	Deleted   []uint64                 `json:"deleted"`
-	Orphans   []uint64                 `json:"orphans_deleted"`
 }
 
 func runPrune(c *cli.Context, op metasnap.Operator, st *metasnap.Storage, policy metasnap.PrunePolicy) (*pruneResult, error) {
@@ -103,46 +88,22 @@ func runPrune(c *cli.Context, op metasnap.Operator, st *metasnap.Storage, policy
 	if err != nil {
 		return nil, err
 	}
-	res := &pruneResult{Path: op.Path(), DryRun: c.Bool("dry-run"), Decisions: metasnap.PlanPrune(m.SnapshotMetadata, policy), Deleted: []uint64{}, Orphans: []uint64{}}
-	ids := metasnap.PruneIDs(res.Decisions)
+	decisions := metasnap.PlanPrune(m.SnapshotMetadata, policy)
+	ids := metasnap.PruneIDs(decisions)
+	res := &pruneResult{Via: op.Path(), DryRun: c.Bool("dry-run"), Snapshots: newPruneDecisions(decisions), Deleted: []uint64{}, WouldDelete: ids, OrphansDeleted: []uint64{}}
 	if len(ids) > 0 && !res.DryRun {
 		if _, err := op.Delete(ctx, ids); err != nil {
 			return nil, fmt.Errorf("prune: %w", err)
 		}
 		res.Deleted = ids
-		slog.Info("pruned snapshots", "deleted", len(ids), "kept", len(res.Decisions)-len(ids), "path", op.Path())
+		slog.Info("pruned snapshots", "deleted", len(ids), "kept", len(decisions)-len(ids), "path", op.Path())
 	}
 	if c.Bool("orphans") {
 		orphans, err := metasnap.DeleteOrphans(ctx, st, c.Duration("orphans-min-age"), res.DryRun)
 		if err != nil {
 			return nil, err
 		}
-		res.Orphans = append(res.Orphans, orphans...)
+		res.OrphansDeleted = append(res.OrphansDeleted, orphans...)
 	}
 	return res, nil
-}
-
-func printPrune(w interface{ Write([]byte) (int, error) }, res *pruneResult) {
-	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tTIME (UTC)\tVERDICT\tKEPT BY")
-	for _, d := range res.Decisions {
-		verdict := "delete"
-		if d.Keep {
-			verdict = "keep"
-		} else if res.DryRun {
-			verdict = "would delete"
-		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\n", d.ID, d.Time.Format(time.DateTime), verdict, strings.Join(d.Reasons, ", "))
-	}
-	tw.Flush()
-	deleted := len(metasnap.PruneIDs(res.Decisions))
-	if res.DryRun {
-		fmt.Fprintf(w, "dry run: %d of %d snapshots would be deleted", deleted, len(res.Decisions))
-	} else {
-		fmt.Fprintf(w, "%d of %d snapshots deleted", len(res.Deleted), len(res.Decisions))
-	}
-	if len(res.Orphans) > 0 {
-		fmt.Fprintf(w, "; orphan objects %v", res.Orphans)
-	}
-	fmt.Fprintf(w, " (%s)\n", res.Path)
 }

@@ -2,11 +2,14 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"log/slog"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/rwsnap/rwsnap/objstore"
+	"github.com/rwsnap/rwsnap/output"
 	"github.com/rwsnap/rwsnap/restore"
 )
 
@@ -88,27 +91,28 @@ Example (the upstream test's invocation):
 			if err != nil {
 				return err
 			}
-			w := c.App.Writer
-			if c.String("output") == "json" {
-				return writeJSON(w, map[string]any{
-					"snapshot_id": res.Plan.SnapshotID, "default_cf_from": res.Plan.DefaultCFFrom, "hummock_version_id": res.Plan.HummockVersionID,
-					"keys": res.Plan.Keys(), "bytes": res.Plan.Bytes(), "dry_run": o.DryRun, "resumed": res.Resumed, "written": res.Written,
-					"param_changes": res.Plan.ParamChanges, "ssts_copied": res.Copy.Copied, "warning": res.Warning, "replaced_checkpoint": res.Replaced, "duration_seconds": res.Duration.Seconds(),
-				})
+			out := &restoreResult{SnapshotID: res.Plan.SnapshotID, DefaultCFFrom: res.Plan.DefaultCFFrom, HummockVersionID: res.Plan.HummockVersionID,
+				Keys: res.Plan.Keys(), Bytes: res.Plan.Bytes(), DryRun: o.DryRun, Resumed: res.Resumed, Written: res.Written,
+				ParamChanges: []paramChange{}, SSTsCopied: res.Copy.Copied, Warning: res.Warning, ReplacedCheckpoint: res.Replaced, DurationSeconds: output.Seconds(res.Duration)}
+			for _, pc := range res.Plan.ParamChanges {
+				out.ParamChanges = append(out.ParamChanges, paramChange{Name: pc.Name, Before: objstore.RedactText(pc.Before), After: objstore.RedactText(pc.After)})
 			}
-			res.Plan.Describe(w)
-			if o.DryRun {
-				fmt.Fprintln(w, "dry run: the target etcd is empty and every check passed; nothing was written")
-				return nil
+			out.table = func(w io.Writer) error {
+				res.Plan.Describe(w)
+				if o.DryRun {
+					_, err := fmt.Fprintln(w, "dry run: the target etcd is empty and every check passed; nothing was written")
+					return err
+				}
+				if o.CopySSTs {
+					fmt.Fprintf(w, "SSTs: %d pinned, %d copied (%s), %d already there\n", res.Copy.Objects, res.Copy.Copied, humanBytes(int(res.Copy.Bytes)), res.Copy.Skipped)
+				}
+				if res.Replaced != "" {
+					fmt.Fprintf(w, "the previous checkpoint was saved to %s\n", res.Replaced)
+				}
+				_, err := fmt.Fprintf(w, "restore succeeded: snapshot %d, %d keys written and read back, %s\n", res.Plan.SnapshotID, res.Plan.Keys(), res.Duration.Round(time.Millisecond))
+				return err
 			}
-			if o.CopySSTs {
-				fmt.Fprintf(w, "SSTs: %d pinned, %d copied (%s), %d already there\n", res.Copy.Objects, res.Copy.Copied, humanBytes(int(res.Copy.Bytes)), res.Copy.Skipped)
-			}
-			if res.Replaced != "" {
-				fmt.Fprintf(w, "the previous checkpoint was saved to %s\n", res.Replaced)
-			}
-			fmt.Fprintf(w, "restore succeeded: snapshot %d, %d keys written and read back, %s\n", res.Plan.SnapshotID, res.Plan.Keys(), res.Duration.Round(time.Millisecond))
-			return nil
+			return print(c, out)
 		},
 	}
 }

@@ -46,6 +46,7 @@ Examples:
 			&cli.StringFlag{Name: "remarks", Value: "scheduled by rwsnap", Usage: "remarks stored with each snapshot", EnvVars: env("remarks")},
 			&cli.BoolFlag{Name: "force", Usage: "as for backup-meta", EnvVars: env("force")},
 			dryRunFlag("each job chooses its path, reads the manifest and logs what it would take and prune"),
+			outputFlag(),
 		}),
 		Action: runSchedule,
 	}
@@ -61,6 +62,9 @@ func runSchedule(c *cli.Context) error {
 	}
 	if !c.Bool("once") && c.Duration("every") <= 0 {
 		return usagef("--every is required (e.g. --every 1h), or use --once")
+	}
+	if j, e := c.Duration("jitter"), c.Duration("every"); !c.Bool("once") && j > e {
+		return usagef("--jitter %s is longer than --every %s: runs would overlap and be skipped; use a jitter below the interval (e.g. --jitter %s)", j, e, e/10)
 	}
 	ctx := c.Context
 	cl, st, err := openLocation(ctx, c, true)
@@ -119,6 +123,11 @@ func runSchedule(c *cli.Context) error {
 		Every: c.Duration("every"), Jitter: c.Duration("jitter"), Once: c.Bool("once"),
 		Retries: c.Int("retries"), Backoff: c.Duration("retry-backoff"), StopTimeout: c.Duration("stop-timeout"),
 		MaxJobs: c.Int("max-jobs"), Metrics: m, Logger: slog.Default(),
+		Done: func(r schedule.Report) {
+			if err := print(c, newScheduleRun(r, "")); err != nil {
+				slog.Warn("cannot print the result line", "err", err)
+			}
+		},
 	}, job)
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/url"
 	"os"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/rwsnap/rwsnap/metasnap"
 	"github.com/rwsnap/rwsnap/objstore"
+	"github.com/rwsnap/rwsnap/output"
 	"github.com/rwsnap/rwsnap/timetravel"
 )
 
@@ -302,24 +304,116 @@ func describeChoice(ch *timetravel.Choice) []string {
 	return lines
 }
 
-func choiceJSON(ch *timetravel.Choice) map[string]any {
-	out := map[string]any{
-		"epoch": ch.Epoch, "time": ch.Time().Format(time.RFC3339Nano), "exact": ch.Exact,
-		"snapshot_id": ch.Range.SnapshotID, "sql": timetravel.SetEpochSQL(ch.Epoch) + ";",
-		"range": rangeJSON(ch.Range),
-	}
-	if !ch.Requested.IsZero() {
-		out["requested"] = ch.Requested.Format(time.RFC3339Nano)
-	}
-	if ch.Table != nil {
-		out["table"] = *ch.Table
-	}
-	return out
+// epochRange is a range of epochs a snapshot serves, with their times.
+type epochRange struct {
+	FromEpoch uint64 `json:"from_epoch"`
+	FromTime  string `json:"from_time"`
+	ToEpoch   uint64 `json:"to_epoch"`
+	ToTime    string `json:"to_time"`
+	PerTable  bool   `json:"per_table"`
 }
 
-func rangeJSON(r timetravel.Range) map[string]any {
-	return map[string]any{"from_epoch": r.Lo, "to_epoch": r.Hi, "from": timetravel.ToTime(r.Lo).Format(time.RFC3339Nano),
-		"to": timetravel.ToTime(r.Hi).Format(time.RFC3339Nano), "per_table": r.PerTable}
+func newEpochRange(r timetravel.Range) *epochRange {
+	return &epochRange{FromEpoch: r.Lo, FromTime: output.EpochTime(r.Lo), ToEpoch: r.Hi, ToTime: output.EpochTime(r.Hi), PerTable: r.PerTable}
+}
+
+// ttChoiceResult is timetravel epoch's.
+type ttChoiceResult struct {
+	Epoch uint64 `json:"epoch"`
+	Time  string `json:"time"`
+	// Exact is false when no snapshot covers the requested time and the
+	// latest earlier covered moment was taken.
+	Exact         bool        `json:"exact"`
+	RequestedTime string      `json:"requested_time"` // "" unless --at
+	SnapshotID    uint64      `json:"snapshot_id"`
+	Table         *uint32     `json:"table"`
+	SQL           string      `json:"sql"`
+	Range         *epochRange `json:"range"`
+	choice        *timetravel.Choice
+}
+
+func newChoiceResult(ch *timetravel.Choice) *ttChoiceResult {
+	r := &ttChoiceResult{Epoch: ch.Epoch, Time: output.Time(ch.Time()), Exact: ch.Exact, RequestedTime: output.Time(ch.Requested),
+		SnapshotID: ch.Range.SnapshotID, Table: ch.Table, SQL: timetravel.SetEpochSQL(ch.Epoch) + ";", Range: newEpochRange(ch.Range), choice: ch}
+	return r
+}
+
+func (r *ttChoiceResult) WriteTable(w io.Writer) error {
+	for _, l := range describeChoice(r.choice) {
+		fmt.Fprintf(w, "-- %s\n", l)
+	}
+	_, err := fmt.Fprintf(w, "%s\n", r.SQL)
+	return err
+}
+
+// ttListResult is timetravel list's.
+type ttListResult struct {
+	Source    string       `json:"source"`
+	Snapshots []ttSnapshot `json:"snapshots"`
+	table     *uint32
+}
+
+type ttSnapshot struct {
+	ID               uint64      `json:"id"`
+	HummockVersionID uint64      `json:"hummock_version_id"`
+	Remarks          string      `json:"remarks"`
+	RWVersion        string      `json:"rw_version"`
+	Range            *epochRange `json:"range"` // null: serves no epoch (for --table)
+	Tables           []tableInfo `json:"tables"`
+	snap             timetravel.Snapshot
+}
+
+func newTTList(src *ttSource, table *uint32) *ttListResult {
+	r := &ttListResult{Source: src.desc, Snapshots: []ttSnapshot{}, table: table}
+	for _, s := range src.cat.Snapshots {
+		e := ttSnapshot{ID: s.ID, HummockVersionID: s.HummockVersionID, Tables: []tableInfo{}, snap: s}
+		if s.Remarks != nil {
+			e.Remarks = *s.Remarks
+		}
+		if s.RWVersion != nil {
+			e.RWVersion = *s.RWVersion
+		}
+		if rg, ok := s.Range(table); ok {
+			e.Range = newEpochRange(rg)
+		}
+		for id, t := range s.Tables {
+			e.Tables = append(e.Tables, tableInfo{TableID: id, CommittedEpoch: t.CommittedEpoch, CommittedTime: output.EpochTime(t.CommittedEpoch),
+				SafeEpoch: t.SafeEpoch, SafeTime: output.EpochTime(t.SafeEpoch)})
+		}
+		sortTables(e.Tables)
+		r.Snapshots = append(r.Snapshots, e)
+	}
+	return r
+}
+
+func (r *ttListResult) WriteTable(w io.Writer) error {
+	table := r.table
+	fmt.Fprintf(w, "snapshots from %s\n", r.Source)
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tHUMMOCK VERSION\tFROM (UTC)\tTO (UTC)\tFROM EPOCH\tTO EPOCH\tREMARKS")
+	for _, e := range r.Snapshots {
+		s := e.snap
+		remarks := e.Remarks
+		if len(s.Tables) > 0 && table == nil {
+			remarks = strings.TrimSpace(fmt.Sprintf("[%d tables, range valid for all] %s", len(s.Tables), remarks))
+		}
+		if e.Range == nil {
+			why := "(serves no epoch)"
+			if table != nil && len(s.Tables) > 0 {
+				why = fmt.Sprintf("(no table %d)", *table)
+			}
+			fmt.Fprintf(tw, "%d\t%d\t%s\t\t\t\t%s\n", s.ID, s.HummockVersionID, why, remarks)
+			continue
+		}
+		fmt.Fprintf(tw, "%d\t%d\t%s\t%s\t%d\t%d\t%s\n", s.ID, s.HummockVersionID,
+			timetravel.ToTime(e.Range.FromEpoch).Format("2006-01-02 15:04:05.000"), timetravel.ToTime(e.Range.ToEpoch).Format("2006-01-02 15:04:05.000"),
+			e.Range.FromEpoch, e.Range.ToEpoch, remarks)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	_, err := fmt.Fprintf(w, "%d snapshots\n", len(r.Snapshots))
+	return err
 }
 
 func ttListCommand() *cli.Command {
@@ -346,61 +440,13 @@ Examples:
 			if err != nil {
 				return err
 			}
-			out := c.String("output")
-			if out != "table" && out != "json" {
-				return usagef("--output %q: want table or json", out)
-			}
 			src, err := openTTSource(c, true)
 			if err != nil {
 				return err
 			}
 			defer src.Close()
 			warnTableIgnored(c, src.cat, table)
-			if out == "json" {
-				var snaps []map[string]any
-				for _, s := range src.cat.Snapshots {
-					e := map[string]any{"id": s.ID, "hummock_version_id": s.HummockVersionID, "remarks": s.Remarks,
-						"rw_version": s.RWVersion, "range": nil}
-					if r, ok := s.Range(table); ok {
-						e["range"] = rangeJSON(r)
-					}
-					if len(s.Tables) > 0 {
-						e["tables"] = s.Tables
-					}
-					snaps = append(snaps, e)
-				}
-				return writeJSON(c.App.Writer, map[string]any{"source": src.desc, "snapshots": snaps})
-			}
-			w := c.App.Writer
-			fmt.Fprintf(w, "snapshots from %s\n", src.desc)
-			tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tHUMMOCK VERSION\tFROM (UTC)\tTO (UTC)\tFROM EPOCH\tTO EPOCH\tREMARKS")
-			for _, s := range src.cat.Snapshots {
-				remarks := ""
-				if s.Remarks != nil {
-					remarks = *s.Remarks
-				}
-				if len(s.Tables) > 0 && table == nil {
-					remarks = strings.TrimSpace(fmt.Sprintf("[%d tables, range valid for all] %s", len(s.Tables), remarks))
-				}
-				r, ok := s.Range(table)
-				if !ok {
-					why := "(serves no epoch)"
-					if table != nil && len(s.Tables) > 0 {
-						why = fmt.Sprintf("(no table %d)", *table)
-					}
-					fmt.Fprintf(tw, "%d\t%d\t%s\t\t\t\t%s\n", s.ID, s.HummockVersionID, why, remarks)
-					continue
-				}
-				fmt.Fprintf(tw, "%d\t%d\t%s\t%s\t%d\t%d\t%s\n", s.ID, s.HummockVersionID,
-					timetravel.ToTime(r.Lo).Format("2006-01-02 15:04:05.000"), timetravel.ToTime(r.Hi).Format("2006-01-02 15:04:05.000"),
-					r.Lo, r.Hi, remarks)
-			}
-			if err := tw.Flush(); err != nil {
-				return err
-			}
-			fmt.Fprintf(w, "%d snapshots\n", len(src.cat.Snapshots))
-			return nil
+			return print(c, newTTList(src, table))
 		},
 	}
 }
@@ -425,27 +471,16 @@ Examples:
 			if c.NArg() > 0 {
 				return usagef("epoch takes no arguments, got %q", c.Args().Slice())
 			}
-			out := c.String("output")
-			if out != "table" && out != "json" {
-				return usagef("--output %q: want table or json", out)
-			}
 			src, ch, err := choosePoint(c, true)
 			if err != nil {
 				return err
 			}
 			defer src.Close()
-			if out == "json" {
-				return writeJSON(c.App.Writer, choiceJSON(ch))
-			}
-			if !ch.Exact {
+			if !ch.Exact && format(c) == output.Table {
 				note(c, "warning: no snapshot covers %s; using %s, the latest earlier covered moment",
 					timetravel.FormatTime(ch.Requested, time.Local), timetravel.FormatTime(ch.Time(), time.Local))
 			}
-			for _, l := range describeChoice(ch) {
-				fmt.Fprintf(c.App.Writer, "-- %s\n", l)
-			}
-			fmt.Fprintf(c.App.Writer, "%s;\n", timetravel.SetEpochSQL(ch.Epoch))
-			return nil
+			return print(c, newChoiceResult(ch))
 		},
 	}
 }
@@ -469,7 +504,7 @@ Examples:
   PGHOST=rw.internal rwsnap timetravel query --epoch 5690621952000000 -c 'SELECT * FROM t'`,
 		Flags: withFlags(pgFlags(), pointFlags(), []cli.Flag{
 			&cli.StringFlag{Name: "command", Aliases: []string{"c"}, Usage: "the SQL to run (one statement)"},
-			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Category: catOutput, Value: "table", Usage: "table (psql-like), csv or json", EnvVars: env("output")},
+			outputFlag("csv"),
 		}),
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {
@@ -480,9 +515,6 @@ Examples:
 				return usagef("give the query with -c 'SELECT ...'")
 			}
 			out := c.String("output")
-			if out != "table" && out != "csv" && out != "json" {
-				return usagef("--output %q: want table, csv or json", out)
-			}
 			src, ch, err := choosePoint(c, false)
 			if err != nil {
 				return err

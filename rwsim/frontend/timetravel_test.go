@@ -427,6 +427,15 @@ func TestCLIPsql(t *testing.T) {
 		t.Errorf("psql -f: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
 
+	// psql's own status passes through: 3 is "a script failed with
+	// ON_ERROR_STOP set".
+	badScript := filepath.Join(t.TempDir(), "bad.sql")
+	os.WriteFile(badScript, []byte("SELECT * FROM missing;\n"), 0o600)
+	r = rwsnap(t, "", env, "timetravel", "psql", "--pg-url", srv.URL(), "--snapshot", "1", "--", "-v", "ON_ERROR_STOP=1", "-f", badScript)
+	if r.code != 3 || !strings.Contains(r.stderr, "missing") {
+		t.Errorf("failing script: exit %d (want psql's 3)\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+
 	// -X would skip the startup file: refused.
 	r = rwsnap(t, "", env, "timetravel", "psql", "--pg-url", srv.URL(), "--snapshot", "1", "--", "-X")
 	if r.code != 2 {
@@ -456,7 +465,7 @@ func TestCLIBadInput(t *testing.T) {
 		{"no point", []string{"query", "--pg-url", srv.URL(), "-c", "SELECT 1"}, 2, []string{"--at TIME, --epoch N or --snapshot ID"}},
 		{"two points", []string{"epoch", "--pg-url", srv.URL(), "--at", "now", "--epoch", "65536"}, 2, []string{"only one of --at, --epoch"}},
 		{"no sql", []string{"query", "--pg-url", srv.URL(), "--at", "now"}, 2, []string{"-c"}},
-		{"bad output", []string{"query", "--pg-url", srv.URL(), "--at", "now", "-c", "SELECT 1", "-o", "xml"}, 2, []string{"want table, csv or json"}},
+		{"bad output", []string{"query", "--pg-url", srv.URL(), "--at", "now", "-c", "SELECT 1", "-o", "xml"}, 2, []string{`--output "xml": want table, json or csv`}},
 		{"bad table", []string{"epoch", "--pg-url", srv.URL(), "--at", "now", "--table", "t"}, 2, []string{"numeric table id"}},
 		{"unknown snapshot", []string{"epoch", "--pg-url", srv.URL(), "--snapshot", "9"}, 1, []string{"meta snapshot 9 does not exist (snapshots: 1, 2)"}},
 		{"unreachable", []string{"list", "--pg-url", unreachable}, 1, []string{"connect to RisingWave frontend", "is the frontend running"}},
@@ -503,7 +512,8 @@ func TestCLICtrlCResets(t *testing.T) {
 	cmd.Process.Signal(syscall.SIGINT)
 	err := cmd.Wait()
 	var ee *exec.ExitError
-	if !errors.As(err, &ee) || ee.ExitCode() != 1 || time.Since(start) > 10*time.Second {
+	// 130: stopped by SIGINT, as a shell reports it.
+	if !errors.As(err, &ee) || ee.ExitCode() != 130 || time.Since(start) > 10*time.Second {
 		t.Fatalf("Ctrl-C: %v after %s: %s", err, time.Since(start), errb.String())
 	}
 	log := sqlOf(srv)
