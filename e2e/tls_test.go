@@ -39,6 +39,11 @@ func TestEtcdTLSClientCerts(t *testing.T) {
 	backup := append(append([]string{"meta", "backup-meta", "-o", "json", "-q"}, f.etcdArgs()...), certArgs...)
 	id, rev := backupIDFrom(t, mustRun(t, nil, backup...))
 	mustRun(t, nil, append(append([]string{"meta", "verify-meta-snapshot", "--all"}, f.etcdArgs()...), certArgs...)...)
+	// etcdctl's names work too: --endpoints --cacert --cert --key, and its
+	// ETCDCTL_* variables.
+	mustRun(t, nil, "meta", "list-meta-snapshots", "--endpoints", f.endpoints, "--cacert", good.CA, "--cert", good.ClientCert, "--key", good.ClientKey)
+	mustRun(t, []string{"ETCDCTL_ENDPOINTS=" + f.endpoints, "ETCDCTL_CACERT=" + good.CA, "ETCDCTL_CERT=" + good.ClientCert, "ETCDCTL_KEY=" + good.ClientKey},
+		"meta", "list-meta-snapshots")
 
 	b := etcdtest.StartT(t, embedetcd.Config{TLS: tlsCfg(), Members: 3})
 	restore := []string{"meta", "restore-meta", "--meta-snapshot-id", fmt.Sprint(id),

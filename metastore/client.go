@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 )
@@ -106,15 +107,41 @@ func Connect(ctx context.Context, cfg Config) (*clientv3.Client, error) {
 	}
 	cli, err := clientv3.New(c)
 	if err != nil {
+		if aerr := cfg.authError(err); aerr != nil {
+			return nil, aerr
+		}
 		return nil, fmt.Errorf("connect to etcd %s (%s): %w", strings.Join(cfg.Endpoints, ","), cfg.hint(err), err)
 	}
 	pctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	if _, err := cli.Get(pctx, "cf/cluster_id", clientv3.WithCountOnly()); err != nil {
 		cli.Close()
+		if aerr := cfg.authError(err); aerr != nil {
+			return nil, aerr
+		}
 		return nil, fmt.Errorf("etcd at %s does not answer (%s): %w", strings.Join(cfg.Endpoints, ","), cfg.hint(err), err)
 	}
 	return cli, nil
+}
+
+// authError says plainly what is wrong with the credentials, when etcd
+// answered but refused them; nil for other errors. etcd's own words ("user
+// name is empty") name neither the flag nor the fix.
+func (cfg Config) authError(err error) error {
+	at := strings.Join(cfg.Endpoints, ",")
+	is := func(e error) bool { return errors.Is(err, e) || strings.Contains(err.Error(), rpctypes.ErrorDesc(e)) }
+	switch {
+	case is(rpctypes.ErrGRPCUserEmpty):
+		return fmt.Errorf("etcd at %s requires authentication and no user was given: pass --etcd-username and --etcd-password (or --user USER:PASSWORD, ETCDCTL_USER): %w", at, err)
+	case is(rpctypes.ErrGRPCAuthFailed):
+		if cfg.Password == "" {
+			return fmt.Errorf("etcd at %s refused user %q: no password was given (pass --etcd-password, RWSNAP_ETCD_PASSWORD or --user %s:PASSWORD): %w", at, cfg.Username, cfg.Username, err)
+		}
+		return fmt.Errorf("etcd at %s refused user %q: wrong user name or password: %w", at, cfg.Username, err)
+	case is(rpctypes.ErrGRPCPermissionDenied):
+		return fmt.Errorf("etcd at %s: user %q may not read the meta store (grant it a role with read on the whole keyspace, or use root): %w", at, cfg.Username, err)
+	}
+	return nil
 }
 
 func (cfg Config) hint(err error) string {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 
 	"github.com/urfave/cli/v2"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -33,17 +34,19 @@ const (
 	catOutput  = "output"
 )
 
-// etcdFlags are risectl's (restore-meta) etcd flags.
+// etcdFlags are risectl's (restore-meta) etcd flags, with etcdctl's names
+// and ETCDCTL_* variables as aliases: people paste from both tools.
 func etcdFlags() []cli.Flag {
 	return []cli.Flag{
-		&cli.StringFlag{Name: "etcd-endpoints", Category: catEtcd, Usage: "comma-separated etcd endpoints of the meta store, e.g. 127.0.0.1:2379", EnvVars: env("etcd-endpoints")},
-		&cli.BoolFlag{Name: "etcd-auth", Category: catEtcd, Usage: "authenticate to etcd with --etcd-username and --etcd-password", EnvVars: env("etcd-auth")},
-		&cli.StringFlag{Name: "etcd-username", Category: catEtcd, Usage: "etcd user (with --etcd-auth)", EnvVars: env("etcd-username")},
-		&cli.StringFlag{Name: "etcd-password", Category: catEtcd, Usage: "etcd password (with --etcd-auth); prefer the environment variable, flags show in the process list", EnvVars: env("etcd-password")},
+		&cli.StringFlag{Name: "etcd-endpoints", Aliases: []string{"endpoints"}, Category: catEtcd, Usage: "comma-separated etcd endpoints of the meta store, e.g. 127.0.0.1:2379 (etcdctl: --endpoints, ETCDCTL_ENDPOINTS)", EnvVars: append(env("etcd-endpoints"), "ETCDCTL_ENDPOINTS")},
+		&cli.StringFlag{Name: "etcd-username", Category: catEtcd, Usage: "etcd user; turns authentication on", EnvVars: env("etcd-username")},
+		&cli.StringFlag{Name: "etcd-password", Category: catEtcd, Usage: "etcd password of --etcd-username; prefer the environment variable, flags show in the process list", EnvVars: append(env("etcd-password"), "ETCDCTL_PASSWORD")},
+		&cli.StringFlag{Name: "user", Category: catEtcd, Usage: "etcdctl's USER[:PASSWORD], the same as --etcd-username and --etcd-password (ETCDCTL_USER)", EnvVars: append(env("user"), "ETCDCTL_USER")},
+		&cli.BoolFlag{Name: "etcd-auth", Category: catEtcd, Usage: "risectl's switch for authentication; implied by a user name", EnvVars: env("etcd-auth")},
 		// risectl has no TLS flags; these are etcdctl's --cacert, --cert, --key.
-		&cli.StringFlag{Name: "etcd-cacert", Category: catEtcd, Usage: "PEM file of the CA that signed etcd's server certificate (turns TLS on; https:// endpoints)", EnvVars: env("etcd-cacert")},
-		&cli.StringFlag{Name: "etcd-cert", Category: catEtcd, Usage: "PEM client certificate for etcd's --client-cert-auth (with --etcd-key)", EnvVars: env("etcd-cert")},
-		&cli.StringFlag{Name: "etcd-key", Category: catEtcd, Usage: "PEM private key of --etcd-cert", EnvVars: env("etcd-key")},
+		&cli.StringFlag{Name: "etcd-cacert", Aliases: []string{"cacert"}, Category: catEtcd, Usage: "PEM file of the CA that signed etcd's server certificate (turns TLS on; https:// endpoints)", EnvVars: append(env("etcd-cacert"), "ETCDCTL_CACERT")},
+		&cli.StringFlag{Name: "etcd-cert", Aliases: []string{"cert"}, Category: catEtcd, Usage: "PEM client certificate for etcd's --client-cert-auth (with --etcd-key)", EnvVars: append(env("etcd-cert"), "ETCDCTL_CERT")},
+		&cli.StringFlag{Name: "etcd-key", Aliases: []string{"key"}, Category: catEtcd, Usage: "PEM private key of --etcd-cert", EnvVars: append(env("etcd-key"), "ETCDCTL_KEY")},
 	}
 }
 
@@ -65,8 +68,12 @@ func withFlags(groups ...[]cli.Flag) []cli.Flag {
 	return out
 }
 
-func etcdConfig(c *cli.Context) metastore.Config {
-	return metastore.Config{
+// etcdConfig is the etcd connection the flags describe. A user name
+// (--etcd-username or --user) turns authentication on, as in etcdctl; a
+// password without a user, or a user without a password, is refused here
+// with what to type, rather than by etcd in its own words.
+func etcdConfig(c *cli.Context) (metastore.Config, error) {
+	cfg := metastore.Config{
 		Endpoints: metastore.ParseEndpoints(c.String("etcd-endpoints")),
 		Auth:      c.Bool("etcd-auth"),
 		Username:  c.String("etcd-username"),
@@ -75,6 +82,28 @@ func etcdConfig(c *cli.Context) metastore.Config {
 		Cert:      c.String("etcd-cert"),
 		Key:       c.String("etcd-key"),
 	}
+	if u := c.String("user"); u != "" {
+		name, pw, hasPW := strings.Cut(u, ":")
+		if cfg.Username != "" && cfg.Username != name {
+			return cfg, usagef("--user %q and --etcd-username %q name different users; give one", name, cfg.Username)
+		}
+		cfg.Username = name
+		if hasPW {
+			cfg.Password = pw
+		}
+	}
+	switch {
+	case cfg.Username != "":
+		cfg.Auth = true
+		if cfg.Password == "" {
+			return cfg, usagef("etcd user %q has no password: pass --etcd-password (better: RWSNAP_ETCD_PASSWORD or ETCDCTL_PASSWORD in the environment) or --user %s:PASSWORD", cfg.Username, cfg.Username)
+		}
+	case cfg.Password != "":
+		return cfg, usagef("an etcd password was given without a user: pass --etcd-username (or --user USER)")
+	case cfg.Auth:
+		return cfg, usagef("--etcd-auth needs --etcd-username and --etcd-password (or --user USER:PASSWORD)")
+	}
+	return cfg, nil
 }
 
 func overrides(c *cli.Context) metasnap.Overrides {
@@ -130,7 +159,11 @@ func openCluster(ctx context.Context, c *cli.Context, needEtcd bool) (*cluster, 
 	}
 	params := map[string]string{}
 	if haveEtcd {
-		cli, err := metastore.Connect(ctx, etcdConfig(c))
+		ec, err := etcdConfig(c)
+		if err != nil {
+			return nil, err
+		}
+		cli, err := metastore.Connect(ctx, ec)
 		if err != nil {
 			return nil, err
 		}

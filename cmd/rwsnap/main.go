@@ -74,7 +74,7 @@ Exit codes: 0 success, 1 runtime error, 2 usage error.`,
 		// Errors are printed and mapped to exit codes by run, never by
 		// urfave/cli's os.Exit.
 		ExitErrHandler: func(*cli.Context, error) {},
-		Commands:       leafSetup(stderr, []*cli.Command{metaCommand(), paramsCommand(), scheduleCommand(), timetravelCommand(), playgroundCommand()}),
+		Commands:       leafSetup(stderr, []*cli.Command{metaCommand(), paramsCommand(), scheduleCommand(), timetravelCommand(), playgroundCommand(), completionCommand()}),
 	}
 }
 

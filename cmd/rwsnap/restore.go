@@ -67,10 +67,14 @@ Example (the upstream test's invocation):
 			if c.NArg() > 0 {
 				return usagef("restore-meta takes no arguments (the id goes in --meta-snapshot-id), got %q", c.Args().Slice())
 			}
+			ec, err := etcdConfig(c)
+			if err != nil {
+				return err
+			}
 			o := restore.Options{
 				SnapshotID:               c.Uint64("meta-snapshot-id"),
 				MetaStoreType:            c.String("meta-store-type"),
-				Etcd:                     etcdConfig(c),
+				Etcd:                     ec,
 				BackupURL:                c.String("backup-storage-url"),
 				BackupDir:                c.String("backup-storage-directory"),
 				HummockURL:               c.String("hummock-storage-url"),

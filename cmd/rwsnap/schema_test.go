@@ -195,6 +195,13 @@ func TestJSONSchemas(t *testing.T) {
 	if loc := v["sst_location"].(map[string]any); loc["source"] != "cluster" || loc["directory"] != "hummock_001" {
 		t.Errorf("verify --check-ssts while connected looks in %v, want the cluster's location", loc)
 	}
+	// state_store pasted as is: hummock+ is stripped, with a note.
+	var out, errb bytes.Buffer
+	argv := append([]string{"rwsnap", "meta", "verify-meta-snapshot", "--all", "--check-ssts", "--hummock-storage-url", "hummock+" + storage}, ep...)
+	if code := run(ctx, argv, &out, &errb); code != 0 || !strings.Contains(errb.String(), "note: --hummock-storage-url: using "+storage+" (the state_store value without its 'hummock+' prefix)") ||
+		!strings.Contains(out.String(), "checking SSTs in "+storage) {
+		t.Errorf("hummock+ URL: exit %d\n%s%s", code, out.String(), errb.String())
+	}
 	r.run("meta prune", 0, append([]string{"--keep-last", "2", "--dry-run"}, ep...)...)
 	r.run("meta copy-meta-snapshots", 0, append([]string{"--all", "--to-url", "fs://" + filepath.Join(dir, "copy"), "--to-directory", "backup"}, ep...)...)
 	r.run("meta copy-meta-snapshots", 0, append([]string{"--all", "--dry-run", "--to-url", "fs://" + filepath.Join(dir, "copy2"), "--to-directory", "backup"}, ep...)...)
