@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/rwsnap/rwsnap/hummock"
 	"github.com/rwsnap/rwsnap/hummock/hummockpb"
 	"github.com/rwsnap/rwsnap/internal/faultpoint"
+	"github.com/rwsnap/rwsnap/internal/progress"
 	"github.com/rwsnap/rwsnap/metastore"
 	"github.com/rwsnap/rwsnap/objstore"
 	"github.com/rwsnap/rwsnap/rwversion"
@@ -98,20 +100,40 @@ func Backup(ctx context.Context, opts BackupOptions) (*BackupResult, error) {
 	// Crash tests: killed here, an id is used up and nothing is stored.
 	faultpoint.Hit("backup.after-id")
 
-	chunks, entry, md, lines, err := buildSnapshot(ctx, opts, id, log)
-	if err != nil {
-		return nil, err
+	attempts := opts.Attempts
+	if attempts <= 0 {
+		attempts = 3
 	}
-	// Crash tests: killed here, the read is lost and nothing is stored.
-	faultpoint.Hit("backup.before-upload")
-	manifest, err := opts.Target.CreateChunksWith(ctx, chunks, entry, CreateOptions{Force: opts.Force})
-	if err != nil {
-		return nil, err
+	for attempt := 1; ; attempt++ {
+		rd, err := readConsistent(ctx, opts, id, log)
+		if err != nil {
+			return nil, err
+		}
+		log.Info("meta store read as RisingWave "+rd.lines.Range.String(), "replay_rules", rd.lines.Replay, "why", rd.lines.Range.Why())
+		// Crash tests: killed here, the read is lost and nothing is stored.
+		faultpoint.Hit("backup.before-upload")
+		var written int64
+		manifest, err := opts.Target.CreateStream(ctx, rd.entry, CreateOptions{Force: opts.Force}, func(w io.Writer) error {
+			n, _, err := WriteSnapshot(w, id, rd.body)
+			written = n
+			return err
+		})
+		rd.bar.Finish()
+		if errors.Is(err, metastore.ErrCompacted) && attempt < attempts {
+			// etcd compacted the pinned revision mid-stream: nothing was
+			// stored; read again at a newer revision.
+			log.Warn("etcd compacted the revision being read; retrying", "attempt", attempt, "err", err)
+			faultpoint.Hit("backup.read-retry")
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		res := &BackupResult{Entry: rd.entry, Revision: rd.md.Revision, Keys: rd.keys, Bytes: int(written), Duration: time.Since(start), Manifest: manifest, Lines: rd.lines}
+		log.Info("snapshot stored", "id", id, "revision", rd.md.Revision, "hummock_version_id", rd.entry.HummockVersionID,
+			"keys", res.Keys, "bytes", res.Bytes, "ssts", len(rd.entry.SSTs), "duration", res.Duration.Round(time.Millisecond))
+		return res, nil
 	}
-	res := &BackupResult{Entry: entry, Revision: md.Revision, Keys: md.Keys(), Bytes: chunksLen(chunks), Duration: time.Since(start), Manifest: manifest, Lines: lines}
-	log.Info("snapshot stored", "id", id, "revision", md.Revision, "hummock_version_id", entry.HummockVersionID,
-		"keys", res.Keys, "bytes", res.Bytes, "ssts", len(entry.SSTs), "duration", res.Duration.Round(time.Millisecond))
-	return res, nil
 }
 
 // checkCapacity applies RisingWave's cap on snapshots per location early
@@ -126,101 +148,142 @@ func checkCapacity(n int, force bool, log *slog.Logger) error {
 	return nil
 }
 
+// consistentRead is a snapshot ready to be streamed: everything but the
+// model lists read at one revision, and the lists as counted streams at it.
+type consistentRead struct {
+	md    *metastore.Metadata
+	body  *Body
+	entry SnapshotMetadata
+	keys  int
+	lines Lines
+	bar   *progress.Bar
+}
+
 // readConsistent reads the checkpoint, then etcd at one revision, and
 // replays the deltas. The checkpoint is read first: meta deletes deltas only
 // after writing a newer checkpoint, so if one raced the read the delta chain
 // has a gap, replay stops short, and the whole read is retried.
-func readConsistent(ctx context.Context, opts BackupOptions, id uint64, log *slog.Logger) (*MetaSnapshot, *hummockpb.HummockVersion, *metastore.Metadata, Lines, error) {
+func readConsistent(ctx context.Context, opts BackupOptions, id uint64, log *slog.Logger) (*consistentRead, error) {
 	attempts := opts.Attempts
 	if attempts <= 0 {
 		attempts = 3
 	}
 	var lastErr error
 	for attempt := 1; attempt <= attempts; attempt++ {
-		snap, v, md, lines, err := readOnce(ctx, opts, id)
+		rd, err := readOnce(ctx, opts, id)
 		if err == nil {
-			return snap, v, md, lines, nil
+			return rd, nil
 		}
 		if !errors.Is(err, hummock.ErrInconsistentVersion) && !errors.Is(err, metastore.ErrCompacted) {
-			return nil, nil, nil, Lines{}, err
+			return nil, err
 		}
 		lastErr = err
 		log.Warn("meta store changed under the read; retrying", "attempt", attempt, "err", err)
 		// Crash tests: killed between two read attempts.
 		faultpoint.Hit("backup.read-retry")
 	}
-	return nil, nil, nil, Lines{}, fmt.Errorf("no consistent read after %d attempts: %w", attempts, lastErr)
+	return nil, fmt.Errorf("no consistent read after %d attempts: %w", attempts, lastErr)
 }
 
-func readOnce(ctx context.Context, opts BackupOptions, id uint64) (*MetaSnapshot, *hummockpb.HummockVersion, *metastore.Metadata, Lines, error) {
+func readOnce(ctx context.Context, opts BackupOptions, id uint64) (*consistentRead, error) {
 	cpKey := hummock.CheckpointPath(opts.DataDir)
 	cpBytes, _, err := opts.Hummock.Get(ctx, cpKey)
 	if errors.Is(err, objstore.ErrNotFound) {
-		return nil, nil, nil, Lines{}, fmt.Errorf("no hummock checkpoint at %s in %s: check --hummock-storage-url and --hummock-storage-directory (the state_store and data_directory params): %w", cpKey, opts.Hummock, err)
+		return nil, fmt.Errorf("no hummock checkpoint at %s in %s: check --hummock-storage-url and --hummock-storage-directory (the state_store and data_directory params): %w", cpKey, opts.Hummock, err)
 	}
 	if err != nil {
-		return nil, nil, nil, Lines{}, fmt.Errorf("read hummock checkpoint %s: %w", cpKey, err)
+		return nil, fmt.Errorf("read hummock checkpoint %s: %w", cpKey, err)
 	}
 	cp, err := hummock.DecodeCheckpoint(cpBytes)
 	if err != nil {
-		return nil, nil, nil, Lines{}, fmt.Errorf("hummock checkpoint %s: %w", cpKey, err)
+		return nil, fmt.Errorf("hummock checkpoint %s: %w", cpKey, err)
 	}
-	md, err := metastore.ReadMetadata(ctx, opts.Etcd, 0)
+	md, err := metastore.ReadHead(ctx, opts.Etcd, 0)
 	if err != nil {
-		return nil, nil, nil, Lines{}, err
+		return nil, err
+	}
+	// The v1 format counts each list before its messages: count every
+	// list's column family at the pinned revision (then stream it there).
+	counts, err := metastore.CountCFs(ctx, opts.Etcd, md.Revision, metastore.SnapshotCFs)
+	if err != nil {
+		return nil, err
+	}
+	md.Counts = map[string]int{}
+	for i, cf := range metastore.SnapshotCFs {
+		md.Counts[cf] = counts[i]
 	}
 	deltas := make([]*hummockpb.HummockVersionDelta, 0, len(md.HummockDeltas))
 	for _, kv := range md.HummockDeltas {
 		d, err := hummock.DecodeDelta(kv.Value)
 		if err != nil {
-			return nil, nil, nil, Lines{}, fmt.Errorf("hummock delta at cf/hummock_1/%x: %w", kv.Key, err)
+			return nil, fmt.Errorf("hummock delta at cf/hummock_1/%x: %w", kv.Key, err)
 		}
 		deltas = append(deltas, d)
 	}
 	version, lines, err := replayByVersion(Evidence(md, cp.GetVersion(), deltas, opts.ManifestRWVersion), opts.RWVersion, cp.GetVersion(), deltas)
 	if err != nil {
-		return nil, nil, nil, Lines{}, fmt.Errorf("replay %d deltas onto checkpoint version %d: %w", len(deltas), cp.GetVersion().GetId(), err)
+		return nil, fmt.Errorf("replay %d deltas onto checkpoint version %d: %w", len(deltas), cp.GetVersion().GetId(), err)
 	}
 	sp, _, err := metastore.SystemParamsFromKV(md.SystemParams)
 	if err != nil {
-		return nil, nil, nil, Lines{}, err
+		return nil, err
 	}
 	mo := proto.MarshalOptions{Deterministic: true}
 	spBytes, err := mo.Marshal(sp)
 	if err != nil {
-		return nil, nil, nil, Lines{}, fmt.Errorf("encode system params: %w", err)
+		return nil, fmt.Errorf("encode system params: %w", err)
 	}
 	vBytes, err := mo.Marshal(version)
 	if err != nil {
-		return nil, nil, nil, Lines{}, fmt.Errorf("encode hummock version: %w", err)
+		return nil, fmt.Errorf("encode hummock version: %w", err)
 	}
-	cm := &ClusterMetadata{
-		HummockVersion:   vBytes,
-		VersionStats:     md.VersionStats,
-		CompactionGroups: md.CompactionGroups,
-		TableFragments:   md.TableFragments,
-		UserInfo:         md.UserInfo,
-		Databases:        md.Databases,
-		Schemas:          md.Schemas,
-		Tables:           md.Tables,
-		Indexes:          md.Indexes,
-		Sinks:            md.Sinks,
-		Sources:          md.Sources,
-		Views:            md.Views,
-		Functions:        md.Functions,
-		Connections:      md.Connections,
-		SystemParams:     spBytes,
-		ClusterID:        md.ClusterID,
+	rd := &consistentRead{md: md, keys: md.Keys(), lines: lines}
+	for i, n := range counts {
+		if metastore.SnapshotCFs[i] != metastore.CFSecret || lines.Layout.Secrets {
+			rd.keys += n
+		}
+	}
+	rd.bar = progress.New("backup", int64(rd.keys), "keys")
+	rd.bar.Add(int64(md.Keys()), 0)
+	stream := func(i int) List {
+		cf := metastore.SnapshotCFs[i]
+		return List{Count: counts[i], Each: func(yield func([]byte) error) error {
+			r := metastore.NewReader(opts.Etcd, md.Revision)
+			r.Progress = rd.bar
+			return r.Range(ctx, metastore.Prefix(cf), func(_, v []byte) error { return yield(v) })
+		}}
+	}
+	rd.body = &Body{
+		DefaultCF:      md.DefaultCF,
+		HummockVersion: vBytes,
+		VersionStats:   md.VersionStats,
+		SystemParams:   spBytes,
+		ClusterID:      md.ClusterID,
 		// v1.8+ decoders need item 19 even empty; older ones stop before
 		// it, so it is always written.
-		Subscriptions:    md.Subscriptions,
-		HasSubscriptions: true,
-		DefaultCF:        md.DefaultCF,
+		Subscriptions: stream(len(ModelSections)),
+	}
+	for i := range rd.body.Models {
+		rd.body.Models[i] = stream(i)
 	}
 	if lines.Layout.Secrets {
-		cm.Secrets, cm.HasSecrets = md.Secrets, true
+		l := stream(len(ModelSections) + 1)
+		rd.body.Secrets = &l
 	}
-	return &MetaSnapshot{FormatVersion: FormatV1, ID: id, Metadata: cm}, version, md, lines, nil
+	rd.entry = SnapshotMetadata{
+		ID:                id,
+		HummockVersionID:  version.GetId(),
+		SSTs:              hummock.ObjectIDs(version),
+		MaxCommittedEpoch: version.GetMaxCommittedEpoch(),
+		SafeEpoch:         version.GetSafeEpoch(),
+		FormatVersion:     FormatV1,
+		StateTableInfo:    stateTableInfo(version),
+	}
+	if opts.Remarks != "" {
+		r := opts.Remarks
+		rd.entry.Remarks = &r
+	}
+	return rd, nil
 }
 
 func stateTableInfo(v *hummockpb.HummockVersion) map[uint32]StateTableInfo {
@@ -229,12 +292,4 @@ func stateTableInfo(v *hummockpb.HummockVersion) map[uint32]StateTableInfo {
 		out[id] = StateTableInfo{CommittedEpoch: info.GetCommittedEpoch(), SafeEpoch: info.GetSafeEpoch(), CompactionGroupID: info.GetCompactionGroupId()}
 	}
 	return out
-}
-
-func chunksLen(chunks [][]byte) int {
-	n := 0
-	for _, c := range chunks {
-		n += len(c)
-	}
-	return n
 }

@@ -1,10 +1,10 @@
 package metasnap
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 
 	"github.com/rwsnap/rwsnap/internal/progress"
@@ -48,11 +48,11 @@ func Copy(ctx context.Context, src, dst *Storage, ids []uint64) (*CopyResult, er
 		if e == nil {
 			return nil, fmt.Errorf("%w: %d is not in the manifest of %s (it lists %s)", ErrSnapshotNotFound, id, src, FormatIDs(sm.IDs()))
 		}
-		b, _, err := src.Store.Get(ctx, src.SnapshotKey(id))
+		// Each object is streamed, never held: checked at the source, then
+		// copied through a second check (a source that changed in between
+		// fails it and nothing is stored), then read back.
+		sh, err := src.Scan(ctx, id)
 		if err != nil {
-			return nil, fmt.Errorf("read snapshot %d from %s: %w", id, src, err)
-		}
-		if err := VerifyChecksum(b); err != nil {
 			return nil, fmt.Errorf("snapshot %d at the source: %w", id, err)
 		}
 		if de := dm.Find(id); de != nil {
@@ -60,28 +60,29 @@ func Copy(ctx context.Context, src, dst *Storage, ids []uint64) (*CopyResult, er
 				return nil, fmt.Errorf("%s already has a different snapshot %d (hummock version %d, not %d): ids of two clusters collide; copy into another directory", dst, id, de.HummockVersionID, e.HummockVersionID)
 			}
 		}
-		existing, _, err := dst.Store.Get(ctx, dst.SnapshotKey(id))
+		dh, err := dst.Scan(ctx, id)
 		switch {
-		case err == nil && bytes.Equal(existing, b):
+		case err == nil && sameObject(dh, sh):
 			res.Present = append(res.Present, id)
-		case err == nil || errors.Is(err, objstore.ErrNotFound):
-			if err := dst.Store.Put(ctx, dst.SnapshotKey(id), b); err != nil {
-				return nil, fmt.Errorf("write snapshot %d to %s: %w", id, dst, err)
+		case err == nil || errors.Is(err, objstore.ErrNotFound) || errors.Is(err, ErrChecksum):
+			// Absent, or present but different or damaged: (re)write it.
+			if err := copyObject(ctx, src, dst, id, sh); err != nil {
+				return nil, err
 			}
-			back, _, err := dst.Store.Get(ctx, dst.SnapshotKey(id))
+			back, err := dst.Scan(ctx, id)
 			if err != nil {
 				return nil, fmt.Errorf("read back snapshot %d from %s: %w", id, dst, err)
 			}
-			if err := VerifyChecksum(back); err != nil || !bytes.Equal(back, b) {
-				return nil, fmt.Errorf("snapshot %d read back from %s differs from what was written (%v)", id, dst, err)
+			if !sameObject(back, sh) {
+				return nil, fmt.Errorf("snapshot %d read back from %s differs from what was written (%d bytes, checksum %016x; wrote %d bytes, %016x)", id, dst, back.Size, back.Checksum, sh.Size, sh.Checksum)
 			}
 			res.Copied = append(res.Copied, id)
-			res.Bytes += int64(len(b))
+			res.Bytes += sh.Size
 		default:
 			return nil, fmt.Errorf("read snapshot %d at %s: %w", id, dst, err)
 		}
 		entries = append(entries, *e)
-		bar.Add(1, int64(len(b)))
+		bar.Add(1, sh.Size)
 	}
 	m, err := dst.UpdateManifest(ctx, func(m *Manifest, _ bool) error {
 		added := 0
@@ -101,6 +102,37 @@ func Copy(ctx context.Context, src, dst *Storage, ids []uint64) (*CopyResult, er
 	}
 	res.Manifest = m.ManifestID
 	return res, nil
+}
+
+// sameObject says two verified snapshot objects hold the same bytes: same
+// size and same (verified) xxhash64 of everything before the checksum.
+func sameObject(a, b *Head) bool {
+	return a.Size == b.Size && a.Checksum == b.Checksum && a.ID == b.ID
+}
+
+// copyObject streams snapshot id from src to dst, checking it on the way:
+// the object is stored only if the bytes that went through hash to the
+// checksum the source was verified with.
+func copyObject(ctx context.Context, src, dst *Storage, id uint64, want *Head) error {
+	rc, info, err := src.openObject(ctx, id)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	err = objstore.PutStream(ctx, dst.Store, dst.SnapshotKey(id), func(w io.Writer) error {
+		h, err := Scan(io.TeeReader(rc, w), info.Size, nil)
+		if err != nil {
+			return fmt.Errorf("snapshot %d at the source: %w", id, err)
+		}
+		if !sameObject(h, want) {
+			return fmt.Errorf("snapshot %d changed at the source during the copy", id)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("write snapshot %d to %s: %w", id, dst, err)
+	}
+	return nil
 }
 
 // SameLocation says whether two URL+directory pairs name one location.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"path"
 	"sort"
@@ -27,6 +28,17 @@ var ErrSnapshotNotFound = errors.New("snapshot not found")
 const (
 	MaxSnapshots  = 100
 	WarnSnapshots = 90
+)
+
+// Size limits, checked before an object is read (the CLI's
+// --max-snapshot-size and --max-manifest-size): a snapshot is streamed, so
+// its limit only guards against absurd objects (a sparse file, a misplaced
+// dump; etcd's own quota tops out at 8 GiB); a manifest is read into
+// memory, as RisingWave does, and even 100 entries pinning 100k SSTs each
+// stay far below its limit.
+var (
+	MaxSnapshotBytes int64 = 8 << 30
+	MaxManifestBytes int64 = 1 << 30
 )
 
 // casAttempts bounds manifest compare-and-swap retries under contention.
@@ -69,7 +81,7 @@ func (s *Storage) String() string { return s.Store.String() + " directory " + st
 // ReadManifest returns the manifest and its version tag ("" if absent). A
 // missing manifest is an empty one, as in RisingWave.
 func (s *Storage) ReadManifest(ctx context.Context) (*Manifest, string, error) {
-	b, info, err := s.Store.Get(ctx, s.ManifestKey())
+	b, info, err := objstore.GetLimited(ctx, s.Store, s.ManifestKey(), MaxManifestBytes)
 	if errors.Is(err, objstore.ErrNotFound) {
 		return &Manifest{SnapshotMetadata: []SnapshotMetadata{}}, "", nil
 	}
@@ -185,21 +197,20 @@ type CreateOptions struct {
 // object that no reader sees and that verify reports. RisingWave's cap is
 // enforced (CreateChunksWith to force past it).
 func (s *Storage) Create(ctx context.Context, encoded []byte, entry SnapshotMetadata) (*Manifest, error) {
-	return s.CreateChunksWith(ctx, [][]byte{encoded}, entry, CreateOptions{})
+	return s.CreateStream(ctx, entry, CreateOptions{}, func(w io.Writer) error {
+		_, err := w.Write(encoded)
+		return err
+	})
 }
 
-// CreateChunks is Create for a snapshot encoded as chunks
-// (MetaSnapshot.EncodeChunks), written without joining them.
-func (s *Storage) CreateChunks(ctx context.Context, chunks [][]byte, entry SnapshotMetadata) (*Manifest, error) {
-	return s.CreateChunksWith(ctx, chunks, entry, CreateOptions{})
-}
-
-// CreateChunksWith is CreateChunks with options. The cap is checked on the
-// manifest read before the upload (to spare a doomed upload) and again on
-// the manifest each compare-and-swap attempt is about to replace, so
-// concurrent backups cannot overshoot it; a backup refused there removes
-// the object it uploaded.
-func (s *Storage) CreateChunksWith(ctx context.Context, chunks [][]byte, entry SnapshotMetadata, o CreateOptions) (*Manifest, error) {
+// CreateStream is Create for a snapshot written as a stream by write
+// (WriteSnapshot): the object is stored only if write succeeds (a failed
+// stream leaves nothing behind), then the manifest entry is added. The cap
+// is checked on the manifest read before the upload (to spare a doomed
+// upload) and again on the manifest each compare-and-swap attempt is about
+// to replace, so concurrent backups cannot overshoot it; a backup refused
+// there removes the object it uploaded.
+func (s *Storage) CreateStream(ctx context.Context, entry SnapshotMetadata, o CreateOptions, write func(w io.Writer) error) (*Manifest, error) {
 	m, _, err := s.ReadManifest(ctx)
 	if err != nil {
 		return nil, err
@@ -210,7 +221,7 @@ func (s *Storage) CreateChunksWith(ctx context.Context, chunks [][]byte, entry S
 	if err := CheckCapacity(len(m.SnapshotMetadata), o.Force); err != nil {
 		return nil, fmt.Errorf("%s: %w", s, err)
 	}
-	if err := objstore.PutChunks(ctx, s.Store, s.SnapshotKey(entry.ID), chunks); err != nil {
+	if err := objstore.PutStream(ctx, s.Store, s.SnapshotKey(entry.ID), write); err != nil {
 		return nil, fmt.Errorf("upload snapshot %d to %s: %w", entry.ID, s, err)
 	}
 	// Crash tests: killed here, the object is an orphan verify reports.
@@ -296,23 +307,58 @@ func (s *Storage) Delete(ctx context.Context, ids []uint64) (*Manifest, error) {
 	return m, nil
 }
 
-// Load reads, checksums and decodes snapshot id.
-func (s *Storage) Load(ctx context.Context, id uint64) (*MetaSnapshot, []byte, error) {
-	b, _, err := s.Store.Get(ctx, s.SnapshotKey(id))
-	if errors.Is(err, objstore.ErrNotFound) {
-		return nil, nil, fmt.Errorf("snapshot %d: object %s missing from %s: %w", id, s.SnapshotKey(id), s.Store, err)
-	}
+// Load reads, checksums and decodes snapshot id whole, every list in
+// memory (once: the object is decoded as it streams in). Commands that do
+// not need every list in memory use Scan or OpenSnapshot.
+func (s *Storage) Load(ctx context.Context, id uint64) (*MetaSnapshot, int64, error) {
+	rc, info, err := s.openObject(ctx, id)
 	if err != nil {
-		return nil, nil, fmt.Errorf("read snapshot %d from %s: %w", id, s, err)
+		return nil, 0, err
 	}
-	snap, err := Decode(b)
+	defer rc.Close()
+	snap, err := decodeFrom(rc, info.Size)
 	if err != nil {
-		return nil, b, fmt.Errorf("snapshot %d at %s: %w", id, s.SnapshotKey(id), err)
+		return nil, info.Size, fmt.Errorf("snapshot %d at %s: %w", id, s.SnapshotKey(id), err)
 	}
 	if snap.ID != id {
-		return nil, b, fmt.Errorf("snapshot object %s holds id %d, not %d", s.SnapshotKey(id), snap.ID, id)
+		return nil, info.Size, fmt.Errorf("snapshot object %s holds id %d, not %d", s.SnapshotKey(id), snap.ID, id)
 	}
-	return snap, b, nil
+	return snap, info.Size, nil
+}
+
+// openObject opens snapshot id's object after checking its size against
+// MaxSnapshotBytes.
+func (s *Storage) openObject(ctx context.Context, id uint64) (io.ReadCloser, objstore.ObjectInfo, error) {
+	rc, info, err := objstore.OpenLimited(ctx, s.Store, s.SnapshotKey(id), MaxSnapshotBytes)
+	if errors.Is(err, objstore.ErrNotFound) {
+		return nil, info, fmt.Errorf("snapshot %d: object %s missing from %s: %w", id, s.SnapshotKey(id), s.Store, err)
+	}
+	if errors.Is(err, objstore.ErrTooLarge) {
+		return nil, info, fmt.Errorf("snapshot %d: %w (--max-snapshot-size)", id, err)
+	}
+	if err != nil {
+		return nil, info, fmt.Errorf("read snapshot %d from %s: %w", id, s, err)
+	}
+	return rc, info, nil
+}
+
+// Scan streams snapshot id once, checking its checksum and structure and
+// keeping only its Head (lists are hashed and skipped): memory stays flat
+// whatever the snapshot's size.
+func (s *Storage) Scan(ctx context.Context, id uint64) (*Head, error) {
+	rc, info, err := s.openObject(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	h, err := Scan(rc, info.Size, nil)
+	if err != nil {
+		return nil, fmt.Errorf("snapshot %d at %s: %w", id, s.SnapshotKey(id), err)
+	}
+	if h.ID != id {
+		return nil, fmt.Errorf("snapshot object %s holds id %d, not %d", s.SnapshotKey(id), h.ID, id)
+	}
+	return h, nil
 }
 
 // SnapshotObjects lists the ids of every <id>.snapshot object in the

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"sync"
 	"testing"
@@ -189,7 +190,10 @@ func TestConcurrentCreatesRespectTheCap(t *testing.T) {
 		t.Fatalf("refused backups left objects: %v %v", orphans, err)
 	}
 	// At 101 a forced backup still goes in.
-	if _, err := st.CreateChunksWith(ctx, [][]byte{encodedSnapshot(2000)}, entry(2000), CreateOptions{Force: true}); err != nil {
+	if _, err := st.CreateStream(ctx, entry(2000), CreateOptions{Force: true}, func(w io.Writer) error {
+		_, err := w.Write(encodedSnapshot(2000))
+		return err
+	}); err != nil {
 		t.Fatalf("forced backup past the cap: %v", err)
 	}
 }

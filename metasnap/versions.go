@@ -20,10 +20,10 @@ var ErrAmbiguousVersion = errors.New("the RisingWave release cannot be told from
 // Evidence collects what the meta store read shows about its release.
 func Evidence(md *metastore.Metadata, base *hummockpb.HummockVersion, deltas []*hummockpb.HummockVersionDelta, manifestRWVersion string) rwversion.Evidence {
 	e := rwversion.Evidence{CFs: map[string]bool{}, SystemParams: map[string]bool{}, ManifestRWVersion: manifestRWVersion}
-	if len(md.Subscriptions) > 0 {
+	if md.Has(metastore.CFSubscription) {
 		e.CFs[metastore.CFSubscription] = true
 	}
-	if len(md.Secrets) > 0 {
+	if md.Has(metastore.CFSecret) {
 		e.CFs[metastore.CFSecret] = true
 	}
 	for k := range md.SystemParams {

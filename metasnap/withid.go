@@ -4,9 +4,6 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
-
-	"github.com/rwsnap/rwsnap/hummock"
-	"github.com/rwsnap/rwsnap/metastore"
 )
 
 // BuildSnapshot reads the meta store exactly as Backup does (checkpoint,
@@ -20,30 +17,15 @@ func BuildSnapshot(ctx context.Context, opts BackupOptions, id uint64) ([]byte, 
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	chunks, entry, _, _, err := buildSnapshot(ctx, opts, id, log)
-	return bytes.Join(chunks, nil), entry, err
-}
-
-// buildSnapshot is the read-and-encode half of a backup; the encoding
-// references the values read from etcd (EncodeChunks).
-func buildSnapshot(ctx context.Context, opts BackupOptions, id uint64, log *slog.Logger) ([][]byte, SnapshotMetadata, *metastore.Metadata, Lines, error) {
-	snap, version, md, lines, err := readConsistent(ctx, opts, id, log)
+	rd, err := readConsistent(ctx, opts, id, log)
 	if err != nil {
-		return nil, SnapshotMetadata{}, nil, Lines{}, err
+		return nil, SnapshotMetadata{}, err
 	}
-	log.Info("meta store read as RisingWave "+lines.Range.String(), "replay_rules", lines.Replay, "why", lines.Range.Why())
-	entry := SnapshotMetadata{
-		ID:                id,
-		HummockVersionID:  version.GetId(),
-		SSTs:              hummock.ObjectIDs(version),
-		MaxCommittedEpoch: version.GetMaxCommittedEpoch(),
-		SafeEpoch:         version.GetSafeEpoch(),
-		FormatVersion:     FormatV1,
-		StateTableInfo:    stateTableInfo(version),
+	defer rd.bar.Finish()
+	log.Info("meta store read as RisingWave "+rd.lines.Range.String(), "replay_rules", rd.lines.Replay, "why", rd.lines.Range.Why())
+	var buf bytes.Buffer
+	if _, _, err := WriteSnapshot(&buf, id, rd.body); err != nil {
+		return nil, SnapshotMetadata{}, err
 	}
-	if opts.Remarks != "" {
-		r := opts.Remarks
-		entry.Remarks = &r
-	}
-	return snap.EncodeChunks(), entry, md, lines, nil
+	return buf.Bytes(), rd.entry, nil
 }

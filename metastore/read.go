@@ -6,9 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/rwsnap/rwsnap/internal/progress"
 )
@@ -90,6 +93,109 @@ func (r *Reader) RangeAll(ctx context.Context, fn func(key, value []byte) error)
 }
 
 func (r *Reader) rangeKeys(ctx context.Context, start, end string, fn func(key, value []byte) error) error {
+	if streamingSupported(ctx, r.cli) {
+		if r.rev == 0 {
+			// Pin the revision with a one-key read; a stream then reads at it.
+			if _, _, err := r.Get(ctx, start); err != nil {
+				return err
+			}
+		}
+		err := r.streamKeys(ctx, start, end, fn)
+		if !errors.Is(err, errNoStreaming) {
+			return err
+		}
+		noStreaming(r.cli)
+	}
+	return r.pagedKeys(ctx, start, end, fn)
+}
+
+// streamKeys reads [start, end) at the pinned revision with etcd 3.7's
+// RangeStream: the server sends the range in chunks of about its request
+// size limit and, unlike a paged Get with a limit, does not count the keys
+// left in the range for every chunk (O(keys) instead of O(keys²/page)). A
+// transient failure mid-stream resumes after the last key received, at the
+// same revision, so the result is still one consistent cut.
+func (r *Reader) streamKeys(ctx context.Context, start, end string, fn func(key, value []byte) error) error {
+	got := false
+	for attempt := 0; ; attempt++ {
+		last, err := r.streamOnce(ctx, start, end, fn)
+		if last != nil {
+			got = true
+			start = string(append(last, 0))
+		}
+		if err == nil {
+			return nil
+		}
+		if !got && status.Code(err) == codes.Unimplemented {
+			return errNoStreaming
+		}
+		var fnErr callbackError
+		if errors.As(err, &fnErr) {
+			return fnErr.err
+		}
+		if attempt >= 3 || !transientRead(err) || ctx.Err() != nil {
+			return r.wrap(start, err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Duration(attempt+1) * 200 * time.Millisecond):
+		}
+	}
+}
+
+// callbackError carries the caller's own error out of a stream.
+type callbackError struct{ err error }
+
+func (e callbackError) Error() string { return e.err.Error() }
+
+// streamOnce runs one RangeStream and returns the last key handed to fn.
+func (r *Reader) streamOnce(ctx context.Context, start, end string, fn func(key, value []byte) error) ([]byte, error) {
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	ch, err := r.cli.GetStream(sctx, start, clientv3.WithRange(end), clientv3.WithRev(r.rev))
+	if err != nil {
+		return nil, err
+	}
+	// On an early return the client's goroutine still sends one last
+	// (error) response: drain it so it can exit.
+	defer func() {
+		cancel()
+		for range ch {
+		}
+	}()
+	var last []byte
+	for resp := range ch {
+		if err := resp.Err(); err != nil {
+			return last, err
+		}
+		var size int64
+		for _, kv := range resp.Kvs {
+			size += int64(len(kv.Key) + len(kv.Value))
+			if err := fn(kv.Key, kv.Value); err != nil {
+				return last, callbackError{err}
+			}
+			last = kv.Key
+		}
+		r.Progress.Add(int64(len(resp.Kvs)), size)
+	}
+	return last, nil
+}
+
+// transientRead says whether a failed read may succeed when retried.
+func transientRead(err error) bool {
+	if errors.Is(err, rpctypes.ErrCompacted) {
+		return false
+	}
+	switch status.Code(err) {
+	case codes.Unavailable, codes.DeadlineExceeded, codes.Aborted, codes.ResourceExhausted:
+		return true
+	}
+	return errors.Is(err, rpctypes.ErrLeaderChanged) || errors.Is(err, rpctypes.ErrNoLeader) || errors.Is(err, rpctypes.ErrTimeout)
+}
+
+// pagedKeys reads [start, end) with paged Gets: every etcd version has it.
+func (r *Reader) pagedKeys(ctx context.Context, start, end string, fn func(key, value []byte) error) error {
 	what := start
 	pageSize := r.PageSize
 	if pageSize <= 0 {
@@ -128,6 +234,23 @@ func (r *Reader) rangeKeys(ctx context.Context, start, end string, fn func(key, 
 			}
 		}
 	}
+}
+
+// Count returns the number of keys under prefix at the pinned revision
+// (pinning it if unset). One count is one pass over etcd's index.
+func (r *Reader) Count(ctx context.Context, prefix string) (int, error) {
+	opts := []clientv3.OpOption{clientv3.WithRange(clientv3.GetPrefixRangeEnd(prefix)), clientv3.WithCountOnly()}
+	if r.rev != 0 {
+		opts = append(opts, clientv3.WithRev(r.rev))
+	}
+	resp, err := r.cli.Get(ctx, prefix, opts...)
+	if err != nil {
+		return 0, r.wrap(prefix, err)
+	}
+	if r.rev == 0 {
+		r.rev = resp.Header.Revision
+	}
+	return int(resp.Count), nil
 }
 
 // ListCF returns the pairs of a column family with the "cf/" prefix removed,
@@ -173,6 +296,9 @@ type Metadata struct {
 	Secrets          [][]byte // cf/catalog_secret (v1.10+; in snapshots from v2.0)
 	SystemParams     map[string]string
 	ClusterID        string
+	// Counts are the keys per column family at Revision, for lists that
+	// are streamed rather than held (ReadHead + CountCFs).
+	Counts map[string]int
 }
 
 // Keys counts the etcd keys read.
@@ -186,95 +312,150 @@ func (m *Metadata) Keys() int {
 	return n
 }
 
+// SnapshotCFs are the column families stored as the snapshot's lists, in
+// the snapshot's order (metasnap.ModelSections), then subscriptions and
+// secrets (the v2.0 trailing list).
+var SnapshotCFs = []string{CFCompactionGroup, CFTableFragments, CFUserInfo, CFDatabase, CFSchema, CFTable,
+	CFIndex, CFSink, CFSource, CFView, CFFunction, CFConnection, CFSubscription, CFSecret}
+
+// Has says whether column family cf holds keys at m.Revision: read into
+// m, or counted (Counts) when its keys are streamed instead.
+func (m *Metadata) Has(cf string) bool {
+	if m.Counts[cf] > 0 {
+		return true
+	}
+	switch cf {
+	case CFSubscription:
+		return len(m.Subscriptions) > 0
+	case CFSecret:
+		return len(m.Secrets) > 0
+	}
+	return false
+}
+
 // ReadMetadata reads the whole snapshot input at one revision. rev 0 pins
 // the current revision.
 func ReadMetadata(ctx context.Context, cli *clientv3.Client, rev int64) (*Metadata, error) {
+	m, bar, err := readHead(ctx, cli, rev)
+	if err != nil {
+		return nil, err
+	}
+	defer bar.Finish()
+	lists := []*[][]byte{&m.CompactionGroups, &m.TableFragments, &m.UserInfo, &m.Databases, &m.Schemas, &m.Tables,
+		&m.Indexes, &m.Sinks, &m.Sources, &m.Views, &m.Functions, &m.Connections, &m.Subscriptions, &m.Secrets}
+	err = forEach(len(SnapshotCFs), func(i int) error {
+		cr := NewReader(cli, m.Revision)
+		cr.Progress = bar
+		return cr.Range(ctx, Prefix(SnapshotCFs[i]), func(_, v []byte) error {
+			*lists[i] = append(*lists[i], v)
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// ReadHead reads, at one revision (rev 0 pins the current one), what a
+// snapshot needs before its model lists: cluster id, system params,
+// default cf, hummock deltas and version stats. The model lists are then
+// read at m.Revision, e.g. streamed into the snapshot (metasnap.Backup).
+func ReadHead(ctx context.Context, cli *clientv3.Client, rev int64) (*Metadata, error) {
+	m, bar, err := readHead(ctx, cli, rev)
+	bar.Finish()
+	return m, err
+}
+
+func readHead(ctx context.Context, cli *clientv3.Client, rev int64) (*Metadata, *progress.Bar, error) {
 	r := NewReader(cli, rev)
 	r.Progress = progress.New("read etcd", 0, "keys")
-	defer r.Progress.Finish()
 	m := &Metadata{SystemParams: map[string]string{}}
 	// The cluster id read comes first: it pins the revision for all others.
 	id, ok, err := r.Get(ctx, string(EtcdKey(CFClusterID, []byte(ClusterIDKey))))
 	if err != nil {
-		return nil, err
+		return nil, r.Progress, err
 	}
 	m.Revision = r.Revision()
 	m.ClusterID = string(id)
 	params, err := r.ListCF(ctx, CFSystemParams)
 	if err != nil {
-		return nil, err
+		return nil, r.Progress, err
 	}
 	for _, kv := range params {
 		m.SystemParams[string(kv.Key)] = string(kv.Value)
 	}
 	if !ok && len(params) == 0 {
-		return nil, ErrNotRisingWave
+		return nil, r.Progress, ErrNotRisingWave
 	}
 	if !ok {
-		return nil, errors.New("cluster id not found in meta store (cf/cluster_id)")
+		return nil, r.Progress, errors.New("cluster id not found in meta store (cf/cluster_id)")
 	}
 	if len(params) == 0 {
-		return nil, errors.New("system params not found in meta store (cf/system_params/)")
+		return nil, r.Progress, errors.New("system params not found in meta store (cf/system_params/)")
 	}
 	var stats []KV
 	reads := []struct {
-		cf   string
-		kvs  *[]KV     // keys kept
-		vals *[][]byte // values only
+		cf  string
+		kvs *[]KV
 	}{
-		{CFDefault, &m.DefaultCF, nil},
-		{CFHummockDelta, &m.HummockDeltas, nil},
-		{CFVersionStats, &stats, nil},
-		{CFCompactionGroup, nil, &m.CompactionGroups},
-		{CFTableFragments, nil, &m.TableFragments},
-		{CFUserInfo, nil, &m.UserInfo},
-		{CFDatabase, nil, &m.Databases},
-		{CFSchema, nil, &m.Schemas},
-		{CFTable, nil, &m.Tables},
-		{CFIndex, nil, &m.Indexes},
-		{CFSink, nil, &m.Sinks},
-		{CFSource, nil, &m.Sources},
-		{CFView, nil, &m.Views},
-		{CFFunction, nil, &m.Functions},
-		{CFConnection, nil, &m.Connections},
-		{CFSubscription, nil, &m.Subscriptions},
-		{CFSecret, nil, &m.Secrets},
+		{CFDefault, &m.DefaultCF},
+		{CFHummockDelta, &m.HummockDeltas},
+		{CFVersionStats, &stats},
 	}
-	// Column families are read concurrently, all at the pinned revision:
-	// large ones (table fragments, catalogs) overlap instead of queueing.
+	err = forEach(len(reads), func(i int) error {
+		cr := NewReader(cli, m.Revision)
+		cr.Progress = r.Progress
+		p := Prefix(reads[i].cf)
+		return cr.Range(ctx, p, func(k, v []byte) error {
+			*reads[i].kvs = append(*reads[i].kvs, KV{Key: k[len(p):], Value: v})
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, r.Progress, err
+	}
+	if len(stats) > 0 {
+		m.VersionStats = stats[0].Value
+	}
+	return m, r.Progress, nil
+}
+
+// CountCFs counts the keys of each column family at rev, concurrently.
+func CountCFs(ctx context.Context, cli *clientv3.Client, rev int64, cfs []string) ([]int, error) {
+	out := make([]int, len(cfs))
+	err := forEach(len(cfs), func(i int) error {
+		n, err := NewReader(cli, rev).Count(ctx, Prefix(cfs[i]))
+		out[i] = n
+		return err
+	})
+	return out, err
+}
+
+// forEach runs fn(0..n-1), readParallelism at a time (column families are
+// read concurrently, all at one pinned revision), and returns the first
+// error.
+func forEach(n int, fn func(i int) error) error {
 	sem := make(chan struct{}, readParallelism)
-	errs := make(chan error, len(reads))
+	errs := make(chan error, n)
 	var wg sync.WaitGroup
-	for _, rd := range reads {
+	for i := range n {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			cr := NewReader(cli, m.Revision)
-			cr.Progress = r.Progress
-			p := Prefix(rd.cf)
-			errs <- cr.Range(ctx, p, func(k, v []byte) error {
-				if rd.kvs != nil {
-					*rd.kvs = append(*rd.kvs, KV{Key: k[len(p):], Value: v})
-				} else {
-					*rd.vals = append(*rd.vals, v)
-				}
-				return nil
-			})
+			errs <- fn(i)
 		}()
 	}
 	wg.Wait()
 	close(errs)
 	for err := range errs {
 		if err != nil {
-			return nil, err
+			return err
 		}
 	}
-	if len(stats) > 0 {
-		m.VersionStats = stats[0].Value
-	}
-	return m, nil
+	return nil
 }
 
 // ReadSystemParams reads cf/system_params/ at the current revision.

@@ -167,6 +167,20 @@ func (s *fsStore) PutChunks(ctx context.Context, key string, chunks [][]byte) er
 	return err
 }
 
+// PutStream implements StreamPutter: write goes through one buffered
+// writer into the temporary file, which is renamed into place only if
+// write succeeded.
+func (s *fsStore) PutStream(ctx context.Context, key string, write func(io.Writer) error) error {
+	_, err := s.putFrom(ctx, key, func(w io.Writer) error {
+		bw := bufio.NewWriterSize(w, 1<<20)
+		if err := write(bw); err != nil {
+			return err
+		}
+		return bw.Flush()
+	}, false, "")
+	return err
+}
+
 func (s *fsStore) put(ctx context.Context, key string, data []byte, cond bool, ifMatch string) (etag string, err error) {
 	return s.putFrom(ctx, key, func(w io.Writer) error {
 		_, err := w.Write(data)

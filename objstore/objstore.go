@@ -61,8 +61,15 @@ type Store interface {
 // than 512 bytes are free, which doubles peak memory for a large snapshot.
 // A size of 0 or less means unknown.
 func readSized(r io.Reader, size int64) ([]byte, error) {
+	if size > MaxGetBytes {
+		return nil, fmt.Errorf("%s is more than the %s an object read into memory may have: %w", FormatBytes(size), FormatBytes(MaxGetBytes), ErrTooLarge)
+	}
 	if size <= 0 {
-		return io.ReadAll(r)
+		b, err := io.ReadAll(io.LimitReader(r, MaxGetBytes+1))
+		if err == nil && int64(len(b)) > MaxGetBytes {
+			return nil, fmt.Errorf("object is more than the %s an object read into memory may have: %w", FormatBytes(MaxGetBytes), ErrTooLarge)
+		}
+		return b, err
 	}
 	buf := make([]byte, size)
 	if _, err := io.ReadFull(r, buf); err != nil {

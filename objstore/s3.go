@@ -110,10 +110,27 @@ func (s *s3Store) String() string { return s.url }
 func (s *s3Store) Close() error   { return nil }
 
 func (s *s3Store) Open(ctx context.Context, key string) (io.ReadCloser, ObjectInfo, error) {
+	body, info, err := s.get(ctx, key, 0, "")
+	if err != nil {
+		return nil, ObjectInfo{}, err
+	}
+	return &s3Reader{s: s, ctx: ctx, key: key, info: info, body: body}, info, nil
+}
+
+// get issues one GET, from offset off on, of the version tagged ifMatch
+// ("" any).
+func (s *s3Store) get(ctx context.Context, key string, off int64, ifMatch string) (io.ReadCloser, ObjectInfo, error) {
 	if err := checkKey(key); err != nil {
 		return nil, ObjectInfo{}, err
 	}
-	out, err := s.client.GetObject(ctx, &s3.GetObjectInput{Bucket: &s.bucket, Key: &key})
+	in := &s3.GetObjectInput{Bucket: &s.bucket, Key: &key}
+	if off > 0 {
+		in.Range = aws.String(fmt.Sprintf("bytes=%d-", off))
+	}
+	if ifMatch != "" {
+		in.IfMatch = aws.String(ifMatch)
+	}
+	out, err := s.client.GetObject(ctx, in)
 	if err != nil {
 		if isNotFound(err) {
 			return nil, ObjectInfo{}, fmt.Errorf("objstore: %s: get %q: %w", s.url, key, ErrNotFound)
@@ -128,6 +145,58 @@ func (s *s3Store) Open(ctx context.Context, key string) (io.ReadCloser, ObjectIn
 	}
 	return out.Body, info, nil
 }
+
+// s3Reader streams an object and survives a connection cut mid-body: the
+// SDK retries requests, not body reads, so a failed read resumes with a
+// ranged GET of the same version (If-Match its ETag) from where it stopped.
+type s3Reader struct {
+	s       *s3Store
+	ctx     context.Context
+	key     string
+	info    ObjectInfo
+	body    io.ReadCloser
+	pos     int64
+	resumes int
+}
+
+func (r *s3Reader) Read(p []byte) (int, error) {
+	for {
+		n, err := r.body.Read(p)
+		r.pos += int64(n)
+		switch {
+		case err == nil:
+			return n, nil
+		case err == io.EOF && r.pos >= r.info.Size:
+			return n, io.EOF
+		case err == io.EOF:
+			err = io.ErrUnexpectedEOF // cut short: resume
+		}
+		if rerr := r.resume(err); rerr != nil {
+			return n, rerr
+		}
+		if n > 0 {
+			return n, nil
+		}
+	}
+}
+
+func (r *s3Reader) resume(cause error) error {
+	if r.ctx.Err() != nil || r.resumes+1 >= s3MaxAttempts || r.pos >= r.info.Size {
+		return cause
+	}
+	r.resumes++
+	r.body.Close()
+	time.Sleep(time.Duration(r.resumes) * 100 * time.Millisecond)
+	body, _, err := r.s.get(r.ctx, r.key, r.pos, r.info.ETag)
+	if err != nil {
+		r.body = io.NopCloser(strings.NewReader(""))
+		return fmt.Errorf("resume reading %q at byte %d: %w (after: %v)", r.key, r.pos, err, cause)
+	}
+	r.body = body
+	return nil
+}
+
+func (r *s3Reader) Close() error { return r.body.Close() }
 
 func (s *s3Store) Get(ctx context.Context, key string) ([]byte, ObjectInfo, error) {
 	// The SDK retries requests, not body reads: a connection cut mid-body

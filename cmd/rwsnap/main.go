@@ -105,11 +105,11 @@ const catLog = "logging"
 // logFlags are accepted before the command and after it (rwsnap -q meta
 // backup-meta or rwsnap meta backup-meta -q): people type both.
 func logFlags() []cli.Flag {
-	return []cli.Flag{
+	return append([]cli.Flag{
 		&cli.StringFlag{Name: "log-format", Category: catLog, Value: "text", Usage: "log format on stderr: text or json", EnvVars: []string{"RWSNAP_LOG_FORMAT"}},
 		&cli.StringFlag{Name: "log-level", Category: catLog, Value: "info", Usage: "debug, info, warn or error", EnvVars: []string{"RWSNAP_LOG_LEVEL"}},
 		&cli.BoolFlag{Name: "quiet", Category: catLog, Aliases: []string{"q"}, Usage: "log only warnings and errors", EnvVars: []string{"RWSNAP_QUIET"}},
-	}
+	}, limitFlags()...)
 }
 
 // lookup returns a flag's value from the innermost context that set it,
@@ -148,7 +148,7 @@ func setupLogging(c *cli.Context, stderr io.Writer) error {
 		return usagef("--log-format %q: want text or json", lookup(c, "log-format", str))
 	}
 	slog.SetDefault(slog.New(h))
-	return nil
+	return applyLimits(c)
 }
 
 // redactAttr keeps secrets out of every log line, whatever logged them.
