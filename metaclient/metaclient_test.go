@@ -278,14 +278,23 @@ func TestChoose(t *testing.T) {
 	choose := func(mode metaclient.Mode, use metaclient.Use, force bool, loc metasnap.Locations) (*metaclient.Choice, error) {
 		d := e.direct()
 		d.Opts.OwnLocation = loc.OwnLocation
+		if loc.BackupURL != e.loc.BackupURL {
+			st, err := objstore.Open(ctx, loc.BackupURL)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { st.Close() })
+			d.Opts.Target = metasnap.NewStorage(st, loc.BackupDir)
+		}
 		c, err := metaclient.Choose(ctx, metaclient.ChooseOptions{Mode: mode, Etcd: e.cli, Locations: loc, Direct: d, Force: force, Use: use, DialTimeout: 2 * time.Second})
 		if c != nil {
 			t.Cleanup(func() { c.Close() })
 		}
 		return c, err
 	}
+	// Another location: what it is decides, not the OwnLocation hint.
 	other := e.loc
-	other.OwnLocation = false
+	other.BackupURL, other.OwnLocation = "fs://"+t.TempDir(), true
 
 	// No leader: auto is direct.
 	if c, err := choose(metaclient.ModeAuto, metaclient.UseBackup, false, e.loc); err != nil || c.Path != "direct" {

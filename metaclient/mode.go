@@ -12,6 +12,7 @@ import (
 
 	"github.com/rwsnap/rwsnap/metasnap"
 	"github.com/rwsnap/rwsnap/metastore"
+	"github.com/rwsnap/rwsnap/objstore"
 )
 
 // Mode is how a command reaches the backup location.
@@ -52,6 +53,9 @@ const (
 	UseWrite
 	// UseBackup takes snapshots (backup-meta, schedule).
 	UseBackup
+	// UseCopy adds copied entries (copy-meta-snapshots): only direct, so
+	// the cluster's own location is refused while its meta node is live.
+	UseCopy
 )
 
 // ChooseOptions are the inputs of Choose.
@@ -83,9 +87,12 @@ type Choice struct {
 	// Reason says why, for people.
 	Reason string
 	// Leader is the live meta leader found in etcd, if any.
-	Leader  *metastore.Leader
-	client  *Client
-	closers []func() error
+	Leader *metastore.Leader
+	// Identity says whether the target is the cluster's own location, and
+	// why (metasnap.Identify).
+	Identity metasnap.Identity
+	client   *Client
+	closers  []func() error
 }
 
 // OnClose registers fn to run on Close (e.g. closing a store the
@@ -132,19 +139,77 @@ func Choose(ctx context.Context, o ChooseOptions) (*Choice, error) {
 			return nil, err
 		}
 	}
-	own := o.Locations.OwnLocation
 	write := o.Use != UseRead
+	// Is the target the cluster's own location? By what it is, not how it
+	// is spelled (metasnap.Identify); settled with the live meta node's
+	// manifest and, for writes, a probe object. In doubt: its own.
+	var metaChoice *Choice
+	var metaErr error
+	dial := func(ctx context.Context) (*Choice, error) {
+		if metaChoice == nil && metaErr == nil {
+			metaChoice, metaErr = o.dialMeta(ctx, leader, log)
+		}
+		return metaChoice, metaErr
+	}
+	ident := metasnap.Identity{Verdict: metasnap.Different, Reason: "not compared"}
+	if o.Locations.OwnLocation {
+		ident = metasnap.Identity{Verdict: metasnap.Unsure, Reason: "no live meta leader to compare with"}
+	}
+	if leader != nil || (o.Mode == ModeMeta && o.Etcd != nil) {
+		ident = metasnap.Identify(ctx, metasnap.IdentifyInput{
+			Target: target, TargetURL: o.Locations.BackupURL, TargetDir: o.Locations.BackupDir,
+			ClusterURL: o.Locations.ClusterBackupURL, ClusterDir: o.Locations.ClusterBackupDir,
+			MetaManifest: func(ctx context.Context) (*metasnap.Manifest, error) {
+				c, err := dial(ctx)
+				if err != nil {
+					return nil, err
+				}
+				return (&Operator{Client: c.client}).Manifest(ctx)
+			},
+			Probe: write,
+		})
+		log.Debug("backup location identity", "verdict", ident.Verdict.String(), "reason", ident.Reason)
+	}
+	own := ident.Verdict.Own()
+	if !write && ident.Verdict != metasnap.Same {
+		// A read of another spelling is harmless: read what was named.
+		own = false
+	}
+	o.Direct.Opts.OwnLocation = own
+	closeMeta := func() {
+		if metaChoice != nil {
+			metaChoice.Close()
+		}
+	}
+	useMeta := func(reason string) (*Choice, error) {
+		c, err := dial(ctx)
+		if err != nil {
+			return nil, err
+		}
+		c.Reason, c.Identity = reason, ident
+		return c, nil
+	}
 	direct := func(reason string) (*Choice, error) {
-		c := &Choice{Operator: o.Direct, Path: string(ModeDirect), Reason: reason, Leader: leader}
+		closeMeta()
+		c := &Choice{Operator: o.Direct, Path: string(ModeDirect), Reason: reason, Leader: leader, Identity: ident}
 		log.Info("working on the backup location directly", "reason", reason, "location", target.String())
 		return c, nil
+	}
+	cluster := "the cluster's backup location"
+	if o.Locations.ClusterBackupURL != "" {
+		cluster = fmt.Sprintf("the cluster's backup location %s directory %q", objstore.Redact(o.Locations.ClusterBackupURL), o.Locations.ClusterBackupDir)
 	}
 	switch o.Mode {
 	case ModeDirect:
 		if leader != nil && own && write {
 			if !o.Force {
-				return nil, fmt.Errorf("--mode direct: %w (%s, lease ttl %ds) and caches the manifest of %s: a direct write there would be overwritten by its next backup or delete, and its SSTs left unpinned; use --mode auto (or meta) to go through the meta node, or pass --force if the meta node is certainly stopped",
-					metasnap.ErrLiveLeader, leader.Addr, leader.TTL, target)
+				closeMeta()
+				what, hint := "--mode direct", "use --mode auto (or meta) to go through the meta node"
+				if o.Use == UseCopy {
+					what, hint = "copy-meta-snapshots", "the meta node cannot take copied entries: copy into another location, or stop the meta node first"
+				}
+				return nil, fmt.Errorf("%s: %w (%s, lease ttl %ds) and caches the manifest of %s; %s is %s (%s): a direct write there would be overwritten by its next backup or delete, and its SSTs left unpinned; %s, or pass --force if the meta node is certainly stopped or the location certainly another",
+					what, metasnap.ErrLiveLeader, leader.Addr, leader.TTL, cluster, target, sameText(ident), ident.Reason, hint)
 			}
 			if o.Use != UseBackup { // metasnap.Backup warns itself
 				log.Warn("writing the live cluster's own backup location directly (--force)", "leader", leader.Addr)
@@ -152,20 +217,17 @@ func Choose(ctx context.Context, o ChooseOptions) (*Choice, error) {
 		}
 		return direct("--mode direct")
 	case ModeMeta:
-		if o.Etcd != nil && !own {
-			return nil, fmt.Errorf("%w: --mode meta works on the cluster's own backup location only (the meta node knows no other), but the target is %s; use --mode direct or auto for another location", ErrUsage, target)
+		if o.Etcd != nil && !ident.Verdict.Own() {
+			closeMeta()
+			return nil, fmt.Errorf("%w: --mode meta works on the cluster's own backup location only (the meta node knows no other), but the target %s is another location than %s (%s); use --mode direct or auto for another location", ErrUsage, target, cluster, ident.Reason)
 		}
 		if o.Etcd != nil && leader == nil {
 			log.Warn("no live meta leader in etcd; trying the meta node anyway (--mode meta)")
 		}
-		c, err := o.dialMeta(ctx, leader, log)
-		if err != nil {
-			return nil, err
-		}
-		c.Reason = "--mode meta"
-		return c, nil
+		return useMeta("--mode meta")
 	case ModeAuto, "":
 	default:
+		closeMeta()
 		return nil, fmt.Errorf("%w: unknown mode %q", ErrUsage, o.Mode)
 	}
 	switch {
@@ -174,13 +236,16 @@ func Choose(ctx context.Context, o ChooseOptions) (*Choice, error) {
 	case leader == nil:
 		return direct("no live meta leader in etcd")
 	case !own:
-		return direct(fmt.Sprintf("the target is not the cluster's own backup location (meta leader %s is live)", leader.Addr))
+		return direct(fmt.Sprintf("the target is not the cluster's own backup location: %s (meta leader %s is live)", ident.Reason, leader.Addr))
 	case o.Force && write:
 		return direct(fmt.Sprintf("--force: writing directly although meta leader %s is live", leader.Addr))
+	case ident.Verdict == metasnap.Unsure && write:
+		closeMeta()
+		return nil, fmt.Errorf("%w (%s) and caches the manifest of %s; rwsnap cannot tell whether the target %s is that location (%s), so it must treat it as the cluster's own: a direct write there could be undone by the meta node's next backup or delete. If it is the cluster's location, pass --mode meta to go through the meta node; if it is certainly another location, pass --force to write directly",
+			metasnap.ErrLiveLeader, leader.Addr, cluster, target, ident.Reason)
 	}
-	c, err := o.dialMeta(ctx, leader, log)
+	c, err := useMeta(fmt.Sprintf("meta leader %s is live and owns the target location (%s)", leader.Addr, ident.Reason))
 	if err == nil {
-		c.Reason = fmt.Sprintf("meta leader %s is live and owns the target location", leader.Addr)
 		return c, nil
 	}
 	if !write {
@@ -191,6 +256,14 @@ func Choose(ctx context.Context, o ChooseOptions) (*Choice, error) {
 	}
 	return nil, fmt.Errorf("%w (%s, lease ttl %ds) and caches the manifest of %s, so rwsnap must go through it, but: %w. Otherwise work on another --backup-storage-url/--backup-storage-directory, or pass --force to write directly if the meta node is certainly stopped",
 		metasnap.ErrLiveLeader, leader.Addr, leader.TTL, target, err)
+}
+
+// sameText says how sure the identity is, for messages.
+func sameText(id metasnap.Identity) string {
+	if id.Verdict == metasnap.Same {
+		return "that location"
+	}
+	return "possibly that location"
 }
 
 // dialMeta connects to the meta node: --meta-addr / RW_META_ADDR if

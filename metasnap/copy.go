@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strings"
 
 	"github.com/rwsnap/rwsnap/internal/progress"
 	"github.com/rwsnap/rwsnap/objstore"
@@ -135,7 +134,8 @@ func copyObject(ctx context.Context, src, dst *Storage, id uint64, want *Head) e
 	return nil
 }
 
-// SameLocation says whether two URL+directory pairs name one location.
+// SameLocation says whether two URL+directory pairs are provably one
+// location (CanonicalSame: however spelled, credentials aside).
 func SameLocation(urlA, dirA, urlB, dirB string) bool {
-	return SameURL(urlA, urlB) && strings.Trim(dirA, "/") == strings.Trim(dirB, "/")
+	return CanonicalSame(context.Background(), urlA, dirA, urlB, dirB)
 }

@@ -1,6 +1,7 @@
 package metasnap
 
 import (
+	"context"
 	"fmt"
 	"strings"
 
@@ -14,8 +15,14 @@ type Locations struct {
 	BackupDir  string // backup_storage_directory
 	HummockURL string // state_store without "hummock+"
 	DataDir    string // data_directory
-	// OwnLocation: the backup location is the cluster's configured one
-	// (what a live meta node caches).
+	// ClusterBackupURL and ClusterBackupDir are the cluster's own backup
+	// location (its params, derived as RisingWave does), whatever flags
+	// override; "" without a cluster.
+	ClusterBackupURL, ClusterBackupDir string
+	// OwnLocation: the backup location may be the cluster's configured
+	// one (what a live meta node caches), by canonical form; in doubt,
+	// true. metaclient.Choose settles it with the live meta node
+	// (metasnap.Identify).
 	OwnLocation bool
 }
 
@@ -64,7 +71,8 @@ func ResolveLocations(params map[string]string, o Overrides) (Locations, error) 
 	case l.BackupDir == "":
 		return l, fmt.Errorf("no backup directory: pass --backup-storage-directory")
 	}
-	l.OwnLocation = SameLocation(l.BackupURL, l.BackupDir, clusterURL, clusterDir)
+	l.ClusterBackupURL, l.ClusterBackupDir = clusterURL, clusterDir
+	l.OwnLocation = clusterURL != "" && canonicalVerdict(context.Background(), l.BackupURL, l.BackupDir, clusterURL, clusterDir).Own()
 	return l, nil
 }
 

@@ -39,6 +39,7 @@ func TestResolveLocations(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			tt.want.ClusterBackupURL, tt.want.ClusterBackupDir = got.ClusterBackupURL, got.ClusterBackupDir
 			if got != tt.want {
 				t.Fatalf("got %+v\nwant %+v", got, tt.want)
 			}

@@ -1,8 +1,11 @@
 package main
 
 import (
+	"log/slog"
+
 	"github.com/urfave/cli/v2"
 
+	"github.com/rwsnap/rwsnap/metaclient"
 	"github.com/rwsnap/rwsnap/metasnap"
 	"github.com/rwsnap/rwsnap/objstore"
 )
@@ -25,6 +28,7 @@ Examples:
 			&cli.BoolFlag{Name: "all", Usage: "copy every snapshot in the manifest"},
 			&cli.StringFlag{Name: "to-url", Category: catStorage, Usage: "target backup storage URL (required)", EnvVars: env("to-url")},
 			&cli.StringFlag{Name: "to-directory", Category: catStorage, Usage: "target directory (required)", EnvVars: env("to-directory")},
+			&cli.BoolFlag{Name: "force", Usage: "copy into a live cluster's own backup location directly (only when its meta node is certainly stopped)", EnvVars: env("force")},
 			dryRunFlag("read both locations and print what would be copied"),
 			outputFlag(),
 		}),
@@ -60,6 +64,21 @@ Examples:
 				return err
 			}
 			defer dst.Store.Close()
+			if cl.etcd != nil {
+				// The copy writes the target's manifest directly: refused
+				// when the target is the live cluster's own location
+				// (however spelled), as for every manifest writer.
+				ch, err := metaclient.Choose(ctx, metaclient.ChooseOptions{
+					Mode: metaclient.ModeDirect, Etcd: cl.etcd, Use: metaclient.UseCopy, Force: c.Bool("force"), Logger: slog.Default(),
+					Locations: metasnap.Locations{BackupURL: c.String("to-url"), BackupDir: c.String("to-directory"),
+						ClusterBackupURL: cl.loc.ClusterBackupURL, ClusterBackupDir: cl.loc.ClusterBackupDir, OwnLocation: true},
+					Direct: &metasnap.Direct{Opts: metasnap.BackupOptions{Etcd: cl.etcd, Target: dst}},
+				})
+				if err != nil {
+					return err
+				}
+				ch.Close()
+			}
 			if c.Bool("dry-run") {
 				res, err := metasnap.PlanCopy(ctx, src, dst, ids)
 				if err != nil {
