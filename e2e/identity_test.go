@@ -67,7 +67,7 @@ func checkSpellings(t *testing.T, f *fixture, n *metanode.Node, st *metasnap.Sto
 			}
 			// prune through the same spelling goes through the meta node too.
 			r = mustRun(t, nil, append(append([]string{"meta", "prune", "--keep-last", "2", "-o", "json"}, f.etcdArgs()...), loc...)...)
-			if !strings.Contains(r.stdout, `"path": "meta node at`) {
+			if out := jsonOut(t, r); out["path"] != "meta" {
 				t.Errorf("prune in %s + %q did not go through the meta node: %s", objstore.Redact(sp.url), sp.dir, r)
 			}
 			if _, err := n.Backup(ctx, ""); err != nil {
