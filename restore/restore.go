@@ -272,6 +272,9 @@ func Load(ctx context.Context, backup *metasnap.Storage, id uint64) (target, new
 	if e == nil {
 		return nil, nil, fmt.Errorf("%w: snapshot id %d not found in the manifest of %s (it lists %s)", metasnap.ErrSnapshotNotFound, id, backup, metasnap.FormatIDs(m.IDs()))
 	}
+	if e.Err != nil {
+		return nil, nil, fmt.Errorf("snapshot %d cannot be restored: %w", id, e.Err)
+	}
 	if e.FormatVersion >= metasnap.FormatV2 {
 		return nil, nil, fmt.Errorf("snapshot %d has format_version %d (%s): SQL meta store snapshots are not supported, they cannot be restored into etcd (nothing was written); restore it into a SQL meta store with the risectl of the RisingWave release that wrote it (risectl meta restore-meta --meta-store-type sql/postgres/mysql/sqlite)", id, e.FormatVersion, e.WrittenBy())
 	}

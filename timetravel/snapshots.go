@@ -132,6 +132,9 @@ func (c *Catalog) Find(id uint64) *Snapshot {
 func FromManifest(m *metasnap.Manifest) *Catalog {
 	c := &Catalog{Shape: ShapeManifest}
 	for _, e := range m.SnapshotMetadata {
+		if e.Err != nil {
+			continue // a malformed entry serves no epoch
+		}
 		s := Snapshot{ID: e.ID, HummockVersionID: e.HummockVersionID, SafeEpoch: e.SafeEpoch,
 			MaxCommittedEpoch: e.MaxCommittedEpoch, Remarks: e.Remarks, RWVersion: e.RWVersion}
 		if len(e.StateTableInfo) > 0 {

@@ -57,6 +57,8 @@ type snapshotInfo struct {
 	RWVersion         string      `json:"rw_version"`
 	SSTs              []uint64    `json:"ssts"`
 	Tables            []tableInfo `json:"tables"` // RisingWave v1.10's per-table epochs
+	// Error says why the entry is malformed (kept as is; only it fails).
+	Error string `json:"error,omitempty"`
 }
 
 type tableInfo struct {
@@ -78,6 +80,9 @@ func newSnapshotInfo(e metasnap.SnapshotMetadata) snapshotInfo {
 	}
 	if e.RWVersion != nil {
 		s.RWVersion = *e.RWVersion
+	}
+	if e.Err != nil {
+		s.Error = e.Err.Error()
 	}
 	for id, t := range e.StateTableInfo {
 		s.Tables = append(s.Tables, tableInfo{TableID: id, CommittedEpoch: t.CommittedEpoch, CommittedTime: output.EpochTime(t.CommittedEpoch),
@@ -148,9 +153,17 @@ func newListResult(m *metasnap.Manifest, path, via string) *listResult {
 
 func (r *listResult) WriteTable(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tHUMMOCK VERSION\tSAFE EPOCH (UTC)\tMAX COMMITTED EPOCH (UTC)\tSSTS\tFORMAT\tREMARKS")
+	fmt.Fprintln(tw, "ID\tHUMMOCK VERSION\tSAFE EPOCH (UTC)\tMAX COMMITTED EPOCH (UTC)\tSSTS\tFORMAT\tRW VERSION\tREMARKS")
 	for _, e := range r.Snapshots {
-		fmt.Fprintf(tw, "%d\t%d\t%s\t%s\t%d\t%d\t%s\n", e.ID, e.HummockVersionID, epochText(e.SafeEpoch), epochText(e.MaxCommittedEpoch), len(e.SSTs), e.FormatVersion, e.Remarks)
+		if e.Error != "" {
+			fmt.Fprintf(tw, "%d\t-\t-\t-\t-\t-\t-\tMALFORMED: %s\n", e.ID, e.Error)
+			continue
+		}
+		rwv := e.RWVersion
+		if rwv == "" {
+			rwv = "-"
+		}
+		fmt.Fprintf(tw, "%d\t%d\t%s\t%s\t%d\t%d\t%s\t%s\n", e.ID, e.HummockVersionID, epochText(e.SafeEpoch), epochText(e.MaxCommittedEpoch), len(e.SSTs), e.FormatVersion, rwv, e.Remarks)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
