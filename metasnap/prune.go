@@ -128,9 +128,11 @@ func PruneIDs(ds []PruneDecision) []uint64 {
 	return ids
 }
 
-// DefaultOrphanMinAge protects the object of a backup that is still running
-// (uploaded, not yet in the manifest) from --orphans.
-const DefaultOrphanMinAge = time.Hour
+// DefaultOrphanMinAge is a second guard beside the pending markers: an
+// orphan younger than this is kept even without a marker (a backup by an
+// older rwsnap, or by RisingWave itself, writes none), long enough for the
+// slowest upload of a large snapshot.
+const DefaultOrphanMinAge = 24 * time.Hour
 
 // DeleteOrphans removes snapshot objects no manifest entry names that are
 // older than minAge, and returns their ids. RisingWave never removes these
@@ -140,8 +142,18 @@ func DeleteOrphans(ctx context.Context, st *Storage, minAge time.Duration, dryRu
 	if err != nil {
 		return nil, err
 	}
+	// Read after the listing: a backup whose object was listed wrote its
+	// marker before uploading, so the marker is seen here.
+	markers, err := ListPending(ctx, st.Store, st.Dir)
+	if err != nil {
+		return nil, err
+	}
+	inFlight := PendingSnapshots(markers, PendingKindSnapshot, time.Now())
 	var ids []uint64
 	for id, o := range orphans {
+		if inFlight[id] {
+			continue
+		}
 		if time.Since(o.ModTime) >= minAge {
 			ids = append(ids, id)
 		}

@@ -221,6 +221,13 @@ func (s *Storage) CreateStream(ctx context.Context, entry SnapshotMetadata, o Cr
 	if err := CheckCapacity(len(m.SnapshotMetadata), o.Force); err != nil {
 		return nil, fmt.Errorf("%s: %w", s, err)
 	}
+	// The marker goes first, so `prune --orphans` sees this backup while its
+	// object is uploaded and not yet in the manifest (issue 11 item 4).
+	pending, err := WritePending(ctx, s.Store, s.Dir, PendingMarker{Kind: PendingKindSnapshot, IDs: []uint64{entry.ID}})
+	if err != nil {
+		return nil, err
+	}
+	defer pending.Release(ctx)
 	if err := objstore.PutStream(ctx, s.Store, s.SnapshotKey(entry.ID), write); err != nil {
 		return nil, fmt.Errorf("upload snapshot %d to %s: %w", entry.ID, s, err)
 	}
@@ -250,6 +257,11 @@ func (s *Storage) CreateStream(ctx context.Context, entry SnapshotMetadata, o Cr
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%w (snapshot object %s was uploaded but is not in the manifest: an orphan RisingWave ignores; `rwsnap meta prune --orphans` removes it)", err, s.SnapshotKey(entry.ID))
+	}
+	// Never report success for an entry without its object (a cleaner
+	// that ignores pending markers may have removed it meanwhile).
+	if _, err := s.Store.Stat(ctx, s.SnapshotKey(entry.ID)); err != nil {
+		return nil, fmt.Errorf("snapshot %d is in the manifest of %s but its object %s is gone (removed by a cleaner during the backup?); delete the entry and back up again: %w", entry.ID, s, s.SnapshotKey(entry.ID), err)
 	}
 	return m, nil
 }

@@ -1,0 +1,178 @@
+package datacopy
+
+import (
+	"context"
+	"crypto/md5"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/rwsnap/rwsnap/internal/faultpoint"
+	"github.com/rwsnap/rwsnap/objstore"
+)
+
+// DefaultParallelism is --data-parallelism's default: objects copied at
+// once. A streamed copy holds at most one objstore.PartSize buffer, so
+// memory stays under DefaultParallelism x a few S3 parts whatever the SST sizes.
+const DefaultParallelism = 8
+
+// ErrChecksum means an object's bytes are not the ones recorded.
+var ErrChecksum = errors.New("checksum mismatch")
+
+// copyResult is what one object copy did.
+type copyResult struct {
+	Object
+	ServerSide bool
+}
+
+// copyObject copies srcKey to dstKey and returns the object's size and
+// MD5. On one S3 endpoint the copy is server side (CopyObject) and the MD5
+// is the source's ETag when that is the content MD5, checked against the
+// destination's ETag; otherwise the bytes are streamed through an MD5
+// (never a whole object in memory). With want set, a size or MD5 that
+// differs from it fails with ErrChecksum and the destination object just
+// written is removed.
+func copyObject(ctx context.Context, src objstore.Store, srcKey string, dst objstore.Store, dstKey string, id uint64, want *Object) (copyResult, error) {
+	res := copyResult{Object: Object{ID: id}}
+	si, err := src.Stat(ctx, srcKey)
+	if err != nil {
+		return res, err
+	}
+	res.Size = si.Size
+	if want != nil && si.Size != want.Size {
+		return res, fmt.Errorf("object %d at %s is %d bytes, the index records %d: %w", id, srcKey, si.Size, want.Size, ErrChecksum)
+	}
+	err = objstore.ServerCopy(ctx, src, srcKey, dst, dstKey, si.Size)
+	switch {
+	case err == nil:
+		res.ServerSide = true
+		di, err := dst.Stat(ctx, dstKey)
+		if err != nil {
+			return res, fmt.Errorf("object %d: stat the copy %s: %w", id, dstKey, err)
+		}
+		sm, okS := objstore.ContentMD5(src, si)
+		dm, okD := objstore.ContentMD5(dst, di)
+		switch {
+		case okS && okD && sm == dm && di.Size == si.Size:
+			res.MD5 = dm
+		case okS && okD:
+			removeBad(ctx, dst, dstKey)
+			return res, fmt.Errorf("object %d: the server-side copy %s has ETag %s and %d bytes, the source %s has %s and %d: %w", id, dstKey, dm, di.Size, srcKey, sm, si.Size, ErrChecksum)
+		default:
+			// No content MD5 from the store (multipart or encrypted
+			// objects): hash what landed.
+			if res.MD5, err = hashObject(ctx, dst, dstKey, si.Size); err != nil {
+				return res, fmt.Errorf("object %d: %w", id, err)
+			}
+		}
+	case errors.Is(err, objstore.ErrNoServerCopy):
+		rc, _, err := src.Open(ctx, srcKey)
+		if err != nil {
+			return res, err
+		}
+		h := md5.New()
+		err = objstore.PutStream(ctx, dst, dstKey, func(w io.Writer) error {
+			n, err := io.Copy(w, io.TeeReader(rc, h))
+			if err == nil && n != si.Size {
+				err = fmt.Errorf("read %d bytes of %s, its size is %d", n, srcKey, si.Size)
+			}
+			return err
+		})
+		rc.Close()
+		if err != nil {
+			return res, err
+		}
+		res.MD5 = hex.EncodeToString(h.Sum(nil))
+		di, err := dst.Stat(ctx, dstKey)
+		if err != nil {
+			return res, fmt.Errorf("object %d: stat the copy %s: %w", id, dstKey, err)
+		}
+		if di.Size != si.Size {
+			removeBad(ctx, dst, dstKey)
+			return res, fmt.Errorf("object %d: the copy %s has %d bytes, the source %d: %w", id, dstKey, di.Size, si.Size, ErrChecksum)
+		}
+	default:
+		return res, err
+	}
+	if want != nil && res.MD5 != want.MD5 {
+		removeBad(ctx, dst, dstKey)
+		return res, fmt.Errorf("object %d: the bytes at %s have MD5 %s, the index records %s (the data copy is damaged; the bad copy at the destination was removed): %w", id, srcKey, res.MD5, want.MD5, ErrChecksum)
+	}
+	// Crash tests: killed after an object landed, before it is recorded.
+	faultpoint.Hit("datacopy.after-object")
+	return res, nil
+}
+
+// removeBad deletes an object this copy just wrote and found wrong, so no
+// bad bytes stay under an SST's name. Best effort: the caller reports the
+// mismatch either way.
+func removeBad(ctx context.Context, s objstore.Store, key string) {
+	_ = s.Delete(context.WithoutCancel(ctx), key)
+}
+
+// hashObject streams an object through MD5 and checks its length.
+func hashObject(ctx context.Context, s objstore.Store, key string, size int64) (string, error) {
+	rc, _, err := s.Open(ctx, key)
+	if err != nil {
+		return "", err
+	}
+	defer rc.Close()
+	h := md5.New()
+	n, err := io.Copy(h, rc)
+	if err != nil {
+		return "", fmt.Errorf("read %s: %w", key, err)
+	}
+	if size >= 0 && n != size {
+		return "", fmt.Errorf("%s has %d bytes, want %d: %w", key, n, size, ErrChecksum)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// contentMD5 is an existing object's MD5: from the store when it knows it,
+// else by reading it.
+func contentMD5(ctx context.Context, s objstore.Store, info objstore.ObjectInfo) (string, error) {
+	if m, ok := objstore.ContentMD5(s, info); ok {
+		return m, nil
+	}
+	return hashObject(ctx, s, info.Key, info.Size)
+}
+
+// parallel runs fn for every id with at most n at once, stopping at the
+// first error (which it returns).
+func parallel(ctx context.Context, n int, ids []uint64, fn func(ctx context.Context, id uint64) error) error {
+	if n <= 0 {
+		n = DefaultParallelism
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	work := make(chan uint64)
+	var wg sync.WaitGroup
+	for range min(n, max(len(ids), 1)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for id := range work {
+				if err := fn(ctx, id); err != nil {
+					cancel(err)
+					return
+				}
+			}
+		}()
+	}
+feed:
+	for _, id := range ids {
+		select {
+		case work <- id:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(work)
+	wg.Wait()
+	if err := context.Cause(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return ctx.Err()
+}
