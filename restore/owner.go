@@ -171,7 +171,7 @@ func Claim(ctx context.Context, cli *clientv3.Client, plan *Plan, resume bool, l
 					continue
 				}
 				release()
-				return nil, fmt.Errorf("%w: %s is running this same restore (%s) now; wait for it, or stop it and run the command again", ErrRestoreInProgress, own, cur)
+				return nil, fmt.Errorf("%w: %s is running this same restore of snapshot %d now (first started as restore %s at %s); wait for it, or stop it and run the command again", ErrRestoreInProgress, own, cur.SnapshotID, orUnknown(cur.RestoreID), orUnknown(cur.Started))
 			}
 			// Its process is dead (same host, pid gone): take over now.
 			log.Warn("taking over the target from a restore process that is gone", "owner", own.String())

@@ -50,6 +50,7 @@ var (
 	seedFlag     = flag.Int64("chaos.seed", 1, "random seed of the campaign (the same seed replays the same sequence of steps and faults; timing still varies)")
 	stepsFlag    = flag.Int("chaos.steps", 20, "number of steps")
 	durationFlag = flag.Duration("chaos.duration", 60*time.Second, "stop starting steps after this long")
+	binFlag      = flag.String("chaos.bin", "", "run this rwsnap binary (e.g. a release, or an older build to compare) instead of building ../../cmd/rwsnap")
 )
 
 var rwsnapBin string
@@ -62,11 +63,15 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	rwsnapBin = filepath.Join(dir, "rwsnap")
-	build := exec.Command("go", "build", "-o", rwsnapBin, "../../cmd/rwsnap")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "build rwsnap:", err)
-		os.Exit(1)
+	if *binFlag != "" {
+		rwsnapBin = *binFlag
+	} else {
+		build := exec.Command("go", "build", "-o", rwsnapBin, "../../cmd/rwsnap")
+		build.Stdout, build.Stderr = os.Stderr, os.Stderr
+		if err := build.Run(); err != nil {
+			fmt.Fprintln(os.Stderr, "build rwsnap:", err)
+			os.Exit(1)
+		}
 	}
 	code := m.Run()
 	os.RemoveAll(dir)
@@ -148,10 +153,14 @@ func (o outcome) String() string {
 // run runs rwsnap; crash names a crash point, killAfter > 0 sends SIGKILL
 // from outside after that long.
 func (c *campaign) run(op, crash string, killAfter time.Duration, args ...string) outcome {
+	return c.runEnv(op, nil, crash, killAfter, args...)
+}
+
+func (c *campaign) runEnv(op string, env []string, crash string, killAfter time.Duration, args ...string) outcome {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, rwsnapBin, args...)
-	cmd.Env = os.Environ()
+	cmd.Env = append(os.Environ(), env...)
 	if crash != "" {
 		cmd.Env = append(cmd.Env, faultpoint.Env+"="+crash)
 	}
@@ -645,14 +654,23 @@ func (c *campaign) restoreStep(ctx context.Context) {
 	if c.intn(3) == 0 {
 		racers = append(racers, cands[c.intn(len(cands))])
 	}
+	// Racers are held just before their claim, so that both have passed
+	// the emptiness check when they race for the marker.
+	var hold []string
+	if len(racers) == 2 {
+		hold = []string{faultpoint.PauseEnv + "=restore.before-claim=300ms"}
+	}
 	res := make([]outcome, len(racers))
 	var wg sync.WaitGroup
 	for i, id := range racers {
 		crash, kill := c.faults("restore")
+		if kill > 0 && hold != nil {
+			kill += 300 * time.Millisecond
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			res[i] = c.run("restore", crash, kill, args(id, l.args)...)
+			res[i] = c.runEnv("restore", hold, crash, kill, args(id, l.args)...)
 		}()
 	}
 	wg.Wait()
