@@ -151,7 +151,13 @@ func Restore(ctx context.Context, o Options) (*Result, error) {
 	}
 	defer bs.Close()
 	backup := metasnap.NewStorage(bs, o.BackupDir)
-	target, newest, warning, err := LoadFrom(ctx, backup, o.SnapshotID, o.IDGeneratorsFrom)
+	var target, newest *metasnap.MetaSnapshot
+	var warning string
+	err = withReadRetry(ctx, o, log, func(ctx context.Context) error {
+		var err error
+		target, newest, warning, err = LoadFrom(ctx, backup, o.SnapshotID, o.IDGeneratorsFrom)
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -276,7 +282,7 @@ func Load(ctx context.Context, backup *metasnap.Storage, id uint64) (target, new
 		return nil, nil, fmt.Errorf("snapshot %d cannot be restored: %w", id, e.Err)
 	}
 	if e.FormatVersion >= metasnap.FormatV2 {
-		return nil, nil, fmt.Errorf("snapshot %d has format_version %d (%s): SQL meta store snapshots are not supported, they cannot be restored into etcd (nothing was written); restore it into a SQL meta store with the risectl of the RisingWave release that wrote it (risectl meta restore-meta --meta-store-type sql/postgres/mysql/sqlite)", id, e.FormatVersion, e.WrittenBy())
+		return nil, nil, fmt.Errorf("%w: snapshot %d has format_version %d (%s): SQL meta store snapshots are not supported, they cannot be restored into etcd (nothing was written); restore it into a SQL meta store with the risectl of the RisingWave release that wrote it (risectl meta restore-meta --meta-store-type sql/postgres/mysql/sqlite)", errFormatRefused, id, e.FormatVersion, e.WrittenBy())
 	}
 	if target, _, err = backup.Load(ctx, id); err != nil {
 		return nil, nil, err

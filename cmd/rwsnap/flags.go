@@ -57,6 +57,7 @@ func locationFlags() []cli.Flag {
 		&cli.StringFlag{Name: "backup-storage-directory", Category: catStorage, Usage: "directory inside the backup storage (default: the cluster's backup_storage_directory param)", EnvVars: env("backup-storage-directory")},
 		&cli.StringFlag{Name: "hummock-storage-url", Category: catStorage, Usage: "the state store, without 'hummock+' (default: the cluster's state_store param)", EnvVars: env("hummock-storage-url")},
 		&cli.StringFlag{Name: "hummock-storage-directory", Category: catStorage, Usage: "the state store's data directory (default: the cluster's data_directory param)", EnvVars: env("hummock-storage-directory")},
+		rwVersionFlag(),
 	}
 }
 

@@ -232,17 +232,18 @@ Ids the meta node does not list are refused first, so nothing is deleted then.
 Example:
   rwsnap meta delete-meta-snapshots 3 4 --etcd-endpoints 127.0.0.1:2379`,
 		Flags: withFlags(etcdFlags(), locationFlags(), metaNodeFlags(), []cli.Flag{
+			&cli.StringSliceFlag{Name: "snapshot-ids", Usage: "the ids to delete, comma-separated (risectl v2.0's form; positional ids as in v1.x work too)", EnvVars: env("snapshot-ids")},
 			&cli.BoolFlag{Name: "force", Usage: "delete directly even in a live cluster's own location (when you know its meta node is stopped)", EnvVars: env("force")},
 			dryRunFlag("check that every id is in the manifest and print what would be deleted"),
 			outputFlag(),
 		}),
 		Action: func(c *cli.Context) error {
-			ids, err := parseIDs(c.Args().Slice())
+			ids, err := parseIDs(append(c.Args().Slice(), c.StringSlice("snapshot-ids")...))
 			if err != nil {
 				return err
 			}
 			if len(ids) == 0 {
-				return usagef("name the snapshot ids to delete")
+				return usagef("name the snapshot ids to delete (positional, or --snapshot-ids 3,4)")
 			}
 			ctx := c.Context
 			cl, st, err := openLocation(ctx, c, false)

@@ -46,9 +46,14 @@ func operatorFor(ctx context.Context, c *cli.Context, cl *cluster, target *metas
 	if err != nil {
 		return nil, usageFrom(err)
 	}
+	rwv, err := rwVersionFrom(c)
+	if err != nil {
+		return nil, err
+	}
 	d := &metasnap.Direct{Opts: metasnap.BackupOptions{
 		Etcd: cl.etcd, DataDir: cl.loc.DataDir, Target: target,
 		OwnLocation: cl.loc.OwnLocation, Force: c.Bool("force"), Logger: slog.Default(),
+		RWVersion: rwv,
 	}}
 	var opened objstore.Store // closed with the Choice
 	switch {

@@ -53,7 +53,8 @@ Example (the upstream test's invocation):
 			&cli.StringFlag{Name: "backup-storage-url", Category: catStorage, Usage: "where the snapshots are (required)", EnvVars: env("backup-storage-url")},
 			&cli.StringFlag{Name: "backup-storage-directory", Category: catStorage, Value: restore.DefaultBackupDir, Usage: "directory of the snapshots", EnvVars: env("backup-storage-directory")},
 			&cli.StringFlag{Name: "hummock-storage-url", Category: catStorage, Usage: "the state store, without 'hummock+' (required)", EnvVars: env("hummock-storage-url")},
-			&cli.StringFlag{Name: "hummock-storage-directory", Category: catStorage, Value: restore.DefaultHummockDir, Usage: "the state store's data directory", EnvVars: env("hummock-storage-directory")},
+			&cli.StringFlag{Name: "hummock-storage-directory", Aliases: []string{"hummock-storage-dir"}, Category: catStorage, Value: restore.DefaultHummockDir, Usage: "the state store's data directory (--hummock-storage-dir in risectl v1.0-v1.2)", EnvVars: env("hummock-storage-directory")},
+			rwVersionFlag(),
 			&cli.BoolFlag{Name: "overwrite-hummock-storage-endpoint", Category: catStorage, Usage: "move the cluster: set state_store and data_directory to the --hummock-storage-* flags", EnvVars: env("overwrite-hummock-storage-endpoint")},
 			&cli.StringFlag{Name: "overwrite-backup-storage-url", Category: catStorage, Usage: "with --overwrite-hummock-storage-endpoint: the restored cluster's backup_storage_url", EnvVars: env("overwrite-backup-storage-url")},
 			&cli.StringFlag{Name: "overwrite-backup-storage-directory", Category: catStorage, Usage: "with --overwrite-hummock-storage-endpoint: the restored cluster's backup_storage_directory", EnvVars: env("overwrite-backup-storage-directory")},
@@ -62,7 +63,7 @@ Example (the upstream test's invocation):
 			&cli.Uint64Flag{Name: "id-generators-from-snapshot", Usage: "take the id generators from snapshot `N` instead of the newest (RisingWave's rule), when the newest cannot be read; ids handed out after N may be reused (a warning says which snapshots' SSTs are at risk)", EnvVars: env("id-generators-from-snapshot")},
 			dryRunFlag("check everything and print the plan"),
 			outputFlag(),
-		}),
+		}, risectlRestoreFlags()),
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {
 				return usagef("restore-meta takes no arguments (the id goes in --meta-snapshot-id), got %q", c.Args().Slice())
@@ -71,7 +72,15 @@ Example (the upstream test's invocation):
 			if err != nil {
 				return err
 			}
+			rwv, err := rwVersionFrom(c)
+			if err != nil {
+				return err
+			}
+			readTimeout, readRetries := readRetry(c)
 			o := restore.Options{
+				RWVersion:                rwv,
+				ReadAttemptTimeout:       readTimeout,
+				ReadRetryAttempts:        readRetries,
 				SnapshotID:               c.Uint64("meta-snapshot-id"),
 				MetaStoreType:            c.String("meta-store-type"),
 				Etcd:                     ec,
