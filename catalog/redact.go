@@ -252,7 +252,7 @@ func scanName(s string, i int) int {
 	return i
 }
 
-// scanLiteral reads a '...' literal at s[i] (” is a quote; with esc, an
+// scanLiteral reads a quoted literal at s[i] (a doubled quote is a quote; with esc, an
 // E'...' literal, \ escapes the next byte); it returns the end offset and
 // the value.
 func scanLiteral(s string, i int, esc bool) (int, string) {
