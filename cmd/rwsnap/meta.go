@@ -20,7 +20,7 @@ func metaCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "meta",
 		Usage: "meta snapshots: backup, list, verify, delete, restore (risectl meta's commands; through the meta node while one runs, directly otherwise)",
-		Subcommands: []*cli.Command{
+		Subcommands: append([]*cli.Command{
 			backupMetaCommand(),
 			listCommand(),
 			verifyCommand(),
@@ -28,7 +28,7 @@ func metaCommand() *cli.Command {
 			restoreCommand(),
 			pruneCommand(),
 			copyCommand(),
-		},
+		}, inspectCommands()...),
 	}
 }
 
