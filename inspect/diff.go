@@ -62,13 +62,13 @@ type UserChange struct {
 
 // StorageDiff compares the hummock versions.
 type StorageDiff struct {
-	HummockVersionFrom uint64 `json:"hummock_version_from"`
-	HummockVersionTo   uint64 `json:"hummock_version_to"`
-	SSTsFrom  int           `json:"ssts_from"`
-	SSTsTo    int           `json:"ssts_to"`
-	BytesFrom uint64        `json:"bytes_from"`
-	BytesTo   uint64        `json:"bytes_to"`
-	Tables    []TableChange `json:"tables"`
+	HummockVersionFrom uint64        `json:"hummock_version_from"`
+	HummockVersionTo   uint64        `json:"hummock_version_to"`
+	SSTsFrom           int           `json:"ssts_from"`
+	SSTsTo             int           `json:"ssts_to"`
+	BytesFrom          uint64        `json:"bytes_from"`
+	BytesTo            uint64        `json:"bytes_to"`
+	Tables             []TableChange `json:"tables"`
 }
 
 // TableChange is one state table whose SST count or bytes changed.

@@ -142,4 +142,3 @@ func checkOutput(c *cli.Context) error {
 func inspectCommands() []*cli.Command {
 	return []*cli.Command{inspectCommand(), diffCommand()}
 }
-
