@@ -48,6 +48,7 @@ func IsSecretName(name string) bool {
 
 var (
 	awsKeyID   = regexp.MustCompile(`^(AKIA|ASIA|AGPA|AIDA|AROA)[0-9A-Z]{16}$`)
+	resourceID = regexp.MustCompile(`^[a-z]{2,}-[0-9a-f]{8,}$`) // vpce-0fedcba9876543210, sg-..., subnet-...
 	jwt        = regexp.MustCompile(`^eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$`)
 	urlUser    = regexp.MustCompile(`://[^/@\s:]+:[^/@\s]+@`)
 	kvPassword = regexp.MustCompile(`(?i)(password|passwd|pwd|secret|token)=`)
@@ -68,10 +69,10 @@ func LooksLikeCredential(v string) bool {
 	return randomToken(s)
 }
 
-// randomToken: 20+ characters without spaces or dots, of three character
+// randomToken: 24+ characters without spaces or dots, of three character
 // classes or long hex, with the entropy of random bytes rather than words.
 func randomToken(s string) bool {
-	if len(s) < 20 || strings.ContainsAny(s, " \t\n.:,") {
+	if len(s) < 24 || strings.ContainsAny(s, " \t\n.:,") || resourceID.MatchString(s) {
 		return false
 	}
 	var upper, lower, digit, sym, hex bool

@@ -62,8 +62,8 @@ func DDL(w io.Writer, d *Document) error {
 		if builtinUsers[u.ID] {
 			continue
 		}
-		opts := []string{flag(u.IsSuper, "SUPERUSER", "NOSUPERUSER"), flag(u.CanCreateDB, "CREATEDB", "NOCREATEDB"),
-			flag(u.CanCreateUser, "CREATEUSER", "NOCREATEUSER"), flag(u.CanLogin, "LOGIN", "NOLOGIN")}
+		opts := []string{sqlFlag(u.IsSuper, "SUPERUSER", "NOSUPERUSER"), sqlFlag(u.CanCreateDB, "CREATEDB", "NOCREATEDB"),
+			sqlFlag(u.CanCreateUser, "CREATEUSER", "NOCREATEUSER"), sqlFlag(u.CanLogin, "LOGIN", "NOLOGIN")}
 		if u.Auth != "none" && u.Auth != "oauth" {
 			opts = append(opts, "PASSWORD "+placeholder("password of user "+u.Name, "password", u.Name))
 		}
@@ -142,7 +142,7 @@ func DDL(w io.Writer, d *Document) error {
 	return err
 }
 
-func flag(b bool, yes, no string) string {
+func sqlFlag(b bool, yes, no string) string {
 	if b {
 		return yes
 	}
@@ -175,6 +175,9 @@ func relationDDL(r catalog.Relation, placeholder func(what string, parts ...stri
 	case catalog.KindConnection:
 		var opts []string
 		for _, k := range sortedKeys(r.Properties) {
+			if k == "endpoint_id" || k == "endpoint_dns_name" {
+				continue // what RisingWave created for it, not an option
+			}
 			v := r.Properties[k]
 			if v == catalog.Redacted {
 				v = placeholder(k+" of connection "+r.Name, "connection", r.Name, k)

@@ -313,12 +313,15 @@ func (d *Document) fillParams(b []byte) {
 		return
 	}
 	for k, v := range metastore.SystemParamsToKV(sp) {
-		if catalog.IsSecret(k, v) {
+		// URLs keep their shape with the credentials masked (as SHOW
+		// PARAMETERS does); anything else that looks like a secret goes.
+		r := objstore.RedactText(v)
+		switch {
+		case catalog.IsSecretName(k) || r == v && catalog.LooksLikeCredential(v):
 			d.Params[k] = catalog.Redacted
 			d.Snapshot.Redacted = append(d.Snapshot.Redacted, "param "+k)
 			continue
-		}
-		if r := objstore.RedactText(v); r != v {
+		case r != v:
 			d.Snapshot.Redacted = append(d.Snapshot.Redacted, "param "+k+": credentials in the URL")
 			v = r
 		}

@@ -82,7 +82,7 @@ func WriteTable(w io.Writer, d *Document) error {
 		tw.Flush()
 		fmt.Fprintln(w, "\nDefinitions")
 		for _, r := range d.Relations {
-			if r.Definition == "" && len(r.Properties) == 0 {
+			if r.Definition == "" && len(r.Properties) == 0 || r.Kind == "internal" {
 				continue
 			}
 			fmt.Fprintf(w, "  %s %s:\n", r.Kind, r.Name)
@@ -156,6 +156,9 @@ func WriteTable(w io.Writer, d *Document) error {
 		tw = tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "  TABLE\tNAME\tGROUP\tSSTS\tBYTES\tKEYS\tCOMMITTED")
 		for _, t := range s.Tables {
+			if t.Name == "" {
+				t.Name = "(not in the catalog)"
+			}
 			fmt.Fprintf(tw, "  %d\t%s\t%d\t%d\t%s\t%d\t%s\n", t.ID, t.Name, t.CompactionGroup, t.SSTs, progress.Bytes(int64(t.Bytes)), t.KeyCount, timeText(t.CommittedAt))
 		}
 		tw.Flush()
@@ -202,6 +205,9 @@ func WriteDiffTable(w io.Writer, r *DiffResult) error {
 		tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "  TABLE\tNAME\tSSTS\tBYTES")
 		for _, t := range s.Tables {
+			if t.Name == "" {
+				t.Name = "(not in the catalog)"
+			}
 			fmt.Fprintf(tw, "  %d\t%s\t%d -> %d\t%s -> %s\n", t.ID, t.Name, t.SSTsFrom, t.SSTsTo, progress.Bytes(int64(t.BytesFrom)), progress.Bytes(int64(t.BytesTo)))
 		}
 		tw.Flush()

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math/rand"
 
+	"google.golang.org/protobuf/encoding/protowire"
+
 	"github.com/rwsnap/rwsnap/metastore"
 )
 
@@ -63,6 +65,8 @@ type Relation struct {
 	CreatedEpoch uint64
 	// Definition is the SQL that created it.
 	Definition string
+	// SchemaVersion counts ALTER TABLE schema changes (TableVersion.version).
+	SchemaVersion uint64
 }
 
 // RisingWave type names (data.proto DataType.TypeName) of the column types
@@ -143,12 +147,15 @@ func tableValue(r *Relation, tableType uint64, fragmentID uint32, deps []uint32,
 	m = m.uint(32, 1) // CREATE_TYPE_FOREGROUND
 	m = m.strOpt(35, clusterVersion).strOpt(36, clusterVersion)
 	if tableType == 1 { // TableVersion{version, next_column_id} for user tables
-		m = m.sub(100, msg(nil).uint(1, 0).int(2, int64(len(r.Columns)+1)))
+		m = m.sub(100, msg(nil).uint(1, r.SchemaVersion).int(2, int64(len(r.Columns)+1)))
 	}
 	return m
 }
 
-func sourceValue(r *Relation, epoch uint64) []byte {
+// sourceValue encodes catalog.Source; props are its WITH properties after
+// connector (RisingWave keeps credentials there as typed, and in the
+// definition).
+func sourceValue(r *Relation, epoch uint64, props ...[2]string) []byte {
 	m := msg(nil).uint(1, uint64(r.ID)).uint(2, uint64(r.SchemaID)).uint(3, devDatabaseID).str(4, r.Name)
 	m = m.uintOpt(5, uint64(len(r.Columns))) // row_id_index
 	for i, c := range r.Columns {
@@ -157,6 +164,9 @@ func sourceValue(r *Relation, epoch uint64) []byte {
 	m = m.sub(6, columnCatalog(len(r.Columns), Column{Name: "_row_id", Type: "bigint"}, true))
 	m = m.packed(7, uint64(len(r.Columns)))
 	m = m.mapStr(8, "connector", "kafka").mapStr(8, "topic", r.Name).mapStr(8, "properties.bootstrap.server", "kafka:9092")
+	for _, p := range props {
+		m = m.mapStr(8, p[0], p[1])
+	}
 	m = m.uint(9, superUserID)
 	// StreamSourceInfo{format=PLAIN(1), row_encode=JSON(1)} (fields 8, 9)
 	m = m.sub(10, msg(nil).uint(8, 1).uint(9, 1))
@@ -165,14 +175,17 @@ func sourceValue(r *Relation, epoch uint64) []byte {
 	return m
 }
 
-func sinkValue(r *Relation, from uint32, epoch uint64) []byte {
+func sinkValue(r *Relation, from uint32, epoch uint64, connector string, props ...[2]string) []byte {
 	m := msg(nil).uint(1, uint64(r.ID)).uint(2, uint64(r.SchemaID)).uint(3, devDatabaseID).str(4, r.Name)
 	for i, c := range r.Columns {
 		m = m.sub(5, columnCatalog(i, c, false))
 	}
 	m = m.packed(7, uint64(from)).packed(8, 0).packed(9, 0)
 	m = m.uint(11, superUserID)
-	m = m.mapStr(12, "connector", "blackhole")
+	m = m.mapStr(12, "connector", connector)
+	for _, p := range props {
+		m = m.mapStr(12, p[0], p[1])
+	}
 	m = m.str(13, r.Definition).uintOpt(15, epoch).uintOpt(16, epoch)
 	m = m.str(17, "dev").str(18, "")
 	m = m.uint(19, 2) // stream_job_status CREATED
@@ -221,6 +234,36 @@ func connectionValue(id uint32, name string) []byte {
 	pls := msg(nil).uint(1, 2).str(2, "com.amazonaws.vpce.us-east-1.vpce-svc-0123456789abcdef0").
 		str(3, "vpce-0fedcba9876543210").mapStr(4, "a", "vpce-0fedcba9876543210.vpce.amazonaws.com")
 	return m.sub(5, pls).uint(6, superUserID)
+}
+
+// GrantPrivilege object fields (user.proto v1.7).
+const (
+	grantOnDatabase        = 1
+	grantOnSchema          = 2
+	grantOnTable           = 3 // tables, materialized views and indexes
+	grantOnSource          = 4
+	grantOnView            = 6
+	grantOnFunction        = 8
+	grantOnAllTablesSchema = 11
+)
+
+// GrantPrivilege.Action values.
+const (
+	actionSelect  = 1
+	actionInsert  = 2
+	actionConnect = 6
+	actionUsage   = 7
+	actionExecute = 8
+)
+
+// grant encodes user.GrantPrivilege{object, action_with_opts}, granted by root.
+func grant(object protowire.Number, id uint32, withGrantOption bool, actions ...uint64) msg {
+	// The object is a oneof: emitted even when the id is 0.
+	m := msg(nil).uintOpt(object, uint64(id))
+	for _, a := range actions {
+		m = m.sub(7, msg(nil).uint(1, a).boolean(2, withGrantOption).uint(3, superUserID))
+	}
+	return m
 }
 
 // userValue encodes user.UserInfo.

@@ -136,6 +136,8 @@ type job struct {
 	mvTable   uint32 // 0 for sinks
 	internals []uint32
 	keys      []string // etcd keys it owns (catalog rows + fragments)
+	fragment  uint32   // the materialize fragment (Table.fragment_id)
+	deps      []uint32 // Table.dependent_relations
 }
 
 // Cluster is a seeded simulated cluster.
@@ -173,6 +175,9 @@ type Cluster struct {
 	advances  int
 	wmTable   uint32 // internal table with a watermark per epoch
 	wmValue   uint64
+	// analyst is the non-superuser bootstrap creates, with its password hash.
+	analyst     uint32
+	analystHash string
 }
 
 // RisingWave epoch: ms since 2021-04-01T00:00:00Z in the high 48 bits.
@@ -241,6 +246,7 @@ func (c *Cluster) buildHistory(now time.Time) {
 	// index, a sink, a view.
 	src := c.newRelation(KindSource, "src_events", nil, c.lastEpoch)
 	src.Columns = []Column{{"event_id", "bigint"}, {"user_id", "bigint"}, {"payload", "varchar"}, {"ts", "timestamptz"}}
+	src.Definition = "CREATE SOURCE src_events (event_id BIGINT, user_id BIGINT, payload VARCHAR, ts TIMESTAMPTZ) WITH (connector = 'kafka', topic = 'src_events', properties.bootstrap.server = 'kafka:9092') FORMAT PLAIN ENCODE JSON"
 	c.putCatalog(metastore.CFSource, src.ID, sourceValue(src, c.lastEpoch))
 	// DDL is spread over at most half an hour so that, whatever Tables
 	// is, the whole history stays in the past.
@@ -259,7 +265,8 @@ func (c *Cluster) buildHistory(now time.Time) {
 	}
 	idx := c.createIndex("idx_"+userJobs[0].rel.Name+"_id", userJobs[0].rel, tick(ddl))
 	c.createSink("sink_"+userJobs[1].rel.Name, userJobs[1].rel, tick(ddl))
-	c.createView("v_recent_"+userJobs[0].rel.Name, userJobs[0].rel)
+	view := c.createView("v_recent_"+userJobs[0].rel.Name, userJobs[0].rel)
+	c.createLineage(userJobs[0].rel, view, tick(ddl))
 	_ = idx
 	for _, j := range userJobs {
 		if j.rel.Kind == KindMaterializedView && len(j.internals) > 0 {
@@ -409,7 +416,8 @@ func (c *Cluster) bootstrap() {
 		c.putCatalog(metastore.CFSchema, id, schemaValue(id, db, name, superUserID))
 	}
 	analyst := uint32(c.gens.user.alloc(1))
-	c.putCatalog(metastore.CFUserInfo, analyst, userValue(analyst, "analyst", false, "md5"+fmt.Sprintf("%032x", c.rng.Uint64()), nil))
+	c.analyst, c.analystHash = analyst, "md5"+fmt.Sprintf("%032x", c.rng.Uint64())
+	c.putCatalog(metastore.CFUserInfo, analyst, userValue(analyst, "analyst", false, c.analystHash, nil))
 	c.notification += 8
 
 	// Workers: a frontend, a compute node with 4 parallel units, a
@@ -452,17 +460,35 @@ func (c *Cluster) newRelation(kind RelationKind, name string, cols []Column, epo
 // hummock (MV/table -> group 3, internal -> group 2, as
 // register_table_fragments does).
 func (c *Cluster) createJob(kind RelationKind, name string, internals int, epoch uint64) *job {
+	return c.createJobOn(kind, name, internals, epoch, "", nil)
+}
+
+// createJobOn is createJob for an MV with its own definition reading from
+// upstream relations (Table.dependent_relations).
+func (c *Cluster) createJobOn(kind RelationKind, name string, internals int, epoch uint64, def string, upstream []*Relation) *job {
 	var cols []Column
-	var def string
 	tableType := uint64(1)
 	switch kind {
 	case KindTable:
 		cols = []Column{{"id", "bigint"}, {"name", "varchar"}, {"amount", "double precision"}, {"created_at", "timestamptz"}}
-		def = fmt.Sprintf("CREATE TABLE %s (id BIGINT, name VARCHAR, amount DOUBLE PRECISION, created_at TIMESTAMPTZ)", name)
+		if def == "" {
+			def = fmt.Sprintf("CREATE TABLE %s (id BIGINT, name VARCHAR, amount DOUBLE PRECISION, created_at TIMESTAMPTZ)", name)
+		}
 	default:
 		tableType = 2
 		cols = []Column{{"k", "varchar"}, {"cnt", "bigint"}, {"total", "double precision"}, {"window_start", "timestamptz"}}
-		def = fmt.Sprintf("CREATE MATERIALIZED VIEW %s AS SELECT name AS k, count(*) AS cnt, sum(amount) AS total, window_start FROM TUMBLE(orders, created_at, INTERVAL '1 MINUTE') GROUP BY name, window_start", name)
+		if def == "" {
+			def = fmt.Sprintf("CREATE MATERIALIZED VIEW %s AS SELECT name AS k, count(*) AS cnt, sum(amount) AS total, window_start FROM TUMBLE(orders, created_at, INTERVAL '1 MINUTE') GROUP BY name, window_start", name)
+			// The default query reads orders: RisingWave records it in
+			// Table.dependent_relations.
+			if o := c.byName("orders"); o != nil && upstream == nil {
+				upstream = []*Relation{o}
+			}
+		}
+	}
+	var deps []uint32
+	for _, u := range upstream {
+		deps = append(deps, u.ID)
 	}
 	r := c.newRelation(kind, name, cols, epoch)
 	r.Definition = def
@@ -474,7 +500,8 @@ func (c *Cluster) createJob(kind RelationKind, name string, internals int, epoch
 		j.keys = append(j.keys, c.putCatalog(metastore.CFTable, it.ID, tableValue(it, 4, 0, nil, epoch)))
 	}
 	frags, actors := c.allocActors(2)
-	j.keys = append(j.keys, c.putCatalog(metastore.CFTable, r.ID, tableValue(r, tableType, frags[len(frags)-1], nil, epoch)))
+	j.fragment, j.deps = frags[len(frags)-1], deps
+	j.keys = append(j.keys, c.putCatalog(metastore.CFTable, r.ID, tableValue(r, tableType, frags[len(frags)-1], deps, epoch)))
 	j.keys = append(j.keys, c.putFragments(r.ID, append([]uint32{r.ID}, j.internals...), frags, actors))
 	c.jobs[r.ID] = j
 	byGroup := map[uint64][]uint32{groupMV: {r.ID}}
@@ -524,7 +551,7 @@ func (c *Cluster) createSink(name string, from *Relation, epoch uint64) *job {
 	j := &job{rel: s, internals: []uint32{it.ID}}
 	frags, actors := c.allocActors(1)
 	j.keys = append(j.keys,
-		c.putCatalog(metastore.CFSink, s.ID, sinkValue(s, from.ID, epoch)),
+		c.putCatalog(metastore.CFSink, s.ID, sinkValue(s, from.ID, epoch, "blackhole")),
 		c.putCatalog(metastore.CFTable, it.ID, tableValue(it, 4, frags[0], nil, epoch)),
 		c.putFragments(s.ID, []uint32{it.ID}, frags, actors))
 	c.jobs[s.ID] = j
@@ -532,10 +559,81 @@ func (c *Cluster) createSink(name string, from *Relation, epoch uint64) *job {
 	return j
 }
 
-func (c *Cluster) createView(name string, on *Relation) {
+func (c *Cluster) createView(name string, on *Relation) *Relation {
+	return c.createViewAs(name, on, fmt.Sprintf("SELECT * FROM %s WHERE created_at > now() - INTERVAL '1 hour'", on.Name))
+}
+
+// createViewAs creates a view; RisingWave stores its query (View.sql), not
+// the CREATE VIEW statement.
+func (c *Cluster) createViewAs(name string, on *Relation, sql string) *Relation {
 	v := c.newRelation(KindView, name, on.Columns, c.lastEpoch)
-	v.Definition = fmt.Sprintf("SELECT * FROM %s WHERE created_at > now() - INTERVAL '1 hour'", on.Name)
+	v.Definition = sql
 	c.putCatalog(metastore.CFView, v.ID, viewValue(v, []uint32{on.ID}))
+	return v
+}
+
+// Credentials rwsim plants in the catalog, as operators do in WITH
+// clauses, so tests can check that no output shows them.
+const (
+	KafkaPassword = "rwsim-kafka-Pa55w0rd"
+	JDBCPassword  = "rwsim-Jdbc-S3cret"
+)
+
+// createLineage builds a dependency chain several levels deep, a source
+// and a sink whose WITH clauses hold credentials, and the analyst's
+// privileges: source -> MV -> MV -> MV -> view -> view, and a sink on the
+// last MV.
+func (c *Cluster) createLineage(orders, recent *Relation, epoch uint64) {
+	src := c.newRelation(KindSource, "src_payments", []Column{{"payment_id", "bigint"}, {"order_id", "bigint"}, {"amount", "double precision"}, {"paid_at", "timestamptz"}}, epoch)
+	props := [][2]string{{"properties.security.protocol", "SASL_SSL"}, {"properties.sasl.mechanism", "SCRAM-SHA-512"},
+		{"properties.sasl.username", "rw_ingest"}, {"properties.sasl.password", KafkaPassword}}
+	src.Definition = "CREATE SOURCE src_payments (payment_id BIGINT, order_id BIGINT, amount DOUBLE PRECISION, paid_at TIMESTAMPTZ) " +
+		"WITH (connector = 'kafka', topic = 'src_payments', properties.bootstrap.server = 'kafka:9092', " +
+		"properties.security.protocol = 'SASL_SSL', properties.sasl.mechanism = 'SCRAM-SHA-512', " +
+		"properties.sasl.username = 'rw_ingest', properties.sasl.password = '" + KafkaPassword + "') FORMAT PLAIN ENCODE JSON"
+	c.putCatalog(metastore.CFSource, src.ID, sourceValue(src, epoch, props...))
+
+	l1 := c.createJobOn(KindMaterializedView, "mv_paid_orders", 1, epoch,
+		"CREATE MATERIALIZED VIEW mv_paid_orders AS SELECT o.name AS k, count(*) AS cnt, sum(p.amount) AS total, window_start FROM TUMBLE(src_payments, paid_at, INTERVAL '1 MINUTE') AS p JOIN orders AS o ON p.order_id = o.id GROUP BY o.name, window_start",
+		[]*Relation{src, orders})
+	l2 := c.createJobOn(KindMaterializedView, "mv_paid_by_customer", 1, epoch,
+		"CREATE MATERIALIZED VIEW mv_paid_by_customer AS SELECT k, sum(cnt) AS cnt, sum(total) AS total, max(window_start) AS window_start FROM mv_paid_orders GROUP BY k",
+		[]*Relation{l1.rel})
+	l3 := c.createJobOn(KindMaterializedView, "mv_top_customers_paid", 0, epoch,
+		"CREATE MATERIALIZED VIEW mv_top_customers_paid AS SELECT * FROM mv_paid_by_customer ORDER BY total DESC LIMIT 10",
+		[]*Relation{l2.rel})
+	v1 := c.createViewAs("v_top_customers_paid", l3.rel, "SELECT k, total FROM mv_top_customers_paid WHERE total > 100")
+	c.createViewAs("v_top_customers_paid_names", v1, "SELECT k FROM v_top_customers_paid")
+	c.createViewAs("v_recent_big_orders", recent, "SELECT * FROM "+recent.Name+" WHERE amount > 1000")
+
+	s := c.newRelation(KindSink, "sink_top_customers_pg", l3.rel.Columns, epoch)
+	s.Definition = "CREATE SINK sink_top_customers_pg FROM mv_top_customers_paid WITH (connector = 'jdbc', " +
+		"jdbc.url = 'jdbc:postgresql://warehouse:5432/dw?user=rw&password=" + JDBCPassword + "', table.name = 'top_customers', type = 'upsert', primary_key = 'k')"
+	it := &Relation{ID: uint32(c.gens.table.alloc(1)), Name: fmt.Sprintf("__internal_%s_%d_sink_log_store", s.Name, s.ID), Kind: KindInternal, Columns: []Column{{"kv_log_store_epoch", "bigint"}}, CreatedEpoch: epoch}
+	s.Internal = []uint32{it.ID}
+	j := &job{rel: s, internals: []uint32{it.ID}}
+	frags, actors := c.allocActors(1)
+	sinkProps := [][2]string{{"jdbc.url", "jdbc:postgresql://warehouse:5432/dw?user=rw&password=" + JDBCPassword},
+		{"table.name", "top_customers"}, {"type", "upsert"}, {"primary_key", "k"}}
+	j.keys = append(j.keys,
+		c.putCatalog(metastore.CFSink, s.ID, sinkValue(s, l3.rel.ID, epoch, "jdbc", sinkProps...)),
+		c.putCatalog(metastore.CFTable, it.ID, tableValue(it, 4, frags[0], nil, epoch)),
+		c.putFragments(s.ID, []uint32{it.ID}, frags, actors))
+	c.jobs[s.ID] = j
+	c.registerTables(map[uint64][]uint32{groupStateDefault: {it.ID}})
+
+	// The analyst may connect to dev, use public, read the last MV and the
+	// first view, and read every table in public with grant option.
+	grants := []msg{
+		grant(grantOnDatabase, devDatabaseID, false, actionConnect),
+		grant(grantOnSchema, publicSchemaID, false, actionUsage),
+		grant(grantOnTable, l3.rel.ID, false, actionSelect),
+		grant(grantOnView, v1.ID, false, actionSelect),
+		grant(grantOnSource, src.ID, false, actionSelect),
+		grant(grantOnAllTablesSchema, publicSchemaID, true, actionSelect, actionInsert),
+	}
+	c.putCatalog(metastore.CFUserInfo, c.analyst, userValue(c.analyst, "analyst", false, c.analystHash, grants))
+	c.notification += 8
 }
 
 // dropJob drops a streaming job: its catalog rows and fragments go, its
@@ -888,6 +986,10 @@ func (c *Cluster) SafeEpoch() uint64 {
 	defer c.mu.Unlock()
 	return c.version.SafeEpoch
 }
+
+// UserPasswordHash is the stored password hash of the analyst user, which
+// no rwsnap output may show.
+func (c *Cluster) UserPasswordHash() string { return c.analystHash }
 
 // ClusterID is the cf/cluster_id value.
 func (c *Cluster) ClusterID() string { return c.clusterID }

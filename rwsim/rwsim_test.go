@@ -332,8 +332,9 @@ func TestSeedLayout(t *testing.T) {
 		t.Fatal(err)
 	}
 	if md.ClusterID != id || len(md.Tables) == 0 || len(md.TableFragments) == 0 || len(md.Databases) != 1 ||
-		len(md.Functions) != 1 || len(md.Connections) != 1 || len(md.Views) != 1 || len(md.Sinks) != 1 || len(md.Indexes) != 1 || len(md.Sources) != 1 {
-		t.Errorf("ReadMetadata: %+v", md)
+		len(md.Functions) != 1 || len(md.Connections) != 1 || len(md.Views) != 4 || len(md.Sinks) != 2 || len(md.Indexes) != 1 || len(md.Sources) != 2 {
+		t.Errorf("ReadMetadata: %d functions, %d connections, %d views, %d sinks, %d indexes, %d sources",
+			len(md.Functions), len(md.Connections), len(md.Views), len(md.Sinks), len(md.Indexes), len(md.Sources))
 	}
 
 	counts, err := rwsim.KeyCounts(context.Background(), e.cli)
