@@ -111,8 +111,8 @@ func DDL(w io.Writer, d *Document) error {
 
 	h := d.Snapshot
 	fmt.Fprintf(w, "-- Recreates the catalog of RisingWave meta snapshot %d", h.ID)
-	if h.MaxCommittedAt != nil {
-		fmt.Fprintf(w, " (data as of %s UTC", h.MaxCommittedAt.Format("2006-01-02 15:04:05"))
+	if h.MaxCommittedTime != nil {
+		fmt.Fprintf(w, " (data as of %s UTC", h.MaxCommittedTime.Format("2006-01-02 15:04:05"))
 		if h.RWVersion != nil {
 			fmt.Fprintf(w, ", RisingWave %s", *h.RWVersion)
 		}

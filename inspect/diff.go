@@ -2,6 +2,7 @@ package inspect
 
 import (
 	"fmt"
+	"io"
 	"slices"
 	"sort"
 
@@ -211,6 +212,9 @@ func Diff(a, b *Document) *DiffResult {
 	}
 	return r
 }
+
+// WriteTable prints the diff for people (output.Result).
+func (r *DiffResult) WriteTable(w io.Writer) error { return WriteDiffTable(w, r) }
 
 func columnsText(cs []catalog.Column) string {
 	s := ""

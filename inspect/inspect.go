@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"sort"
 	"strconv"
 	"strings"
@@ -52,9 +53,9 @@ type Header struct {
 	RWVersion         *string    `json:"rw_version"`
 	HummockVersionID  uint64     `json:"hummock_version_id"`
 	MaxCommittedEpoch uint64     `json:"max_committed_epoch"`
-	MaxCommittedAt    *time.Time `json:"max_committed_at"`
+	MaxCommittedTime  *time.Time `json:"max_committed_time"`
 	SafeEpoch         uint64     `json:"safe_epoch"`
-	SafeAt            *time.Time `json:"safe_at"`
+	SafeTime          *time.Time `json:"safe_time"`
 	Bytes             int        `json:"bytes"`
 	ChecksumOK        bool       `json:"checksum_ok"`
 	Remarks           *string    `json:"remarks"`
@@ -105,7 +106,9 @@ type Dependency struct {
 type Storage struct {
 	HummockVersionID  uint64            `json:"hummock_version_id"`
 	MaxCommittedEpoch uint64            `json:"max_committed_epoch"`
+	MaxCommittedTime  *time.Time        `json:"max_committed_time"`
 	SafeEpoch         uint64            `json:"safe_epoch"`
+	SafeTime          *time.Time        `json:"safe_time"`
 	SSTs              int               `json:"ssts"`
 	Bytes             uint64            `json:"bytes"`
 	CompactionGroups  []CompactionGroup `json:"compaction_groups"`
@@ -139,7 +142,7 @@ type TableStorage struct {
 	SSTs            int        `json:"ssts"`
 	Bytes           uint64     `json:"bytes"`
 	CommittedEpoch  uint64     `json:"committed_epoch"`
-	CommittedAt     *time.Time `json:"committed_at"`
+	CommittedTime   *time.Time `json:"committed_time"`
 	KeyCount        int64      `json:"key_count"`
 	KVBytes         int64      `json:"kv_bytes"`
 }
@@ -419,7 +422,7 @@ func (d *Document) fillStorage(md *metasnap.ClusterMetadata, e *metasnap.Snapsho
 	for _, t := range tables {
 		if t.CommittedEpoch != 0 {
 			at := hummock.EpochTime(t.CommittedEpoch).UTC()
-			t.CommittedAt = &at
+			t.CommittedTime = &at
 		}
 		s.Tables = append(s.Tables, *t)
 	}
@@ -434,7 +437,7 @@ func (d *Document) storageFromEntry(e *metasnap.SnapshotMetadata) {
 		t := TableStorage{ID: tid, CompactionGroup: info.CompactionGroupID, CommittedEpoch: info.CommittedEpoch}
 		if info.CommittedEpoch != 0 {
 			at := hummock.EpochTime(info.CommittedEpoch).UTC()
-			t.CommittedAt = &at
+			t.CommittedTime = &at
 		}
 		s.Tables = append(s.Tables, t)
 	}
@@ -445,14 +448,26 @@ func (d *Document) finish() {
 	h := &d.Snapshot
 	if h.MaxCommittedEpoch != 0 {
 		t := hummock.EpochTime(h.MaxCommittedEpoch).UTC()
-		h.MaxCommittedAt = &t
+		h.MaxCommittedTime = &t
 	}
 	if h.SafeEpoch != 0 {
 		t := hummock.EpochTime(h.SafeEpoch).UTC()
-		h.SafeAt = &t
+		h.SafeTime = &t
+	}
+	s := &d.Storage
+	if s.MaxCommittedEpoch != 0 {
+		t := hummock.EpochTime(s.MaxCommittedEpoch).UTC()
+		s.MaxCommittedTime = &t
+	}
+	if s.SafeEpoch != 0 {
+		t := hummock.EpochTime(s.SafeEpoch).UTC()
+		s.SafeTime = &t
 	}
 	sort.Strings(h.Redacted)
 }
+
+// WriteTable prints the document for people (output.Result).
+func (d *Document) WriteTable(w io.Writer) error { return WriteTable(w, d) }
 
 // Catalog is the decoded catalog (nil when only the header was decoded).
 func (d *Document) Catalog() *catalog.Catalog { return d.cat }

@@ -37,8 +37,8 @@ func WriteTable(w io.Writer, d *Document) error {
 	fmt.Fprintf(tw, "Format version\t%d\n", h.FormatVersion)
 	fmt.Fprintf(tw, "RisingWave version\t%s\n", opt(h.RWVersion))
 	fmt.Fprintf(tw, "Hummock version\t%d\n", h.HummockVersionID)
-	fmt.Fprintf(tw, "Max committed epoch\t%d (%s)\n", h.MaxCommittedEpoch, timeText(h.MaxCommittedAt))
-	fmt.Fprintf(tw, "Safe epoch\t%d (%s)\n", h.SafeEpoch, timeText(h.SafeAt))
+	fmt.Fprintf(tw, "Max committed epoch\t%d (%s)\n", h.MaxCommittedEpoch, timeText(h.MaxCommittedTime))
+	fmt.Fprintf(tw, "Safe epoch\t%d (%s)\n", h.SafeEpoch, timeText(h.SafeTime))
 	fmt.Fprintf(tw, "Size\t%s (%d bytes)\n", progress.Bytes(int64(h.Bytes)), h.Bytes)
 	fmt.Fprintf(tw, "Checksum\t%s\n", map[bool]string{true: "ok", false: "FAILED"}[h.ChecksumOK])
 	fmt.Fprintf(tw, "Remarks\t%s\n", opt(h.Remarks))
@@ -159,7 +159,7 @@ func WriteTable(w io.Writer, d *Document) error {
 			if t.Name == "" {
 				t.Name = "(not in the catalog)"
 			}
-			fmt.Fprintf(tw, "  %d\t%s\t%d\t%d\t%s\t%d\t%s\n", t.ID, t.Name, t.CompactionGroup, t.SSTs, progress.Bytes(int64(t.Bytes)), t.KeyCount, timeText(t.CommittedAt))
+			fmt.Fprintf(tw, "  %d\t%s\t%d\t%d\t%s\t%d\t%s\n", t.ID, t.Name, t.CompactionGroup, t.SSTs, progress.Bytes(int64(t.Bytes)), t.KeyCount, timeText(t.CommittedTime))
 		}
 		tw.Flush()
 	}

@@ -54,9 +54,6 @@ Examples:
 			if err != nil {
 				return usagef("snapshot id %q is not a number", c.Args().First())
 			}
-			if err := checkOutput(c); err != nil {
-				return err
-			}
 			ctx := c.Context
 			cl, st, err := openLocation(ctx, c, false)
 			if err != nil {
@@ -70,10 +67,7 @@ Examples:
 			if c.Bool("ddl") {
 				return inspect.DDL(c.App.Writer, doc)
 			}
-			if c.String("output") == "json" {
-				return writeJSON(c.App.Writer, doc)
-			}
-			return inspect.WriteTable(c.App.Writer, doc)
+			return print(c, doc)
 		},
 	}
 }
@@ -104,9 +98,6 @@ Examples:
 				}
 				ids[i] = id
 			}
-			if err := checkOutput(c); err != nil {
-				return err
-			}
 			ctx := c.Context
 			cl, st, err := openLocation(ctx, c, false)
 			if err != nil {
@@ -119,22 +110,8 @@ Examples:
 					return err
 				}
 			}
-			r := inspect.Diff(docs[0], docs[1])
-			if c.String("output") == "json" {
-				return writeJSON(c.App.Writer, r)
-			}
-			return inspect.WriteDiffTable(c.App.Writer, r)
+			return print(c, inspect.Diff(docs[0], docs[1]))
 		},
-	}
-}
-
-// checkOutput refuses an -o other than table or json.
-func checkOutput(c *cli.Context) error {
-	switch o := c.String("output"); o {
-	case "table", "json":
-		return nil
-	default:
-		return usagef("--output %q: want table or json", o)
 	}
 }
 

@@ -191,6 +191,10 @@ func TestJSONSchemas(t *testing.T) {
 		t.Errorf("list: %d snapshots", n)
 	}
 	r.run("meta verify-meta-snapshot", 0, append([]string{"--all"}, ep...)...)
+	r.run("meta inspect", 0, append([]string{fmt.Sprint(ids[0])}, ep...)...)
+	if d := r.run("meta diff", 0, append([]string{fmt.Sprint(ids[0]), fmt.Sprint(ids[2])}, ep...)...)[0]; len(d["added"].([]any)) != 0 {
+		t.Errorf("diff of two snapshots of an unchanged catalog: %v", d["added"])
+	}
 	v := r.run("meta verify-meta-snapshot", 0, append([]string{"--all", "--check-ssts"}, ep...)...)[0]
 	if loc := v["sst_location"].(map[string]any); loc["source"] != "cluster" || loc["directory"] != "hummock_001" {
 		t.Errorf("verify --check-ssts while connected looks in %v, want the cluster's location", loc)
