@@ -199,10 +199,17 @@ func runWithRetries(jobCtx, stopCtx context.Context, cfg Config, job Job, n int)
 	return err
 }
 
-// Serve exposes /metrics and /healthz on addr until ctx is done. It fails
-// at once when addr cannot be listened on. Healthy means a backup succeeded
-// within maxAge (or the daemon is younger than maxAge).
-func Serve(ctx context.Context, addr string, m *Metrics, maxAge time.Duration) (net.Addr, error) {
+// Route is one more handler Serve mounts, e.g. the backup report at "/".
+type Route struct {
+	Pattern string
+	Handler http.Handler
+}
+
+// Serve exposes /metrics, /healthz and routes on addr until ctx is done.
+// It fails at once when addr cannot be listened on. Healthy means a backup
+// succeeded within maxAge (or the daemon is younger than maxAge).
+
+func Serve(ctx context.Context, addr string, m *Metrics, maxAge time.Duration, routes ...Route) (net.Addr, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("cannot listen on --metrics-addr %s: %w", addr, err)
@@ -226,6 +233,9 @@ func Serve(ctx context.Context, addr string, m *Metrics, maxAge time.Duration) (
 		}
 		fmt.Fprintln(w, "ok")
 	})
+	for _, r := range routes {
+		mux.Handle(r.Pattern, r.Handler)
+	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go srv.Serve(ln)
 	go func() {

@@ -117,5 +117,5 @@ Examples:
 
 // inspectCommands are the meta subcommands of this file and report.go.
 func inspectCommands() []*cli.Command {
-	return []*cli.Command{inspectCommand(), diffCommand()}
+	return []*cli.Command{inspectCommand(), diffCommand(), reportCommand()}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/rwsnap/rwsnap/metaclient"
 	"github.com/rwsnap/rwsnap/metasnap"
 	"github.com/rwsnap/rwsnap/objstore"
+	"github.com/rwsnap/rwsnap/report"
 	"github.com/rwsnap/rwsnap/schedule"
 )
 
@@ -27,7 +28,8 @@ running job finish (up to --stop-timeout), then stops; the manifest is never lef
 torn. Each job goes through the live meta node or directly, chosen afresh (see
 --mode), since a meta node may start or stop between runs.
 
-Metrics on --metrics-addr: /metrics (rwsnap_backup_last_success_timestamp_seconds,
+The backup report (rwsnap meta report) on --metrics-addr at /, rebuilt after
+every job. Metrics on --metrics-addr: /metrics (rwsnap_backup_last_success_timestamp_seconds,
 rwsnap_backup_duration_seconds, rwsnap_backup_bytes, rwsnap_backup_failures_total,
 rwsnap_snapshots, ...) and /healthz (503 when no backup succeeded within 3 x --every).
 
@@ -41,7 +43,7 @@ Examples:
 			&cli.IntFlag{Name: "retries", Value: 3, Usage: "retries of a failed job", EnvVars: env("retries")},
 			&cli.DurationFlag{Name: "retry-backoff", Value: 10 * time.Second, Usage: "wait before the first retry; doubles each time", EnvVars: env("retry-backoff")},
 			&cli.DurationFlag{Name: "stop-timeout", Value: time.Minute, Usage: "on SIGTERM, how long the running job may finish before it is cancelled", EnvVars: env("stop-timeout")},
-			&cli.StringFlag{Name: "metrics-addr", Usage: "serve /metrics and /healthz here, e.g. :9464 or 127.0.0.1:9464", EnvVars: env("metrics-addr")},
+			&cli.StringFlag{Name: "metrics-addr", Usage: "serve /metrics, /healthz and the backup report at / here, e.g. :9464 or 127.0.0.1:9464", EnvVars: env("metrics-addr")},
 			&cli.IntFlag{Name: "max-jobs", Usage: "stop after this many scheduled runs (0: never)", EnvVars: env("max-jobs")},
 			&cli.StringFlag{Name: "remarks", Value: "scheduled by rwsnap", Usage: "remarks stored with each snapshot", EnvVars: env("remarks")},
 			&cli.BoolFlag{Name: "force", Usage: "as for backup-meta", EnvVars: env("force")},
@@ -79,16 +81,22 @@ func runSchedule(c *cli.Context) error {
 	}
 	defer hs.Close()
 	m := schedule.NewMetrics()
+	var page *report.Page // the backup report at /, rebuilt after every job
 	if addr := c.String("metrics-addr"); addr != "" {
 		maxAge := 3 * c.Duration("every")
 		if maxAge == 0 {
 			maxAge = time.Hour
 		}
-		bound, err := schedule.Serve(ctx, addr, m, maxAge)
+		var keep metasnap.PrunePolicy
+		if prune {
+			keep = policy
+		}
+		page = schedulePage(ctx, st, report.Options{Policy: keep, Hummock: hs, DataDir: cl.loc.DataDir})
+		bound, err := schedule.Serve(ctx, addr, m, maxAge, schedule.Route{Pattern: "/", Handler: page})
 		if err != nil {
 			return err
 		}
-		slog.Info("serving metrics", "addr", bound.String(), "paths", "/metrics /healthz")
+		slog.Info("serving metrics", "addr", bound.String(), "paths", "/metrics /healthz / (backup report)")
 	}
 	slog.Info("scheduler started", "every", c.Duration("every"), "jitter", c.Duration("jitter"), "retention", prune)
 	remarks := c.String("remarks")
@@ -124,6 +132,7 @@ func runSchedule(c *cli.Context) error {
 		Retries: c.Int("retries"), Backoff: c.Duration("retry-backoff"), StopTimeout: c.Duration("stop-timeout"),
 		MaxJobs: c.Int("max-jobs"), Metrics: m, Logger: slog.Default(),
 		Done: func(r schedule.Report) {
+			refreshPage(ctx, page)
 			if err := print(c, newScheduleRun(r, "")); err != nil {
 				slog.Warn("cannot print the result line", "err", err)
 			}
