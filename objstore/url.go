@@ -173,13 +173,62 @@ var (
 )
 
 // RedactText redacts every URL secret inside arbitrary text, such as an error
-// message or a log line that quotes a URL.
+// message or a log line that quotes a URL. Placeholders in hint texts
+// (minio://ACCESS_KEY:SECRET_KEY@HOST:PORT/BUCKET, <SECRET_KEY>) are no
+// secrets and stay readable.
 func RedactText(s string) string {
 	if !strings.Contains(s, "@") {
 		return s
 	}
-	s = minioSecretRE.ReplaceAllString(s, "$1:***@")
-	return urlSecretRE.ReplaceAllString(s, "$1:***@")
+	s = minioSecretRE.ReplaceAllStringFunc(s, redactMatch)
+	return urlSecretRE.ReplaceAllStringFunc(s, redactMatch)
+}
+
+// redactMatch redacts one "scheme://user:secret@" match unless the secret
+// is a placeholder or already redacted.
+func redactMatch(m string) string {
+	i := strings.LastIndex(m[:len(m)-1], ":")
+	if i < 0 || isPlaceholder(m[i+1:len(m)-1]) {
+		return m
+	}
+	return m[:i] + ":***@"
+}
+
+// Placeholders rwsnap writes in hints and suggested commands where a secret
+// goes; never real secrets, so never redacted.
+const (
+	SecretKeyPlaceholder = "<SECRET_KEY>"
+	PasswordPlaceholder  = "<PASSWORD>"
+)
+
+func isPlaceholder(s string) bool {
+	switch s {
+	case "***", "SECRET_KEY", "SK", SecretKeyPlaceholder, PasswordPlaceholder, "PASSWORD":
+		return true
+	}
+	return false
+}
+
+// WithPlaceholders returns text with every URL secret replaced by an
+// obvious placeholder (<SECRET_KEY>, <PASSWORD>), for suggested commands
+// that a user pastes: the redaction marker *** would be taken as the
+// value. Whoever prints it must say that the placeholder is to be
+// replaced.
+func WithPlaceholders(s string) string {
+	if !strings.Contains(s, "@") {
+		return s
+	}
+	s = minioSecretRE.ReplaceAllStringFunc(s, func(m string) string {
+		i := strings.LastIndex(m[:len(m)-1], ":")
+		return m[:i] + ":" + SecretKeyPlaceholder + "@"
+	})
+	return urlSecretRE.ReplaceAllStringFunc(s, func(m string) string {
+		i := strings.LastIndex(m[:len(m)-1], ":")
+		if isPlaceholder(m[i+1 : len(m)-1]) {
+			return m
+		}
+		return m[:i] + ":" + PasswordPlaceholder + "@"
+	})
 }
 
 // JoinKey joins a directory (backup_storage_directory, data_directory) and

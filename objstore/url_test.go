@@ -142,7 +142,12 @@ func TestRedact(t *testing.T) {
 
 func TestRedactText(t *testing.T) {
 	cases := []struct{ in, want string }{
-		{`open "minio://AK:SK@host:9000/bucket": boom`, `open "minio://AK:***@host:9000/bucket": boom`},
+		{`open "minio://AK:s3cr3tKey@host:9000/bucket": boom`, `open "minio://AK:***@host:9000/bucket": boom`},
+		// Hints keep their placeholders readable; they are no secrets.
+		{"use minio://ACCESS_KEY:SECRET_KEY@HOST:PORT/BUCKET", "use minio://ACCESS_KEY:SECRET_KEY@HOST:PORT/BUCKET"},
+		{"supported: minio://AK:SK@[http(s)://]HOST:PORT/BUCKET", "supported: minio://AK:SK@[http(s)://]HOST:PORT/BUCKET"},
+		{"TO 'minio://ak:<SECRET_KEY>@h:9000/b'", "TO 'minio://ak:<SECRET_KEY>@h:9000/b'"},
+		{"postgres://root:<PASSWORD>@h/dev", "postgres://root:<PASSWORD>@h/dev"},
 		{"a minio://A:S/x+y@h/b and minio://C:D@h2/b2.", "a minio://A:***@h/b and minio://C:***@h2/b2."},
 		{"state_store=hummock+minio://hummockadmin:hummockadmin@127.0.0.1:9301/hummock001",
 			"state_store=hummock+minio://hummockadmin:***@127.0.0.1:9301/hummock001"},
@@ -154,6 +159,27 @@ func TestRedactText(t *testing.T) {
 	for _, tc := range cases {
 		if got := RedactText(tc.in); got != tc.want {
 			t.Errorf("RedactText(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+func TestWithPlaceholders(t *testing.T) {
+	cases := []struct{ in, want string }{
+		{"ALTER SYSTEM SET backup_storage_url TO 'minio://ak:s3cr3t/x+y@h:9000/b';", "ALTER SYSTEM SET backup_storage_url TO 'minio://ak:<SECRET_KEY>@h:9000/b';"},
+		{"hummock+minio://ak:sk123456@https://h:9000/b", "hummock+minio://ak:<SECRET_KEY>@https://h:9000/b"},
+		{"psql postgres://root:pw1@h:4566/dev", "psql postgres://root:<PASSWORD>@h:4566/dev"},
+		{"s3://bucket", "s3://bucket"},
+	}
+	for _, tc := range cases {
+		got := WithPlaceholders(tc.in)
+		if got != tc.want {
+			t.Errorf("WithPlaceholders(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+		if strings.Contains(got, "***") {
+			t.Errorf("a suggested command holds the redaction marker: %q", got)
+		}
+		if RedactText(got) != got {
+			t.Errorf("placeholders must survive redaction: %q -> %q", got, RedactText(got))
 		}
 	}
 }

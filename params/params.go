@@ -113,9 +113,22 @@ type Plan struct {
 	LeaderAddr string
 }
 
-// AlterSQL is the statement a live cluster needs.
+// AlterSQL is the statement a live cluster needs (it may hold a secret:
+// run it, never print it; SuggestedSQL is for people).
 func (p *Plan) AlterSQL() string {
 	return fmt.Sprintf("ALTER SYSTEM SET %s TO '%s';", p.Name, strings.ReplaceAll(p.New, "'", "''"))
+}
+
+// SuggestedSQL is AlterSQL to print for a person to run: secrets in the
+// value are replaced by obvious placeholders (never by the redaction
+// marker, which pasted would become the value), and the text says so.
+func (p *Plan) SuggestedSQL() string {
+	sql := p.AlterSQL()
+	shown := objstore.WithPlaceholders(sql)
+	if shown == sql {
+		return sql
+	}
+	return shown + " (replace " + objstore.SecretKeyPlaceholder + " / " + objstore.PasswordPlaceholder + " with the real secret: rwsnap never prints secrets)"
 }
 
 // Check validates a change and applies the guards; it writes nothing.
@@ -208,7 +221,7 @@ func guardBackupLocation(ctx context.Context, kv map[string]string, plan *Plan, 
 // meta node is live: the meta node caches parameters and would not see it.
 func Apply(ctx context.Context, cli *clientv3.Client, plan *Plan) error {
 	if plan.LeaderAddr != "" {
-		return fmt.Errorf("a RisingWave meta node (%s) is live and caches system parameters: run %s in psql, or pass --pg-url to have rwsnap run it", plan.LeaderAddr, plan.AlterSQL())
+		return fmt.Errorf("a RisingWave meta node (%s) is live and caches system parameters: run in psql %s, or pass --pg-url to have rwsnap run it", plan.LeaderAddr, plan.SuggestedSQL())
 	}
 	key := string(metastore.EtcdKey(metastore.CFSystemParams, []byte(plan.Name)))
 	cmp := clientv3.Compare(clientv3.Value(key), "=", plan.Old)
@@ -255,7 +268,7 @@ func ApplySQL(ctx context.Context, pgURL string, plan *Plan) error {
 	}
 	defer conn.Close(ctx)
 	if _, err := conn.Exec(ctx, plan.AlterSQL(), pgx.QueryExecModeSimpleProtocol); err != nil {
-		return fmt.Errorf("%s: %w", plan.AlterSQL(), err)
+		return fmt.Errorf("%s: %w", objstore.WithPlaceholders(plan.AlterSQL()), err)
 	}
 	return nil
 }

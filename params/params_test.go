@@ -157,3 +157,23 @@ func TestAlterSQLQuotes(t *testing.T) {
 		t.Fatal(got)
 	}
 }
+
+// A suggested ALTER SYSTEM SET never carries the redaction marker as the
+// value (pasted, it would set the secret to "***"): a placeholder, and a
+// note saying so; and it survives the final redaction of error texts.
+func TestSuggestedSQLUsesPlaceholders(t *testing.T) {
+	p := &Plan{Name: "backup_storage_url", New: "minio://ak:s3cr3t/+k@minio:9000/bkp"}
+	got := p.SuggestedSQL()
+	if strings.Contains(got, "s3cr3t") || strings.Contains(got, "***") {
+		t.Fatalf("suggested SQL: %s", got)
+	}
+	if !strings.Contains(got, "TO 'minio://ak:<SECRET_KEY>@minio:9000/bkp';") || !strings.Contains(got, "replace <SECRET_KEY>") {
+		t.Fatalf("suggested SQL lacks the placeholder or the note: %s", got)
+	}
+	if objstore.RedactText(got) != got {
+		t.Fatalf("redaction mangles the suggestion: %s", objstore.RedactText(got))
+	}
+	if p := (&Plan{Name: "barrier_interval_ms", New: "500"}); p.SuggestedSQL() != p.AlterSQL() {
+		t.Fatalf("no secret, no note: %s", p.SuggestedSQL())
+	}
+}
