@@ -17,7 +17,9 @@ import (
 	"fmt"
 	"io"
 	"reflect"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/rwsnap/rwsnap/hummock"
 )
@@ -157,3 +159,56 @@ func EpochTime(epoch uint64) string {
 func Seconds(d time.Duration) float64 {
 	return float64(d.Round(time.Millisecond)) / float64(time.Second)
 }
+
+// Escape makes a stored string (remarks, parameter values, names read from
+// a snapshot) safe to print on a terminal: control characters (C0, DEL,
+// C1, which can move the cursor, clear the screen or forge lines) and
+// invalid UTF-8 are written as Go escapes (\n, \x1b, \u009b, \xff); every
+// other character, backslash included, is kept as is. JSON output needs
+// none of this: encoding/json escapes what JSON must.
+func Escape(s string) string {
+	clean := true
+	for i, r := range s {
+		if isControl(r) || (r == utf8.RuneError && !strings.HasPrefix(s[i:], "\uFFFD")) {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && n <= 1:
+			fmt.Fprintf(&b, `\x%02x`, s[i])
+		case r == '\n':
+			b.WriteString(`\n`)
+		case r == '\r':
+			b.WriteString(`\r`)
+		case r == '\t':
+			b.WriteString(`\t`)
+		case r < 0x80 && isControl(r):
+			fmt.Fprintf(&b, `\x%02x`, r)
+		case isControl(r):
+			fmt.Fprintf(&b, `\u%04x`, r)
+		default:
+			b.WriteString(s[i : i+n])
+		}
+		i += n
+	}
+	return b.String()
+}
+
+// EscapeLines is Escape for multi-line text (an error message): newlines
+// stay, every other control character is escaped.
+func EscapeLines(s string) string {
+	lines := strings.Split(s, "\n")
+	for i, l := range lines {
+		lines[i] = Escape(l)
+	}
+	return strings.Join(lines, "\n")
+}
+
+func isControl(r rune) bool { return r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) }

@@ -89,3 +89,23 @@ func TestTimes(t *testing.T) {
 		t.Errorf("EpochTime(0) = %q", got)
 	}
 }
+
+func TestEscape(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"before upgrade", "before upgrade"},
+		{"ünïcödé ✓ and a \\ backslash", "ünïcödé ✓ and a \\ backslash"},
+		{"line1\nline2\ttab\rcr", `line1\nline2\ttab\rcr`},
+		{"\x1b[2J\x1b[Hfake prompt$ ", `\x1b[2J\x1b[Hfake prompt$ `},
+		{"bell\x07 del\x7f nul\x00", `bell\x07 del\x7f nul\x00`},
+		{"c1 \u009b31m csi", `c1 \u009b31m csi`},
+		{"bad utf8 \xff\xfe end", `bad utf8 \xff\xfe end`},
+		{"a real \uFFFD stays", "a real \uFFFD stays"},
+	} {
+		if got := Escape(tc.in); got != tc.want {
+			t.Errorf("Escape(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+	if got := EscapeLines("first\nsecond \x1b[31m"); got != "first\nsecond \\x1b[31m" {
+		t.Errorf("EscapeLines: %q", got)
+	}
+}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/rwsnap/rwsnap/internal/progress"
 	"github.com/rwsnap/rwsnap/objstore"
+	"github.com/rwsnap/rwsnap/output"
 )
 
 // version is set by the linker for releases.
@@ -43,7 +44,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitOK
 	}
 	// Secrets can hide in URLs inside wrapped errors: redact the final text.
-	fmt.Fprintln(stderr, "rwsnap: "+objstore.RedactText(err.Error()))
+	// Stored strings (remarks, names) quoted in errors must not drive the
+	// terminal.
+	fmt.Fprintln(stderr, "rwsnap: "+output.EscapeLines(objstore.RedactText(err.Error())))
 	return exitCode(err)
 }
 

@@ -156,14 +156,14 @@ func (r *listResult) WriteTable(w io.Writer) error {
 	fmt.Fprintln(tw, "ID\tHUMMOCK VERSION\tSAFE EPOCH (UTC)\tMAX COMMITTED EPOCH (UTC)\tSSTS\tFORMAT\tRW VERSION\tREMARKS")
 	for _, e := range r.Snapshots {
 		if e.Error != "" {
-			fmt.Fprintf(tw, "%d\t-\t-\t-\t-\t-\t-\tMALFORMED: %s\n", e.ID, e.Error)
+			fmt.Fprintf(tw, "%d\t-\t-\t-\t-\t-\t-\tMALFORMED: %s\n", e.ID, output.Escape(e.Error))
 			continue
 		}
 		rwv := e.RWVersion
 		if rwv == "" {
 			rwv = "-"
 		}
-		fmt.Fprintf(tw, "%d\t%d\t%s\t%s\t%d\t%d\t%s\t%s\n", e.ID, e.HummockVersionID, epochText(e.SafeEpoch), epochText(e.MaxCommittedEpoch), len(e.SSTs), e.FormatVersion, rwv, e.Remarks)
+		fmt.Fprintf(tw, "%d\t%d\t%s\t%s\t%d\t%d\t%s\t%s\n", e.ID, e.HummockVersionID, epochText(e.SafeEpoch), epochText(e.MaxCommittedEpoch), len(e.SSTs), e.FormatVersion, output.Escape(rwv), output.Escape(e.Remarks))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -226,7 +226,7 @@ func (r *verifyResult) WriteTable(w io.Writer) error {
 		if !s.OK {
 			res = "FAILED"
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%s\n", s.ID, res, humanBytes(s.Bytes), s.SSTs, strings.Join(s.Problems, "; "))
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%s\n", s.ID, res, humanBytes(s.Bytes), s.SSTs, output.Escape(strings.Join(s.Problems, "; ")))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -425,7 +425,7 @@ func (r *paramsListResult) WriteTable(w io.Writer) error {
 		if !v.Stored {
 			val += " (default)"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\t%s\n", v.Name, val, v.Type, v.Default, v.Mutable, v.Doc)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\t%s\n", output.Escape(v.Name), output.Escape(val), v.Type, output.Escape(v.Default), v.Mutable, v.Doc)
 	}
 	return tw.Flush()
 }
@@ -434,7 +434,7 @@ func (r *paramsListResult) WriteTable(w io.Writer) error {
 type paramGetResult paramInfo
 
 func (r paramGetResult) WriteTable(w io.Writer) error {
-	_, err := fmt.Fprintln(w, r.Value)
+	_, err := fmt.Fprintln(w, output.Escape(r.Value))
 	return err
 }
 
@@ -449,7 +449,7 @@ type paramSetResult struct {
 }
 
 func (r *paramSetResult) WriteTable(w io.Writer) error {
-	change := fmt.Sprintf("%s: %s -> %s", r.Name, r.Old, r.New)
+	change := fmt.Sprintf("%s: %s -> %s", r.Name, output.Escape(r.Old), output.Escape(r.New))
 	var err error
 	switch r.Via {
 	case "":

@@ -393,7 +393,7 @@ func (r *ttListResult) WriteTable(w io.Writer) error {
 	fmt.Fprintln(tw, "ID\tHUMMOCK VERSION\tFROM (UTC)\tTO (UTC)\tFROM EPOCH\tTO EPOCH\tREMARKS")
 	for _, e := range r.Snapshots {
 		s := e.snap
-		remarks := e.Remarks
+		remarks := output.Escape(e.Remarks)
 		if len(s.Tables) > 0 && table == nil {
 			remarks = strings.TrimSpace(fmt.Sprintf("[%d tables, range valid for all] %s", len(s.Tables), remarks))
 		}
