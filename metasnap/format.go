@@ -67,6 +67,9 @@ type MetaSnapshot struct {
 	FormatVersion uint32
 	ID            uint64
 	Metadata      *ClusterMetadata
+	// Stream, when set, holds the lists: Metadata has only the small parts
+	// (LoadStream, LoadHead); use Count and Each.
+	Stream *Snapshot
 }
 
 // Encode renders the snapshot object exactly as RisingWave v1.x does:

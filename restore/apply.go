@@ -34,18 +34,19 @@ func Apply(ctx context.Context, cli *clientv3.Client, own *Owner, hs objstore.St
 	bar := progress.New("restore", int64(plan.Keys()), "keys")
 	defer bar.Finish()
 	written := 0
-	var last []KV
-	for _, g := range plan.Groups {
+	var last *Group
+	for i := range plan.Groups {
+		g := &plan.Groups[i]
 		if g.Kind == "cluster_id" {
-			last = g.KVs
+			last = g
 			continue
 		}
-		n, err := putBatched(ctx, cli, own, g.KVs, bar)
+		n, err := putBatched(ctx, cli, own, g, bar)
 		written += n
 		if err != nil {
 			return written, "", fmt.Errorf("write %s: %w (the restore is resumable: run the same command again)", g.Kind, err)
 		}
-		log.Debug("restored", "kind", g.Kind, "keys", len(g.KVs))
+		log.Debug("restored", "kind", g.Kind, "keys", g.N)
 	}
 	faultpoint.Hit("restore.before-checkpoint")
 	// The object store cannot make the upload conditional on the claim:
@@ -67,26 +68,14 @@ func Apply(ctx context.Context, cli *clientv3.Client, own *Owner, hs objstore.St
 	return written, replaced, nil
 }
 
-// putBatched writes KVs in transactions of at most maxTxnOps puts and
-// maxTxnBytes bytes (a larger single value goes alone), txnParallelism at
-// a time: etcd pipelines concurrent transactions through raft, so this
-// beats one-at-a-time. Order inside a group does not matter: a restore is
+// putBatched streams a group's KVs into transactions of at most maxTxnOps
+// puts and maxTxnBytes bytes (a larger single value goes alone),
+// txnParallelism at a time: etcd pipelines concurrent transactions through
+// raft, so this beats one-at-a-time. The batches are cut while the group
+// is read, so the first write goes out at once and memory holds only the
+// batches in flight. Order inside a group does not matter: a restore is
 // complete only when cf/cluster_id, written after all groups, is there.
-func putBatched(ctx context.Context, cli *clientv3.Client, own *Owner, kvs []KV, bar *progress.Bar) (int, error) {
-	var batches [][]KV
-	for len(kvs) > 0 {
-		n, size := 0, 0
-		for n < len(kvs) && n < maxTxnOps {
-			sz := len(kvs[n].Key) + len(kvs[n].Value)
-			if n > 0 && size+sz > maxTxnBytes {
-				break
-			}
-			size += sz
-			n++
-		}
-		batches = append(batches, kvs[:n])
-		kvs = kvs[n:]
-	}
+func putBatched(ctx context.Context, cli *clientv3.Client, own *Owner, g *Group, bar *progress.Bar) (int, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var (
@@ -95,8 +84,8 @@ func putBatched(ctx context.Context, cli *clientv3.Client, own *Owner, kvs []KV,
 		first   error
 		wg      sync.WaitGroup
 	)
-	work := make(chan []KV)
-	for range min(txnParallelism, len(batches)) {
+	work := make(chan []KV, txnParallelism)
+	for range txnParallelism {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -117,17 +106,52 @@ func putBatched(ctx context.Context, cli *clientv3.Client, own *Owner, kvs []KV,
 			}
 		}()
 	}
-	for _, b := range batches {
+	// Each batch owns one buffer holding its keys and values: a streamed
+	// value is only valid during the callback.
+	var (
+		batch []KV
+		arena []byte
+		size  int
+	)
+	send := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
 		select {
-		case work <- b:
+		case work <- batch:
 		case <-ctx.Done():
+			return ctx.Err()
 		}
-		if ctx.Err() != nil {
-			break
+		batch, arena, size = nil, nil, 0
+		return nil
+	}
+	err := g.Each(func(kv KV) error {
+		sz := len(kv.Key) + len(kv.Value)
+		if len(batch) >= maxTxnOps || (len(batch) > 0 && size+sz > maxTxnBytes) {
+			if err := send(); err != nil {
+				return err
+			}
 		}
+		if arena == nil {
+			arena = make([]byte, 0, max(maxTxnBytes, sz))
+		}
+		if cap(arena)-len(arena) < sz {
+			arena = make([]byte, 0, max(maxTxnBytes, sz)) // the old one stays with its KVs
+		}
+		off := len(arena)
+		arena = append(arena, kv.Value...)
+		batch = append(batch, KV{Key: kv.Key, Value: arena[off:len(arena):len(arena)]})
+		size += sz
+		return nil
+	})
+	if err == nil {
+		err = send()
 	}
 	close(work)
 	wg.Wait()
+	if first == nil && err != nil && !errors.Is(err, context.Canceled) {
+		first = err
+	}
 	if first == nil {
 		first = ctx.Err()
 	}
@@ -227,7 +251,8 @@ func writeCheckpoint(ctx context.Context, hs objstore.Store, backup *metasnap.St
 // VerifyTarget reads everything back: etcd must hold exactly the plan's
 // keys and values, and the checkpoint must decode to the snapshot's version.
 func VerifyTarget(ctx context.Context, cli *clientv3.Client, hs objstore.Store, plan *Plan) error {
-	m := plan.match.walk()
+	m := plan.walk()
+	defer m.close()
 	found := 0
 	err := metastore.NewReader(cli, 0).RangeAll(ctx, func(k, v []byte) error {
 		if key := string(k); key == MarkerKey || key == OwnerKey {
@@ -245,6 +270,9 @@ func VerifyTarget(ctx context.Context, cli *clientv3.Client, hs objstore.Store, 
 		found++
 		return nil
 	})
+	if werr := m.close(); werr != nil {
+		return fmt.Errorf("read-back: %w", werr)
+	}
 	if err != nil {
 		return err
 	}

@@ -56,7 +56,8 @@ func LoadFrom(ctx context.Context, backup *metasnap.Storage, id, gensFrom uint64
 		return nil, nil, "", err
 	}
 	if gensFrom != id {
-		if gens, _, err = backup.Load(ctx, gensFrom); err != nil {
+		if gens, err = backup.LoadHead(ctx, gensFrom); err != nil {
+			target.Close()
 			return nil, nil, "", fmt.Errorf("--id-generators-from-snapshot %d cannot be read: %w", gensFrom, err)
 		}
 	}
@@ -94,7 +95,7 @@ func loadOne(ctx context.Context, backup *metasnap.Storage, m *metasnap.Manifest
 	if e.FormatVersion >= metasnap.FormatV2 {
 		return nil, false, fmt.Errorf("snapshot %d has format_version %d: SQL meta store snapshots are not supported (rwsnap restores etcd meta stores)", id, e.FormatVersion)
 	}
-	s, _, err := backup.Load(ctx, id)
+	s, err := backup.LoadStream(ctx, id)
 	return s, true, err
 }
 
@@ -110,7 +111,7 @@ func suggestGenerators(ctx context.Context, backup *metasnap.Storage, id uint64,
 	if newestID == id {
 		return loadErr
 	}
-	if _, _, err := backup.Load(ctx, id); err != nil {
+	if _, err := backup.Scan(ctx, id); err != nil {
 		return loadErr // the target itself is unreadable
 	}
 	ids := m.IDs()
@@ -126,7 +127,7 @@ func suggestGenerators(ctx context.Context, backup *metasnap.Storage, id uint64,
 		if c == id {
 			break
 		}
-		if _, _, err := backup.Load(ctx, c); err == nil {
+		if _, err := backup.Scan(ctx, c); err == nil {
 			return fmt.Errorf("%w\nRisingWave restores the id generators (SST object ids among them) from the newest snapshot, so that the restored cluster never reuses an id; to restore snapshot %d anyway, take them from the newest readable snapshot with --id-generators-from-snapshot %d (ids handed out after it may be reused: see docs/operations.md)", loadErr, id, c)
 		}
 	}

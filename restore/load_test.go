@@ -78,7 +78,7 @@ func TestLoadFrom(t *testing.T) {
 	if err != nil || p.DefaultCFFrom != 5 {
 		t.Fatalf("plan: %v, %v", p, err)
 	}
-	for _, kv := range p.All() {
+	for _, kv := range mustAll(t, p) {
 		if kv.Key == "default/table_id_next_generator" && string(kv.Value) != string(metastore.MemcomparableU64(1005)) {
 			t.Fatalf("table id generator %x, want snapshot 5's", kv.Value)
 		}

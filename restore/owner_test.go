@@ -60,11 +60,11 @@ func TestStaleOwnerCannotWrite(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer o.Close()
-			if _, err := putBatched(ctx, cli, o, []KV{{Key: "cf/a", Value: []byte("1")}}, bar); err != nil {
+			if _, err := putBatched(ctx, cli, o, &Group{Kind: "t", N: 1, KVs: []KV{{Key: "cf/a", Value: []byte("1")}}}, bar); err != nil {
 				t.Fatalf("owner's write: %v", err)
 			}
 			tc.lose(o)
-			n, err := putBatched(ctx, cli, o, []KV{{Key: "cf/b", Value: []byte("2")}}, bar)
+			n, err := putBatched(ctx, cli, o, &Group{Kind: "t", N: 1, KVs: []KV{{Key: "cf/b", Value: []byte("2")}}}, bar)
 			if !errors.Is(err, ErrLostOwnership) || n != 0 {
 				t.Fatalf("stale write: %d written, %v", n, err)
 			}

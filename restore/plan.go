@@ -6,9 +6,13 @@ package restore
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
+	"iter"
+	"slices"
 	"sort"
 	"strings"
 
@@ -27,10 +31,40 @@ type KV struct {
 	Value []byte
 }
 
-// Group is the KVs of one model, in write order.
+// Group is the KVs of one model, in write order. Small groups (default cf,
+// version stats, params, cluster id) and every group of a snapshot decoded
+// whole hold their KVs; the model lists of a streamed snapshot stay in it
+// and are read again for each pass (write, checks, read-back), so a
+// restore's memory does not grow with the snapshot.
 type Group struct {
 	Kind string
-	KVs  []KV
+	KVs  []KV // nil for a streamed group
+	N    int  // KVs in the group
+
+	prefix string
+	// each streams a group's KVs in snapshot order; kv is only valid
+	// during the call.
+	each func(fn func(kv KV) error) error
+	// index is the group's keys and value hashes in key order when its
+	// stream is not (RisingWave writes lists in etcd key order; a snapshot
+	// from elsewhere may not be), so the checks can walk it in etcd order.
+	index []keySum
+	bytes int    // keys and values
+	sum   uint64 // xxhash64 of the group's keys and values, for the digest
+}
+
+// Each calls fn for every KV of the group in write order; kv (its value)
+// is only valid during the call.
+func (g *Group) Each(fn func(kv KV) error) error {
+	if g.each == nil {
+		for _, kv := range g.KVs {
+			if err := fn(kv); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return g.each(fn)
 }
 
 // ParamChange is a system parameter the restore rewrites.
@@ -50,9 +84,6 @@ type Plan struct {
 	HummockDir       string
 	Digest           string // identifies the plan, for resuming
 
-	// match is the plan's keys and value hashes in etcd order, built once;
-	// it lets the values go once written (see releaseValues).
-	match *matcher
 	bytes int
 }
 
@@ -60,7 +91,7 @@ type Plan struct {
 func (p *Plan) Keys() int {
 	n := 0
 	for _, g := range p.Groups {
-		n += len(g.KVs)
+		n += g.N
 	}
 	return n
 }
@@ -68,24 +99,20 @@ func (p *Plan) Keys() int {
 // Bytes sums keys and values.
 func (p *Plan) Bytes() int { return p.bytes }
 
-// releaseValues drops the plan's references to the snapshot's bytes once
-// they are written, so the read-back (which compares hashes) does not keep
-// the whole snapshot alive next to the pages it reads.
-func (p *Plan) releaseValues() {
-	for gi := range p.Groups {
-		for i := range p.Groups[gi].KVs {
-			p.Groups[gi].KVs[i].Value = nil
+// All returns every KV in write order, copied into memory: for tests and
+// tools, not for restoring (Apply streams the groups).
+func (p *Plan) All() ([]KV, error) {
+	var out []KV
+	for i := range p.Groups {
+		err := p.Groups[i].Each(func(kv KV) error {
+			out = append(out, KV{Key: kv.Key, Value: bytes.Clone(kv.Value)})
+			return nil
+		})
+		if err != nil {
+			return nil, err
 		}
 	}
-}
-
-// All returns every KV in write order.
-func (p *Plan) All() []KV {
-	var out []KV
-	for _, g := range p.Groups {
-		out = append(out, g.KVs...)
-	}
-	return out
+	return out, nil
 }
 
 // CheckpointKey is where the hummock checkpoint goes.
@@ -99,7 +126,7 @@ func (p *Plan) Describe(w io.Writer) {
 	}
 	fmt.Fprintf(w, "\n  %d keys, %d bytes to write:\n", p.Keys(), p.Bytes())
 	for _, g := range p.Groups {
-		fmt.Fprintf(w, "    %-22s %6d\n", g.Kind, len(g.KVs))
+		fmt.Fprintf(w, "    %-22s %6d\n", g.Kind, g.N)
 	}
 	if len(p.ParamChanges) == 0 {
 		fmt.Fprintln(w, "  system parameters: as in the snapshot")
@@ -142,53 +169,44 @@ func BuildPlan(target, newest *metasnap.MetaSnapshot, o PlanOptions) (*Plan, err
 	if err != nil {
 		return nil, err
 	}
-	add := func(kind string, kvs []KV) {
-		p.Groups = append(p.Groups, Group{Kind: kind, KVs: kvs})
+	h := sha256.New()
+	add := func(kind, prefix string, kvs []KV) {
+		p.Groups = append(p.Groups, Group{Kind: kind, KVs: kvs, N: len(kvs), prefix: prefix})
 	}
 	kvs := make([]KV, len(defaultCF))
 	for i, kv := range defaultCF {
 		kvs[i] = KV{Key: string(metastore.EtcdKey(metastore.CFDefault, kv.Key)), Value: kv.Value}
 	}
-	add("default_cf", kvs)
-	add("version_stats", []KV{{Key: string(metastore.EtcdKey(metastore.CFVersionStats, metastore.U64Key(0))), Value: m.VersionStats}})
+	add("default_cf", metastore.Prefix(metastore.CFDefault), kvs)
+	add("version_stats", metastore.Prefix(metastore.CFVersionStats), []KV{{Key: string(metastore.EtcdKey(metastore.CFVersionStats, metastore.U64Key(0))), Value: m.VersionStats}})
 	models := []struct {
 		kind string
 		cf   string
-		msgs [][]byte
+		sec  metasnap.Section
 	}{
-		{"compaction_groups", metastore.CFCompactionGroup, m.CompactionGroups},
-		{"table_fragments", metastore.CFTableFragments, m.TableFragments},
-		{"user_info", metastore.CFUserInfo, m.UserInfo},
-		{"database", metastore.CFDatabase, m.Databases},
-		{"schema", metastore.CFSchema, m.Schemas},
-		{"table", metastore.CFTable, m.Tables},
-		{"index", metastore.CFIndex, m.Indexes},
-		{"sink", metastore.CFSink, m.Sinks},
-		{"view", metastore.CFView, m.Views},
-		{"source", metastore.CFSource, m.Sources},
-		{"function", metastore.CFFunction, m.Functions},
-		{"connection", metastore.CFConnection, m.Connections},
-		{"subscription", metastore.CFSubscription, m.Subscriptions},
+		{"compaction_groups", metastore.CFCompactionGroup, metasnap.SecCompactionGroups},
+		{"table_fragments", metastore.CFTableFragments, metasnap.SecTableFragments},
+		{"user_info", metastore.CFUserInfo, metasnap.SecUserInfo},
+		{"database", metastore.CFDatabase, metasnap.SecDatabases},
+		{"schema", metastore.CFSchema, metasnap.SecSchemas},
+		{"table", metastore.CFTable, metasnap.SecTables},
+		{"index", metastore.CFIndex, metasnap.SecIndexes},
+		{"sink", metastore.CFSink, metasnap.SecSinks},
+		{"view", metastore.CFView, metasnap.SecViews},
+		{"source", metastore.CFSource, metasnap.SecSources},
+		{"function", metastore.CFFunction, metasnap.SecFunctions},
+		{"connection", metastore.CFConnection, metasnap.SecConnections},
+		{"subscription", metastore.CFSubscription, metasnap.SecSubscriptions},
 		// v2.0.x (restore_impl/v1.rs@v2.0.1:202). The values are ciphertext
 		// under the meta node's secret-store key, which must travel apart.
-		{"secret", metastore.CFSecret, m.Secrets},
+		{"secret", metastore.CFSecret, metasnap.SecSecrets},
 	}
 	for _, model := range models {
-		kvs := make([]KV, 0, len(model.msgs))
-		seen := map[uint64]bool{}
-		for i, msg := range model.msgs {
-			// Every model's key is its field 1: id, table_id or group id.
-			id, ok := metastore.DecodeU64Key(msg)
-			if !ok {
-				return nil, fmt.Errorf("snapshot %d: %s #%d is not a valid protobuf message", target.ID, model.kind, i)
-			}
-			if seen[id] {
-				return nil, fmt.Errorf("snapshot %d: two %s entries with id %d", target.ID, model.kind, id)
-			}
-			seen[id] = true
-			kvs = append(kvs, KV{Key: string(metastore.EtcdKey(model.cf, metastore.U64Key(id))), Value: msg})
+		g, err := planModel(target, model.kind, model.cf, model.sec)
+		if err != nil {
+			return nil, err
 		}
-		add(model.kind, kvs)
+		p.Groups = append(p.Groups, g)
 	}
 	names := make([]string, 0, len(params))
 	for n := range params {
@@ -199,22 +217,101 @@ func BuildPlan(target, newest *metasnap.MetaSnapshot, o PlanOptions) (*Plan, err
 	for _, n := range names {
 		kvs = append(kvs, KV{Key: string(metastore.EtcdKey(metastore.CFSystemParams, []byte(n))), Value: []byte(params[n])})
 	}
-	add("system_params", kvs)
+	add("system_params", metastore.Prefix(metastore.CFSystemParams), kvs)
 	// cf/cluster_id last: a meta node treats its absence as a first launch.
-	add("cluster_id", []KV{{Key: string(metastore.EtcdKey(metastore.CFClusterID, []byte(metastore.ClusterIDKey))), Value: []byte(m.ClusterID)}})
-	all := p.All()
-	h := sha256.New()
-	for _, kv := range all {
-		fmt.Fprintf(h, "%d:%s%d:", len(kv.Key), kv.Key, len(kv.Value))
-		h.Write(kv.Value)
+	cid := string(metastore.EtcdKey(metastore.CFClusterID, []byte(metastore.ClusterIDKey)))
+	add("cluster_id", cid, []KV{{Key: cid, Value: []byte(m.ClusterID)}})
+	// The digest names the plan (for resuming): every group's kind, size
+	// and the xxhash64 of its keys and values, then the hummock version.
+	// One pass over the values, no per-key formatting.
+	for i := range p.Groups {
+		g := &p.Groups[i]
+		if g.each == nil {
+			g.index = indexOf(g.KVs)
+			gh := xxhash.New()
+			var lb [8]byte
+			for _, kv := range g.KVs {
+				binary.LittleEndian.PutUint32(lb[:4], uint32(len(kv.Key)))
+				binary.LittleEndian.PutUint32(lb[4:], uint32(len(kv.Value)))
+				gh.Write(lb[:])
+				gh.WriteString(kv.Key)
+				gh.Write(kv.Value)
+				g.bytes += len(kv.Key) + len(kv.Value)
+			}
+			g.sum = gh.Sum64()
+		}
+		p.bytes += g.bytes
+		fmt.Fprintf(h, "%s:%d:%016x;", g.Kind, g.N, g.sum)
 	}
 	h.Write(m.HummockVersion)
 	p.Digest = hex.EncodeToString(h.Sum(nil))
-	for _, kv := range all {
-		p.bytes += len(kv.Key) + len(kv.Value)
-	}
-	p.match = newMatcher(all)
 	return p, nil
+}
+
+// planModel plans one model list: one pass over its messages checks that
+// every one is a protobuf message with an id (its field 1: id, table_id or
+// group id), that no id repeats, and whether the derived keys come in etcd
+// key order (then the checks stream the list; otherwise they walk a sorted
+// index of keys and value hashes of this group alone).
+func planModel(target *metasnap.MetaSnapshot, kind, cf string, sec metasnap.Section) (Group, error) {
+	g := Group{Kind: kind, N: target.Count(sec), prefix: metastore.Prefix(cf)}
+	keyOf := func(i int, msg []byte) (string, error) {
+		id, ok := metastore.DecodeU64Key(msg)
+		if !ok {
+			return "", fmt.Errorf("snapshot %d: %s #%d is not a valid protobuf message", target.ID, kind, i)
+		}
+		return string(metastore.EtcdKey(cf, metastore.U64Key(id))), nil
+	}
+	g.each = func(fn func(kv KV) error) error {
+		return target.Each(sec, func(i int, msg []byte) error {
+			k, err := keyOf(i, msg)
+			if err != nil {
+				return err
+			}
+			return fn(KV{Key: k, Value: msg})
+		})
+	}
+	// One pass: validity, key order, the digest's hash and the byte count.
+	gh := xxhash.New()
+	var lb [8]byte
+	prev, sorted := "", true
+	err := g.each(func(kv KV) error {
+		if kv.Key <= prev && prev != "" {
+			sorted = false
+		}
+		prev = kv.Key
+		binary.LittleEndian.PutUint32(lb[:4], uint32(len(kv.Key)))
+		binary.LittleEndian.PutUint32(lb[4:], uint32(len(kv.Value)))
+		gh.Write(lb[:])
+		gh.WriteString(kv.Key)
+		gh.Write(kv.Value)
+		g.bytes += len(kv.Key) + len(kv.Value)
+		return nil
+	})
+	if err != nil {
+		return g, err
+	}
+	g.sum = gh.Sum64()
+	if sorted {
+		return g, nil // keys strictly ascending: no id repeats
+	}
+	// Out of key order: index this group (keys and value hashes) once.
+	index := make([]keySum, 0, g.N)
+	if err := g.each(func(kv KV) error {
+		index = append(index, keySum{key: kv.Key, sum: xxhash.Sum64(kv.Value), n: len(kv.Value)})
+		return nil
+	}); err != nil {
+		return g, err
+	}
+	sortIndex(index)
+	for i := 1; i < len(index); i++ {
+		if index[i].key == index[i-1].key {
+			id, _ := metastore.DecodeU64Key([]byte(strings.TrimPrefix(index[i].key, g.prefix)))
+			return g, fmt.Errorf("snapshot %d: two %s entries with id %d", target.ID, kind, id)
+		}
+	}
+	g.index = index
+	return g, nil
 }
 
 // checkNewer applies RisingWave's rule for id generators (restore_impl v1):
@@ -270,17 +367,24 @@ func planParams(target *metasnap.MetaSnapshot, o PlanOptions, p *Plan) (map[stri
 	return params, nil
 }
 
-// matcher compares etcd's keys, which arrive in byte order, with the plan
-// by walking the plan sorted the same way, comparing value lengths and
-// xxhash64s: no map of every key and no copy of every value.
-type matcher struct {
-	kvs []keySum
-}
-
+// keySum is a key with its value's length and xxhash64.
 type keySum struct {
 	key string
 	sum uint64
 	n   int
+}
+
+func indexOf(kvs []KV) []keySum {
+	out := make([]keySum, len(kvs))
+	for i, kv := range kvs {
+		out[i] = keySum{key: kv.Key, sum: xxhash.Sum64(kv.Value), n: len(kv.Value)}
+	}
+	sortIndex(out)
+	return out
+}
+
+func sortIndex(ks []keySum) {
+	slices.SortFunc(ks, func(a, b keySum) int { return strings.Compare(a.key, b.key) })
 }
 
 const (
@@ -289,34 +393,94 @@ const (
 	matchAbsent
 )
 
-func newMatcher(kvs []KV) *matcher {
-	m := &matcher{kvs: make([]keySum, len(kvs))}
-	for i, kv := range kvs {
-		m.kvs[i] = keySum{key: kv.Key, sum: xxhash.Sum64(kv.Value), n: len(kv.Value)}
+// sorted yields every KV of the plan as a keySum in etcd key order: the
+// groups by their prefix (column families are disjoint key ranges), each
+// from its index or, when its list is in key order, streamed from the
+// snapshot. Nothing is held but one group's index, if any.
+func (p *Plan) sorted(yield func(keySum) bool) error {
+	order := make([]*Group, len(p.Groups))
+	for i := range p.Groups {
+		order[i] = &p.Groups[i]
 	}
-	sort.Slice(m.kvs, func(i, j int) bool { return m.kvs[i].key < m.kvs[j].key })
-	return m
+	slices.SortStableFunc(order, func(a, b *Group) int { return strings.Compare(a.prefix, b.prefix) })
+	last := ""
+	stop := errors.New("stop")
+	for _, g := range order {
+		if g.index != nil || g.each == nil {
+			for _, ks := range g.index {
+				if ks.key <= last && last != "" {
+					return fmt.Errorf("restore plan: %s key %q out of order", g.Kind, ks.key)
+				}
+				last = ks.key
+				if !yield(ks) {
+					return nil
+				}
+			}
+			continue
+		}
+		err := g.each(func(kv KV) error {
+			if kv.Key <= last && last != "" {
+				return fmt.Errorf("restore plan: %s key %q out of order", g.Kind, kv.Key)
+			}
+			last = kv.Key
+			if !yield(keySum{key: kv.Key, sum: xxhash.Sum64(kv.Value), n: len(kv.Value)}) {
+				return stop
+			}
+			return nil
+		})
+		if errors.Is(err, stop) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
-// walk starts a pass over etcd's keys in ascending order.
-func (m *matcher) walk() *matchWalk { return &matchWalk{m: m} }
-
+// matchWalk compares etcd's keys, which arrive in byte order, with the
+// plan walked in the same order (a merge), by value length and xxhash64:
+// no map of every key and no copy of every value.
 type matchWalk struct {
-	m *matcher
-	i int
+	next func() (keySum, bool)
+	stop func()
+	cur  keySum
+	ok   bool
+	err  error
+	init bool
+}
+
+// walk starts a pass over etcd's keys in ascending order; close it.
+func (p *Plan) walk() *matchWalk {
+	w := &matchWalk{}
+	w.next, w.stop = iter.Pull(func(yield func(keySum) bool) {
+		if err := p.sorted(yield); err != nil {
+			w.err = err
+		}
+	})
+	return w
+}
+
+// close ends the walk and returns the plan's own read error, if any.
+func (w *matchWalk) close() error {
+	w.stop()
+	return w.err
 }
 
 // match must be called with ascending keys.
 func (w *matchWalk) match(k, v []byte) int {
-	kvs := w.m.kvs
-	key := string(k)
-	for w.i < len(kvs) && kvs[w.i].key < key {
-		w.i++
+	if !w.init {
+		w.cur, w.ok = w.next()
+		w.init = true
 	}
-	if w.i == len(kvs) || kvs[w.i].key != key {
+	key := string(k)
+	for w.ok && w.cur.key < key {
+		w.cur, w.ok = w.next()
+	}
+	if !w.ok || w.cur.key != key {
 		return matchAbsent
 	}
-	if kvs[w.i].n != len(v) || kvs[w.i].sum != xxhash.Sum64(v) {
+	if w.cur.n != len(v) || w.cur.sum != xxhash.Sum64(v) {
 		return matchDiffers
 	}
 	return matchEqual

@@ -46,7 +46,7 @@ func TestBuildPlanKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := map[string]string{}
-	for _, kv := range p.All() {
+	for _, kv := range mustAll(t, p) {
 		got[kv.Key] = string(kv.Value)
 	}
 	want := map[string]string{
@@ -69,7 +69,7 @@ func TestBuildPlanKeys(t *testing.T) {
 			t.Errorf("%q = %q, want %q", k, got[k], v)
 		}
 	}
-	all := p.All()
+	all := mustAll(t, p)
 	if all[len(all)-1].Key != "cf/cluster_id" {
 		t.Errorf("cluster id must be written last, got %q", all[len(all)-1].Key)
 	}
@@ -146,7 +146,7 @@ func TestBuildPlanLocation(t *testing.T) {
 			}
 			if tt.changes > 0 {
 				got := map[string]string{}
-				for _, kv := range p.All() {
+				for _, kv := range mustAll(t, p) {
 					got[kv.Key] = string(kv.Value)
 				}
 				if got["cf/system_params/state_store"] != "hummock+s3://new" || got["cf/system_params/data_directory"] != "hummock_002" ||
@@ -189,4 +189,13 @@ func TestValidateOptions(t *testing.T) {
 			}
 		})
 	}
+}
+
+func mustAll(t *testing.T, p *Plan) []KV {
+	t.Helper()
+	all, err := p.All()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return all
 }

@@ -161,6 +161,10 @@ func Restore(ctx context.Context, o Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The target's lists stay in its (verified) object and are streamed by
+	// every pass; the id-generator source is only checked and its head kept.
+	defer target.Close()
+	defer newest.Close()
 	if warning != "" {
 		log.Warn(warning)
 	}
@@ -231,12 +235,9 @@ func Restore(ctx context.Context, o Options) (*Result, error) {
 	if resume {
 		log.Warn("completing an interrupted restore of the same snapshot", "snapshot", plan.SnapshotID)
 	}
-	// Only the plan (and its values) is needed from here on.
-	target, newest = nil, nil
 	if res.Written, res.Replaced, err = Apply(ctx, cli, own, hs, backup, plan, log); err != nil {
 		return res, err
 	}
-	plan.releaseValues()
 	// The marker stays until the read-back passes: a run killed while
 	// reading back is resumed by the rerun like any other.
 	if err := VerifyTarget(ctx, cli, hs, plan); err != nil {
@@ -284,14 +285,15 @@ func Load(ctx context.Context, backup *metasnap.Storage, id uint64) (target, new
 	if e.FormatVersion >= metasnap.FormatV2 {
 		return nil, nil, fmt.Errorf("%w: snapshot %d has format_version %d (%s): SQL meta store snapshots are not supported, they cannot be restored into etcd (nothing was written); restore it into a SQL meta store with the risectl of the RisingWave release that wrote it (risectl meta restore-meta --meta-store-type sql/postgres/mysql/sqlite)", errFormatRefused, id, e.FormatVersion, e.WrittenBy())
 	}
-	if target, _, err = backup.Load(ctx, id); err != nil {
+	if target, err = backup.LoadStream(ctx, id); err != nil {
 		return nil, nil, err
 	}
 	newestID := slices.Max(m.IDs())
 	if newestID == id {
 		return target, nil, nil
 	}
-	if newest, _, err = backup.Load(ctx, newestID); err != nil {
+	if newest, err = backup.LoadHead(ctx, newestID); err != nil {
+		target.Close()
 		return nil, nil, fmt.Errorf("the newest snapshot %d supplies the id generators a restore writes, and cannot be read: %w", newestID, err)
 	}
 	return target, newest, nil
@@ -309,7 +311,8 @@ func CheckTarget(ctx context.Context, cli *clientv3.Client, plan *Plan) (bool, e
 	resume := false
 	var foreign []string
 	seen, foreignCount := 0, 0
-	m := plan.match.walk()
+	m := plan.walk()
+	defer m.close()
 	err := metastore.NewReader(cli, 0).RangeAll(ctx, func(k, v []byte) error {
 		key := string(k)
 		switch key {
@@ -337,6 +340,9 @@ func CheckTarget(ctx context.Context, cli *clientv3.Client, plan *Plan) (bool, e
 		}
 		return nil
 	})
+	if werr := m.close(); werr != nil {
+		return false, werr
+	}
 	if err != nil {
 		return false, err
 	}

@@ -25,7 +25,7 @@ func snapshotLine(s *metasnap.MetaSnapshot, v *hummockpb.HummockVersion) (rwvers
 		return rwversion.V1_10, "its hummock version has state_table_info"
 	case len(v.GetTableChangeLogs()) > 0:
 		return rwversion.V1_9, "its hummock version has table change logs"
-	case len(m.Subscriptions) > 0:
+	case s.Count(metasnap.SecSubscriptions) > 0:
 		return rwversion.V1_8, "it holds subscriptions"
 	}
 	return rwversion.Oldest, ""

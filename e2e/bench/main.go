@@ -309,7 +309,10 @@ func barePuts(url, dir string, id uint64, endpoints string) error {
 		return err
 	}
 	defer cli.Close()
-	kvs := plan.All()
+	kvs, err := plan.All()
+	if err != nil {
+		return err
+	}
 	for len(kvs) > 0 {
 		n := min(len(kvs), 128)
 		ops := make([]clientv3.Op, 0, n)
