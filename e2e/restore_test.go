@@ -195,7 +195,7 @@ func TestRestoreWithEtcdAuth(t *testing.T) {
 		"--etcd-endpoints", strings.Join(b.Endpoints(), ","), "--etcd-auth", "--etcd-username", "root",
 		"--backup-storage-url", f.bucketURL, "--backup-storage-directory", "hummock_001/backup",
 		"--hummock-storage-url", f.bucketURL}
-	expectFailure(t, 1, []string{"check --etcd-auth, --etcd-username and the password"}, "wrong-pw-123", []string{"RWSNAP_ETCD_PASSWORD=wrong-pw-123"}, args...)
+	expectFailure(t, 1, []string{"wrong user name or password"}, "wrong-pw-123", []string{"RWSNAP_ETCD_PASSWORD=wrong-pw-123"}, args...)
 	mustRun(t, []string{"RWSNAP_ETCD_PASSWORD=s3cret-root-pw"}, args...)
 	bcli := etcdtest.ClientT(t, b)
 	got := dumpEtcd(t, bcli)
