@@ -11,7 +11,7 @@ STATICCHECK_VERSION := v0.8.2
 export RWSNAP_MINIO_BIN := $(BIN)/minio
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all build test demo bench lint proto minio psql soak chaos clean
+.PHONY: all build test demo bench lint proto minio psql chromium soak chaos clean
 
 all: build
 
@@ -32,7 +32,14 @@ psql:
 	@command -v psql >/dev/null || { echo "installing postgresql-client (psql) for the time-travel tests..."; \
 	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq postgresql-client >/dev/null; }
 
-test: minio psql
+# chromium is the real browser the report tests load the HTML page in
+# (Debian's chromium, headless, with a net log proving the page loads
+# nothing from anywhere).
+chromium:
+	@command -v chromium >/dev/null || { echo "installing chromium for the report tests..."; \
+	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium >/dev/null; }
+
+test: minio psql chromium
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 45m ./...
 

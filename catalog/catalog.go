@@ -83,6 +83,9 @@ type Relation struct {
 	// properties and in the definition.
 	Properties map[string]string
 	Redacted   []string
+	// RawProperties are the properties as stored (never printed; diff
+	// uses them to tell that a redacted credential changed).
+	RawProperties map[string]string
 	// SecretRefs maps a property to the id of the secret it references (v1.10+).
 	SecretRefs map[string]uint32
 	// AssociatedTable is set on the source of a table with a connector
@@ -516,6 +519,7 @@ func (r *Relation) setDefinition(def string) {
 }
 
 func (r *Relation) setProperties(props map[string]string, secretRefs map[string]*catalogpb.SecretRef) {
+	r.RawProperties = props
 	red, names := RedactProperties(props)
 	r.Properties = red
 	for _, n := range names {

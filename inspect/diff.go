@@ -128,6 +128,10 @@ func Diff(a, b *Document) *DiffResult {
 		}
 		if px, py := propsText(x.Properties), propsText(y.Properties); px != py {
 			add("properties", px, py)
+		} else if propsText(x.rawProps) != propsText(y.rawProps) {
+			// Only a redacted value changed (a rotated password): say so
+			// without showing either.
+			add("properties", px, py+" (a redacted credential changed)")
 		}
 		if dx, dy := depsText(x.DependsOn), depsText(y.DependsOn); dx != dy {
 			add("depends_on", dx, dy)

@@ -93,6 +93,8 @@ type Relation struct {
 	Properties map[string]string `json:"properties"`
 	SecretRefs map[string]string `json:"secret_refs,omitempty"`
 	Redacted   []string          `json:"redacted"`
+
+	rawProps map[string]string // as stored, for diff; never printed
 }
 
 // Dependency names what a relation depends on.
@@ -187,7 +189,7 @@ func FromBytes(e *metasnap.SnapshotMetadata, key string, b []byte) (*Document, e
 		Snapshot: Header{
 			ID: e.ID, Object: key, RWVersion: e.RWVersion, HummockVersionID: e.HummockVersionID,
 			MaxCommittedEpoch: e.MaxCommittedEpoch, SafeEpoch: e.SafeEpoch, Bytes: len(b), ChecksumOK: true,
-			Remarks: e.Remarks, NotDecoded: []string{}, Problems: []catalog.Problem{}, Redacted: []string{}, Databases: []Database{},
+			Remarks: redactedText(e.Remarks), NotDecoded: []string{}, Problems: []catalog.Problem{}, Redacted: []string{}, Databases: []Database{},
 		},
 		Relations: []Relation{}, Users: []catalog.User{}, Params: map[string]string{},
 		Storage: Storage{CompactionGroups: []CompactionGroup{}, Tables: []TableStorage{}},
@@ -266,7 +268,7 @@ func (d *Document) fill(md *metasnap.ClusterMetadata, e *metasnap.SnapshotMetada
 	for _, r := range cat.Relations {
 		out := Relation{Kind: r.Kind, ID: r.ID, Name: r.Name, Database: dbs[r.DatabaseID], Schema: schemas[r.SchemaID],
 			Owner: owner(r.Owner), Definition: r.Definition, DependsOn: []Dependency{}, Columns: r.Columns,
-			Properties: r.Properties, Redacted: r.Redacted}
+			Properties: r.Properties, Redacted: r.Redacted, rawProps: r.RawProperties}
 		if out.Columns == nil {
 			out.Columns = []catalog.Column{}
 		}
@@ -468,6 +470,19 @@ func (d *Document) finish() {
 
 // WriteTable prints the document for people (output.Result).
 func (d *Document) WriteTable(w io.Writer) error { return WriteTable(w, d) }
+
+// redactedText hides credentials in free text (remarks): URLs with
+// passwords, and the text as a whole when it is one.
+func redactedText(s *string) *string {
+	if s == nil {
+		return nil
+	}
+	r := objstore.RedactText(*s)
+	if r == *s && catalog.LooksLikeCredential(r) {
+		r = catalog.Redacted
+	}
+	return &r
+}
 
 // Catalog is the decoded catalog (nil when only the header was decoded).
 func (d *Document) Catalog() *catalog.Catalog { return d.cat }

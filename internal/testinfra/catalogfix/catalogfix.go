@@ -2,8 +2,8 @@
 // cluster cannot have, encoded with RisingWave's field numbers: a
 // subscription in v1.8's and in v1.10's layout, a v2.0 secret, a source
 // whose password is a secret reference and whose FORMAT ... ENCODE options
-// hold a credential, and a sink with a credential in its format options.
-// Tests use it to cover every catalog kind and every place a credential
+// hold a credential, a sink with a credential in its format options, and
+// a function whose link holds a password. Tests use it to cover every catalog kind and every place a credential
 // can hide.
 package catalogfix
 
@@ -20,6 +20,7 @@ const (
 	SecretValue        = "rwsim-secret-Valu3-in-the-meta-store"
 	RegistryPassword   = "rwsim-Registry-Pa55"
 	SinkFormatPassword = "rwsim-SinkFormat-Pa55"
+	FunctionLinkSecret = "rwsim-UdfLink-Pa55"
 )
 
 // IDs of the planted objects (above rwsim's; secrets have their own ids).
@@ -29,6 +30,7 @@ const (
 	SubscriptionV18ID  = 5002
 	SubscriptionV110ID = 5003
 	FormatSinkID       = 5004
+	FunctionID         = 77
 )
 
 // Plant appends the objects to md (marking the v1.8 and v2.0 lists
@@ -61,6 +63,14 @@ func Plant(md *metasnap.ClusterMetadata, upstream, db, schema uint32) {
 			"(schema.registry.password = '" + SinkFormatPassword + "')",
 		CreatedAtEpoch: &created}
 	md.Sinks = append(md.Sinks, marshal(sink))
+
+	link := "http://udf:" + FunctionLinkSecret + "@udf-server:8815"
+	ident := "score"
+	fn := &catalogpb.Function{Id: FunctionID, SchemaId: schema, DatabaseId: db, Name: "fn_remote_score", Owner: 1,
+		ArgTypes: []*catalogpb.DataType{{TypeName: catalogpb.DataType_VARCHAR}}, ArgNames: []string{"s"},
+		ReturnType: &catalogpb.DataType{TypeName: catalogpb.DataType_DOUBLE}, Language: "python", Link: &link, Identifier: &ident,
+		Kind: &catalogpb.Function_Scalar{Scalar: &catalogpb.Function_ScalarFunction{}}}
+	md.Functions = append(md.Functions, marshal(fn))
 
 	// v1.8 (proto/catalog.proto@v1.8.0): dependent_relations = 10 repeated
 	// (packed), properties = 6 map.
