@@ -278,23 +278,68 @@ func TestSystemParamsRoundTrip(t *testing.T) {
 	}
 }
 
+// TestValidateParam follows RisingWave's set_system_param: str::parse of
+// the Rust type, then OverrideValidateOnSet (mod.rs, v1.7.0 .. v2.0.7),
+// and object store URLs as build_remote_object_store takes them.
 func TestValidateParam(t *testing.T) {
 	tests := []struct {
 		name, value string
 		ok          bool
+		why         string
 	}{
-		{"barrier_interval_ms", "500", true},
-		{"barrier_interval_ms", "-1", false},
-		{"barrier_interval_ms", "5000000000", false}, // > u32
-		{"checkpoint_frequency", "5000000000", true},
-		{"bloom_false_positive", "0.01", true},
-		{"enable_tracing", "yes", false},
-		{"backup_storage_url", " ", false},
-		{"no_such_param", "1", false},
+		{"barrier_interval_ms", "500", true, ""},
+		{"barrier_interval_ms", "100", true, ""},
+		{"barrier_interval_ms", "+250", true, ""}, // Rust's from_str takes a '+'
+		{"barrier_interval_ms", "99", false, "out of range"},
+		{"barrier_interval_ms", "0", false, "out of range"},
+		{"barrier_interval_ms", "-1", false, "unsigned"},
+		{"barrier_interval_ms", " 500", false, "unsigned"},
+		{"barrier_interval_ms", "1_000", false, "unsigned"},
+		{"barrier_interval_ms", "", false, "unsigned"},
+		{"barrier_interval_ms", "5000000000", false, "out of range for u32"},
+		{"checkpoint_frequency", "1", true, ""},
+		{"checkpoint_frequency", "0", false, "out of range"},
+		{"checkpoint_frequency", "5000000000", true, ""},
+		{"checkpoint_frequency", "18446744073709551616", false, "out of range for u64"},
+		{"max_concurrent_creating_streaming_jobs", "0", true, ""}, // no rule beyond u32
+		{"bloom_false_positive", "0.01", true, ""},
+		{"bloom_false_positive", "1e-3", true, ""},
+		{"bloom_false_positive", "0x1p-3", false, "decimal"},
+		{"bloom_false_positive", "abc", false, "number"},
+		{"enable_tracing", "true", true, ""},
+		{"enable_tracing", "yes", false, "true or false"},
+		{"enable_tracing", "True", false, "true or false"},
+		{"backup_storage_directory", "backup", true, ""},
+		{"backup_storage_directory", "  ", false, "cannot be empty"},
+		{"backup_storage_url", "minio://ak:sk@127.0.0.1:9000/b", true, ""},
+		{"backup_storage_url", "minio://ak:sk@http://127.0.0.1:9000/b", true, ""},
+		{"backup_storage_url", "s3://bucket", true, ""},
+		{"backup_storage_url", "fs:///var/backups", true, ""},
+		{"backup_storage_url", "gcs://bucket", true, ""},
+		{"backup_storage_url", "azblob://c", true, ""},
+		{"backup_storage_url", "memory", true, ""},
+		{"backup_storage_url", " ", false, "cannot be empty"},
+		{"backup_storage_url", "hummock+minio://ak:sk@h:9000/b", false, "hummock+ belongs to state_store"},
+		{"backup_storage_url", "hummock+s3://b", false, "hummock+ belongs to state_store"},
+		{"backup_storage_url", "s3-compatible://b", false, "does not support s3-compatible"},
+		{"backup_storage_url", "ftp://host/x", false, "not an object store URL"},
+		{"backup_storage_url", "/var/backups", false, "not an object store URL"},
+		{"backup_storage_url", "minio://h:9000/b", false, "ACCESS_KEY:SECRET_KEY"},
+		{"backup_storage_url", "minio://ak:sk@h:9000", false, "ACCESS_KEY:SECRET_KEY"},
+		{"backup_storage_url", "s3://", false, "needs a bucket"},
+		{"state_store", "hummock+minio://ak:sk@h:9000/b", true, ""},
+		{"state_store", "minio://ak:sk@h:9000/b", false, "hummock+"},
+		{"data_directory", "", false, "cannot be empty"},
+		{"no_such_param", "1", false, "unknown"},
 	}
 	for _, tt := range tests {
-		if err := ValidateParam(tt.name, tt.value); (err == nil) != tt.ok {
+		err := ValidateParam(tt.name, tt.value)
+		if (err == nil) != tt.ok {
 			t.Errorf("ValidateParam(%s, %q) = %v", tt.name, tt.value, err)
+			continue
+		}
+		if err != nil && !strings.Contains(err.Error(), tt.why) {
+			t.Errorf("ValidateParam(%s, %q) = %v, want it to say %q", tt.name, tt.value, err, tt.why)
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package metastore
 
 import (
+	"errors"
 	"fmt"
 	"sort"
 	"strconv"
@@ -70,8 +71,14 @@ func LookupParam(name string) (Param, bool) {
 	return Param{}, false
 }
 
-// ValidateParam checks that value parses as the parameter's type, the way
-// RisingWave's str::parse would.
+// ValidateParam refuses what RisingWave itself refuses on
+// set_system_param (src/common/src/system_param/mod.rs, the same rules in
+// v1.7.0 .. v2.0.7): the value must parse as the parameter's Rust type
+// (str::parse), then pass OverrideValidateOnSet (barrier_interval_ms >= 100,
+// checkpoint_frequency >= 1, backup_storage_url and _directory not blank).
+// URL-valued parameters must also be URLs RisingWave's object store
+// builder (build_remote_object_store) accepts: the meta node panics on
+// anything else when it next opens the store.
 func ValidateParam(name, value string) error {
 	p, ok := LookupParam(name)
 	if !ok {
@@ -80,24 +87,145 @@ func ValidateParam(name, value string) error {
 	var err error
 	switch p.Type {
 	case ParamU32:
-		_, err = strconv.ParseUint(value, 10, 32)
+		var v uint64
+		if v, err = parseRustUint(value, 32); err == nil {
+			err = checkMin(name, v)
+		}
 	case ParamU64:
-		_, err = strconv.ParseUint(value, 10, 64)
+		var v uint64
+		if v, err = parseRustUint(value, 64); err == nil {
+			err = checkMin(name, v)
+		}
 	case ParamF64:
-		_, err = strconv.ParseFloat(value, 64)
+		err = parseRustFloat(value)
 	case ParamBool:
 		if value != "true" && value != "false" { // Rust's bool::from_str accepts exactly these
 			err = fmt.Errorf("want true or false")
 		}
 	case ParamString:
-		if strings.TrimSpace(value) == "" && (name == ParamBackupStorageURL || name == ParamBackupStorageDirectory) {
-			err = fmt.Errorf("%s cannot be empty", name)
+		switch name {
+		case ParamBackupStorageURL:
+			err = ValidateObjectStoreURL(name, value, false)
+		case ParamStateStore:
+			err = ValidateObjectStoreURL(name, value, true)
+		case ParamBackupStorageDirectory, ParamDataDirectory:
+			if strings.TrimSpace(value) == "" {
+				err = fmt.Errorf("%s cannot be empty", name)
+			}
 		}
 	}
 	if err != nil {
 		return fmt.Errorf("system parameter %s wants a %s, got %q: %w", name, p.Type, value, err)
 	}
 	return nil
+}
+
+// minimums are OverrideValidateOnSet's expect_range lower bounds.
+var minimums = map[string]uint64{
+	"barrier_interval_ms":  100,
+	"checkpoint_frequency": 1,
+}
+
+func checkMin(name string, v uint64) error {
+	if lo, ok := minimums[name]; ok && v < lo {
+		return fmt.Errorf("RisingWave refuses it: value %d out of range, expect %d.. (at least %d)", v, lo, lo)
+	}
+	return nil
+}
+
+// parseRustUint is u32/u64::from_str: ASCII digits with an optional
+// leading '+', nothing else (no spaces, no '-', no '_').
+func parseRustUint(s string, bits int) (uint64, error) {
+	digits := strings.TrimPrefix(s, "+")
+	if digits == "" || strings.ContainsFunc(digits, func(r rune) bool { return r < '0' || r > '9' }) {
+		return 0, fmt.Errorf("not an unsigned integer (digits only)")
+	}
+	v, err := strconv.ParseUint(digits, 10, bits)
+	if err != nil {
+		return 0, fmt.Errorf("out of range for u%d", bits)
+	}
+	return v, nil
+}
+
+// parseRustFloat is f64::from_str: decimal with optional sign, exponent,
+// inf/infinity/nan; not Go's hex floats or underscores.
+func parseRustFloat(s string) error {
+	t := strings.TrimLeft(s, "+-")
+	if strings.ContainsAny(t, "_xXpP") && !strings.EqualFold(t, "infinity") {
+		return fmt.Errorf("not a decimal number")
+	}
+	if _, err := strconv.ParseFloat(s, 64); err != nil {
+		var ne *strconv.NumError
+		if errors.As(err, &ne) && errors.Is(ne.Err, strconv.ErrRange) {
+			return nil // Rust gives inf or 0 there, no error
+		}
+		return fmt.Errorf("not a number")
+	}
+	return nil
+}
+
+// objectStoreSchemes are the URL forms build_remote_object_store accepts
+// (src/object_store/src/object/mod.rs, v1.7.0 .. v2.0.7); "s3-compatible://"
+// panics there and anything else is unimplemented!.
+var objectStoreSchemes = []string{"s3://", "minio://", "fs://", "gcs://", "obs://", "oss://", "webhdfs://", "azblob://", "hdfs://"}
+
+// ValidateObjectStoreURL checks a backup_storage_url (hummock false) or a
+// state_store (hummock true: "hummock+" then an object store URL) the way
+// RisingWave builds the store from it.
+func ValidateObjectStoreURL(name, value string, hummock bool) error {
+	if strings.TrimSpace(value) == "" {
+		return fmt.Errorf("%s cannot be empty", name)
+	}
+	u := value
+	if hummock {
+		var ok bool
+		if u, ok = strings.CutPrefix(value, "hummock+"); !ok {
+			return fmt.Errorf("a state_store is hummock+ and an object store URL, e.g. hummock+minio://ACCESS_KEY:SECRET_KEY@HOST:PORT/BUCKET")
+		}
+	} else if rest, ok := strings.CutPrefix(value, "hummock+"); ok {
+		return fmt.Errorf("hummock+ belongs to state_store only; backup_storage_url is the object store URL itself (%s)", redactMinio(rest))
+	}
+	if u == "memory" || u == "memory-shared" {
+		return nil
+	}
+	if strings.HasPrefix(u, "s3-compatible://") {
+		return fmt.Errorf("RisingWave does not support s3-compatible:// (it panics on it); use s3:// or minio://")
+	}
+	for _, sch := range objectStoreSchemes {
+		rest, ok := strings.CutPrefix(u, sch)
+		if !ok {
+			continue
+		}
+		if sch == "minio://" {
+			// S3ObjectStore::with_minio: split_once('@'), then ':' and '/',
+			// unwrapped: a malformed one panics the meta node.
+			cred, hostBucket, ok := strings.Cut(rest, "@")
+			if _, _, okc := strings.Cut(cred, ":"); !ok || !okc {
+				return fmt.Errorf("minio URLs are minio://ACCESS_KEY:SECRET_KEY@HOST:PORT/BUCKET")
+			}
+			hostBucket = strings.TrimPrefix(strings.TrimPrefix(hostBucket, "https://"), "http://")
+			if host, bucket, ok := strings.Cut(hostBucket, "/"); !ok || host == "" || bucket == "" {
+				return fmt.Errorf("minio URLs are minio://ACCESS_KEY:SECRET_KEY@HOST:PORT/BUCKET")
+			}
+		}
+		if rest == "" {
+			return fmt.Errorf("%s needs a bucket or path after it", sch)
+		}
+		return nil
+	}
+	return fmt.Errorf("not an object store URL RisingWave accepts: want one of %s, memory (e.g. minio://ACCESS_KEY:SECRET_KEY@HOST:PORT/BUCKET)", strings.Join(objectStoreSchemes, ", "))
+}
+
+// redactMinio hides a secret for the message above (metastore cannot
+// import objstore).
+func redactMinio(u string) string {
+	if rest, ok := strings.CutPrefix(u, "minio://"); ok {
+		if cred, after, ok := strings.Cut(rest, "@"); ok {
+			ak, _, _ := strings.Cut(cred, ":")
+			return "minio://" + ak + ":<SECRET_KEY>@" + after
+		}
+	}
+	return u
 }
 
 // SystemParamsFromKV builds meta.SystemParams (what a snapshot stores) from
