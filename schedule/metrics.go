@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strings"
 	"sync"
 )
 
@@ -11,8 +12,36 @@ import (
 // counters a backup daemon exposes need no client library.
 type Metrics struct {
 	mu     sync.Mutex
-	values map[string]float64
+	values map[string]float64   // series ("name" or `name{cluster="x"}`) -> value
 	help   map[string][2]string // name -> {type, help}
+	// root and label are set on a cluster's view (For): its series live in
+	// root's registry with that label.
+	root  *Metrics
+	label string
+}
+
+// For returns the view of one cluster of a fleet: the same metrics with a
+// cluster="NAME" label, served by m. The unlabelled series are dropped
+// once a cluster view exists, so a fleet exposes labelled series only.
+func (m *Metrics) For(cluster string) *Metrics {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	label := fmt.Sprintf("{cluster=%q}", cluster)
+	for name := range m.help {
+		delete(m.values, name)
+		if _, ok := m.values[name+label]; !ok {
+			m.values[name+label] = 0
+		}
+	}
+	return &Metrics{root: m, label: label}
+}
+
+// registry returns where m's series live and m's label.
+func (m *Metrics) registry() (*Metrics, string) {
+	if m.root != nil {
+		return m.root, m.label
+	}
+	return m, ""
 }
 
 // Metric names (documented in docs/operations.md).
@@ -50,43 +79,74 @@ func NewMetrics() *Metrics {
 
 // Set sets a gauge.
 func (m *Metrics) Set(name string, v float64) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.values[name] = v
+	r, l := m.registry()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.values[name+l] = v
 }
 
 // Add adds to a counter.
 func (m *Metrics) Add(name string, v float64) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.values[name] += v
+	r, l := m.registry()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.values[name+l] += v
 }
 
 // Get reads a value (tests, health).
 func (m *Metrics) Get(name string) float64 {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.values[name]
+	r, l := m.registry()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.values[name+l]
+}
+
+// Oldest is the smallest value of name across every series (every cluster
+// of a fleet), and the series it is in: health is the worst cluster's.
+func (m *Metrics) Oldest(name string) (float64, string) {
+	r, _ := m.registry()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	first, min, series := true, 0.0, ""
+	for k, v := range r.values {
+		if k == name || strings.HasPrefix(k, name+"{") {
+			if first || v < min || (v == min && k < series) {
+				first, min, series = false, v, k
+			}
+		}
+	}
+	return min, series
 }
 
 // WriteTo renders the Prometheus text exposition format.
 func (m *Metrics) WriteTo(w io.Writer) (int64, error) {
+	m, _ = m.registry()
 	m.mu.Lock()
-	names := make([]string, 0, len(m.values))
+	defer m.mu.Unlock()
+	series := make([]string, 0, len(m.values))
 	for n := range m.values {
-		names = append(names, n)
+		series = append(series, n)
 	}
-	sort.Strings(names)
+	sort.Strings(series)
 	var total int64
-	for _, n := range names {
-		h := m.help[n]
-		k, err := fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s %s\n%s %g\n", n, h[1], n, h[0], n, m.values[n])
-		total += int64(k)
+	last := ""
+	for _, s := range series {
+		name, _, _ := strings.Cut(s, "{")
+		var k int
+		var err error
+		if name != last {
+			h := m.help[name]
+			k, err = fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s %s\n", name, h[1], name, h[0])
+			total += int64(k)
+			last = name
+		}
+		if err == nil {
+			k, err = fmt.Fprintf(w, "%s %g\n", s, m.values[s])
+			total += int64(k)
+		}
 		if err != nil {
-			m.mu.Unlock()
 			return total, err
 		}
 	}
-	m.mu.Unlock()
 	return total, nil
 }

@@ -11,6 +11,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -221,14 +222,19 @@ func Serve(ctx context.Context, addr string, m *Metrics, maxAge time.Duration, r
 		m.WriteTo(w)
 	})
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
-		last := m.Get(MetricLastSuccess)
+		// A fleet is as healthy as its worst cluster.
+		last, series := m.Oldest(MetricLastSuccess)
 		ref := started
 		if last > 0 {
 			ref = time.UnixMilli(int64(last * 1000))
 		}
 		if age := time.Since(ref); age > maxAge {
 			w.WriteHeader(http.StatusServiceUnavailable)
-			fmt.Fprintf(w, "no successful backup for %s (limit %s)\n", age.Round(time.Second), maxAge)
+			_, label, _ := strings.Cut(series, "{")
+			if label != "" {
+				label = " {" + label
+			}
+			fmt.Fprintf(w, "no successful backup for %s (limit %s)%s\n", age.Round(time.Second), maxAge, label)
 			return
 		}
 		fmt.Fprintln(w, "ok")

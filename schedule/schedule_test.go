@@ -167,3 +167,28 @@ func TestServe(t *testing.T) {
 		t.Fatalf("port in use: %v", err)
 	}
 }
+
+func TestFleetMetrics(t *testing.T) {
+	m := NewMetrics()
+	a, b := m.For("a"), m.For("b")
+	a.Set(MetricLastSuccess, 5)
+	b.Add(MetricFailures, 2)
+	var out strings.Builder
+	m.WriteTo(&out)
+	s := out.String()
+	for _, want := range []string{
+		"rwsnap_backup_last_success_timestamp_seconds{cluster=\"a\"} 5\n",
+		"rwsnap_backup_last_success_timestamp_seconds{cluster=\"b\"} 0\n",
+		"rwsnap_backup_failures_total{cluster=\"b\"} 2\n",
+	} {
+		if !strings.Contains(s, want) {
+			t.Errorf("metrics lack %q:\n%s", want, s)
+		}
+	}
+	if strings.Count(s, "# TYPE rwsnap_backup_failures_total ") != 1 || strings.Contains(s, "rwsnap_backup_failures_total 0") {
+		t.Errorf("one TYPE line per metric, no unlabelled series in a fleet:\n%s", s)
+	}
+	if v, series := m.Oldest(MetricLastSuccess); v != 0 || series != `rwsnap_backup_last_success_timestamp_seconds{cluster="b"}` {
+		t.Errorf("Oldest = %v %s", v, series)
+	}
+}

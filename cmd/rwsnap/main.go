@@ -67,7 +67,7 @@ RWSNAP_ETCD_ENDPOINTS, RWSNAP_ETCD_PASSWORD, RWSNAP_BACKUP_STORAGE_URL.
 Exit codes: 0 success, 1 runtime error, 2 usage error.`,
 		Writer:    stdout,
 		ErrWriter: stderr,
-		Flags:     withEnv(logFlags()),
+		Flags:     withEnv(append(logFlags(), configFlags()...)),
 		Before: func(c *cli.Context) error {
 			return setupLogging(c, stderr)
 		},
@@ -77,7 +77,7 @@ Exit codes: 0 success, 1 runtime error, 2 usage error.`,
 		// Errors are printed and mapped to exit codes by run, never by
 		// urfave/cli's os.Exit.
 		ExitErrHandler: func(*cli.Context, error) {},
-		Commands:       leafSetup(stderr, []*cli.Command{metaCommand(), paramsCommand(), scheduleCommand(), timetravelCommand(), playgroundCommand(), completionCommand()}),
+		Commands:       leafSetup(stderr, []*cli.Command{metaCommand(), paramsCommand(), scheduleCommand(), timetravelCommand(), playgroundCommand(), configCommand(), completionCommand()}),
 	}
 }
 
@@ -89,9 +89,12 @@ func leafSetup(stderr io.Writer, cmds []*cli.Command) []*cli.Command {
 			leafSetup(stderr, cmd.Subcommands)
 			continue
 		}
-		cmd.Flags = withEnv(append(slices.Clone(cmd.Flags), logFlags()...))
+		cmd.Flags = withEnv(append(append(slices.Clone(cmd.Flags), logFlags()...), configFlags()...))
 		cmd.Before = func(c *cli.Context) error {
 			if err := setupLogging(c, stderr); err != nil {
+				return err
+			}
+			if err := applyConfig(c); err != nil {
 				return err
 			}
 			return checkURLFlags(c)
@@ -174,11 +177,16 @@ func flagsFirst(app *cli.App, args []string) []string {
 	cmds := app.Commands
 	i := 1
 	var leaf *cli.Command
+	globalValue := valueFlags(app.Flags)
 	for i < len(args) && leaf == nil {
 		a := args[i]
 		i++
 		if strings.HasPrefix(a, "-") {
-			continue // a global flag (all global flags are booleans or use =)
+			// a global flag, and its value unless given with =
+			if globalValue[strings.TrimLeft(a, "-")] && !strings.Contains(a, "=") {
+				i++
+			}
+			continue
 		}
 		var found *cli.Command
 		for _, c := range cmds {

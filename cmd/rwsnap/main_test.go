@@ -25,6 +25,7 @@ func TestFlagsFirst(t *testing.T) {
 		{"rwsnap meta backup-meta --remarks 'x' --force", "rwsnap meta backup-meta --remarks 'x' --force"},
 		{"rwsnap nosuch 1 --x", "rwsnap nosuch 1 --x"},
 		{"rwsnap meta", "rwsnap meta"},
+		{"rwsnap --cluster prod meta delete-meta-snapshots 3 -o json", "rwsnap --cluster prod meta delete-meta-snapshots -o json -- 3"},
 	}
 	for _, tt := range tests {
 		got := strings.Join(flagsFirst(app, strings.Fields(tt.in)), " ")

@@ -55,6 +55,28 @@ Examples:
 }
 
 func runSchedule(c *cli.Context) error {
+	// schedule --config FILE without --cluster (or etcd flags): every
+	// cluster of the file that has a schedule, from this one daemon.
+	if _, explicit := configPath(c); explicit && lookup(c, "cluster", str) == "" && !c.IsSet("etcd-endpoints") {
+		f, err := loadConfig(c)
+		if err != nil {
+			return err
+		}
+		if f != nil && len(f.Scheduled()) > 0 {
+			return runFleet(c, f)
+		}
+	}
+	return scheduleOne(c, schedule.NewMetrics(), "", true)
+}
+
+// scheduleOne is the daemon of one cluster; m is its metrics (a fleet
+// member's view), cluster its name in a fleet ("" alone), serve says
+// whether it serves the metrics itself.
+func scheduleOne(c *cli.Context, m *schedule.Metrics, cluster string, serve bool) error {
+	log := slog.Default()
+	if cluster != "" {
+		log = log.With("cluster", cluster)
+	}
 	policy := prunePolicy(c)
 	prune := policy != (metasnap.PrunePolicy{})
 	if prune {
@@ -80,9 +102,8 @@ func runSchedule(c *cli.Context) error {
 		return fmt.Errorf("open hummock storage: %w", err)
 	}
 	defer hs.Close()
-	m := schedule.NewMetrics()
 	var page *report.Page // the backup report at /, rebuilt after every job
-	if addr := c.String("metrics-addr"); addr != "" {
+	if addr := c.String("metrics-addr"); addr != "" && serve {
 		maxAge := 3 * c.Duration("every")
 		if maxAge == 0 {
 			maxAge = time.Hour
@@ -98,7 +119,7 @@ func runSchedule(c *cli.Context) error {
 		}
 		slog.Info("serving metrics", "addr", bound.String(), "paths", "/metrics /healthz / (backup report)")
 	}
-	slog.Info("scheduler started", "every", c.Duration("every"), "jitter", c.Duration("jitter"), "retention", prune)
+	log.Info("scheduler started", "every", c.Duration("every"), "jitter", c.Duration("jitter"), "retention", prune)
 	remarks := c.String("remarks")
 	job := func(ctx context.Context) (schedule.Result, error) {
 		// Chosen per job: a meta node may start or stop between runs.
@@ -130,10 +151,10 @@ func runSchedule(c *cli.Context) error {
 	return schedule.Run(ctx, schedule.Config{
 		Every: c.Duration("every"), Jitter: c.Duration("jitter"), Once: c.Bool("once"),
 		Retries: c.Int("retries"), Backoff: c.Duration("retry-backoff"), StopTimeout: c.Duration("stop-timeout"),
-		MaxJobs: c.Int("max-jobs"), Metrics: m, Logger: slog.Default(),
+		MaxJobs: c.Int("max-jobs"), Metrics: m, Logger: log,
 		Done: func(r schedule.Report) {
 			refreshPage(ctx, page)
-			if err := print(c, newScheduleRun(r, "")); err != nil {
+			if err := print(c, newScheduleRun(r, cluster)); err != nil {
 				slog.Warn("cannot print the result line", "err", err)
 			}
 		},

@@ -251,6 +251,42 @@ func TestJSONSchemas(t *testing.T) {
 	r.run("meta restore-meta", 0, append(restore, "--dry-run")...)
 	r.run("meta restore-meta", 0, restore...)
 
+	// A config file naming the cluster and its repository; the password
+	// comes from the environment.
+	cfgPath := filepath.Join(dir, "config.yaml")
+	cfg := fmt.Sprintf("clusters:\n  sim:\n    etcd: {endpoints: [%s]}\n    repository: main\nrepositories:\n  main: {url: %q, directory: hummock_001/backup}\n",
+		strings.Join(etcd.Endpoints(), ", "), storage)
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	show := r.run("config show", 0, "--config", cfgPath, "--cluster", "sim")[0]
+	sources := map[string]string{}
+	for _, s := range show["settings"].([]any) {
+		s := s.(map[string]any)
+		sources[s["name"].(string)] = s["source"].(string)
+	}
+	for name, want := range map[string]string{
+		"etcd-endpoints":      "file " + cfgPath + " (clusters.sim.etcd.endpoints)",
+		"backup-storage-url":  "file " + cfgPath + " (repositories.main.url)",
+		"hummock-storage-url": "cluster params (etcd ",
+		"etcd-username":       "",
+	} {
+		if got := sources[name]; !strings.HasPrefix(got, want) || (want == "" && got != "") {
+			t.Errorf("config show: %s from %q, want %q", name, got, want)
+		}
+	}
+	// A flag wins over the file, and says so.
+	show = r.run("config show", 0, "--config", cfgPath, "--cluster", "sim", "--backup-storage-directory", "elsewhere", "--offline")[0]
+	for _, s := range show["settings"].([]any) {
+		if s := s.(map[string]any); s["name"] == "backup-storage-directory" && (s["value"] != "elsewhere" || s["source"] != "flag --backup-storage-directory") {
+			t.Errorf("flag over file: %v", s)
+		}
+	}
+	// --cluster stands for the flags on a command.
+	if l := r.run("meta list-meta-snapshots", 0, "--config", cfgPath, "--cluster", "sim")[0]; len(l["snapshots"].([]any)) == 0 {
+		t.Errorf("list --cluster sim: %v", l)
+	}
+
 	for name := range r.schemas {
 		path := strings.ReplaceAll(strings.TrimSuffix(name, ".json"), "-", " ")
 		found := false
