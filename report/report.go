@@ -1,7 +1,7 @@
 // Package report shows a backup location at a glance: its snapshots on a
 // time axis with the time-travel window each serves, size and SST count
 // over time, whether the SSTs each snapshot pins are still there (and
-// copied, where a data copy exists), which snapshots the retention rules
+// copied, where a data copy exists: package datacopy's indexes), which snapshots the retention rules
 // would keep, and its problems (orphan objects, entries that do not
 // verify, the snapshot cap). It renders one self-contained HTML page
 // (WriteHTML) that needs no network: no scripts, fonts or images from
@@ -17,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/rwsnap/rwsnap/datacopy"
 	"github.com/rwsnap/rwsnap/hummock"
 	"github.com/rwsnap/rwsnap/metasnap"
 	"github.com/rwsnap/rwsnap/objstore"
@@ -30,6 +31,9 @@ type Options struct {
 	// snapshot's pinned SSTs still exist; nil: not known.
 	Hummock objstore.Store
 	DataDir string
+	// Data is the SST copy of the location (rwsnap meta backup-data); nil:
+	// the default, <backup dir>/data in the backup location.
+	Data *datacopy.Location
 	// Cache keeps verification results between builds (schedule rebuilds
 	// the page after every job; snapshot objects never change).
 	Cache *Cache
@@ -48,8 +52,9 @@ type Report struct {
 	Policy      string // the retention rules in words, "" if none
 	Cap         int    // RisingWave refuses a new backup when more than this many exist
 	// SSTsKnown says whether hummock storage was checked; DataCopy
-	// whether the location holds a copy of SSTs (<dir>/data).
+	// whether any snapshot's SSTs are copied (datacopy indexes).
 	SSTsKnown, DataCopy bool
+	DataLocation        string
 }
 
 // Snapshot is one manifest entry as the page shows it.
@@ -65,8 +70,8 @@ type Snapshot struct {
 	Remarks          string
 	Verified         bool
 	VerifyProblems   []string
-	SSTsPresent      int // of SSTs, in hummock storage (when SSTsKnown)
-	SSTsCopied       int // of SSTs, in the location's data copy (when DataCopy)
+	SSTsPresent      int    // of SSTs, in hummock storage (when SSTsKnown)
+	DataState        string // datacopy.StateComplete, StatePartial or StateNone
 	Keep             bool
 	KeepReasons      []string
 	RetentionApplies bool
@@ -83,7 +88,14 @@ func (s Snapshot) Protection(r *Report) string {
 		}
 	}
 	if r.DataCopy {
-		parts = append(parts, fmt.Sprintf("%d of %d SSTs copied to the backup location", s.SSTsCopied, s.SSTs))
+		switch s.DataState {
+		case datacopy.StateComplete:
+			parts = append(parts, "SSTs copied and verified (self-contained)")
+		case datacopy.StatePartial:
+			parts = append(parts, "SST copy PARTIAL")
+		default:
+			parts = append(parts, "no SST copy")
+		}
 	}
 	if len(parts) == 0 {
 		return "not known (give the hummock storage to check the pinned SSTs)"
@@ -162,11 +174,20 @@ func Build(ctx context.Context, st *metasnap.Storage, opts Options) (*Report, er
 		r.Problems = append(r.Problems, fmt.Sprintf("could not list hummock storage to check the pinned SSTs: %v", err))
 	}
 	r.SSTsKnown = present != nil
-	copied, err := sstSet(ctx, st.Store, st.Dir+"/data")
-	if err != nil {
-		r.Problems = append(r.Problems, fmt.Sprintf("could not list the SST copy in the backup location: %v", err))
+	data := opts.Data
+	if data == nil {
+		data = datacopy.NewLocation(st.Store, st.Dir+"/"+datacopy.DefaultSubdir)
 	}
-	r.DataCopy = len(copied) > 0
+	r.DataLocation = data.String()
+	states, err := data.States(ctx, m)
+	if err != nil {
+		r.Problems = append(r.Problems, fmt.Sprintf("could not read the SST copy's indexes at %s: %v", data, err))
+	}
+	for _, s := range states {
+		if s != datacopy.StateNone {
+			r.DataCopy = true
+		}
+	}
 
 	var decisions map[uint64]metasnap.PruneDecision
 	if opts.Policy != (metasnap.PrunePolicy{}) {
@@ -204,15 +225,19 @@ func Build(ctx context.Context, st *metasnap.Storage, opts Options) (*Report, er
 			if present[id] {
 				s.SSTsPresent++
 			}
-			if copied[id] {
-				s.SSTsCopied++
-			}
+		}
+		s.DataState = states[e.ID]
+		if s.DataState == "" {
+			s.DataState = datacopy.StateNone
 		}
 		if d, ok := decisions[e.ID]; ok {
 			s.RetentionApplies, s.Keep, s.KeepReasons = true, d.Keep, d.Reasons
 		}
 		if !s.Verified {
 			r.Problems = append(r.Problems, fmt.Sprintf("snapshot %d cannot be verified: %s", e.ID, objstore.RedactText(strings.Join(s.VerifyProblems, "; "))))
+		}
+		if r.DataCopy && s.DataState == datacopy.StatePartial {
+			r.Problems = append(r.Problems, fmt.Sprintf("snapshot %d: its SST copy is partial (`rwsnap meta backup-data` completes it)", e.ID))
 		}
 		if r.SSTsKnown && s.SSTsPresent < s.SSTs {
 			r.Problems = append(r.Problems, fmt.Sprintf("snapshot %d: %d of %d pinned SST objects are missing from hummock storage; restoring it would lose data", e.ID, s.SSTs-s.SSTsPresent, s.SSTs))

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rwsnap/rwsnap/datacopy"
 	"github.com/rwsnap/rwsnap/internal/embedetcd"
 	"github.com/rwsnap/rwsnap/internal/testinfra/etcdtest"
 	"github.com/rwsnap/rwsnap/metasnap"
@@ -176,4 +177,29 @@ func itoa(v uint64) string {
 		v /= 10
 	}
 	return string(b)
+}
+
+// TestReportDataCopy: the SST copy's state (datacopy's indexes) per snapshot.
+func TestReportDataCopy(t *testing.T) {
+	ctx, st, hs, sim, ids, _ := location(t, 2)
+	m, _, err := st.ReadManifest(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := datacopy.NewLocation(st.Store, "backup/data")
+	if _, err := datacopy.Backup(ctx, datacopy.BackupOptions{Source: hs, SourceDir: "hummock_001", Data: data,
+		Owner: datacopy.Owner{ClusterID: sim.ClusterID(), Backup: datacopy.BackupIdentity("memory", "backup")}},
+		[]metasnap.SnapshotMetadata{*m.Find(ids[0])}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := Build(ctx, st, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.DataCopy || r.Snapshots[0].DataState != datacopy.StateComplete || r.Snapshots[1].DataState != datacopy.StateNone {
+		t.Fatalf("data states %q %q (copy %v)", r.Snapshots[0].DataState, r.Snapshots[1].DataState, r.DataCopy)
+	}
+	if p := r.Snapshots[0].Protection(r); !strings.Contains(p, "copied and verified") {
+		t.Errorf("protection %q", p)
+	}
 }

@@ -24,8 +24,8 @@ anywhere; its Content-Security-Policy forbids loading any): the snapshots on a
 time axis with the time-travel window each serves, size and SST count over
 time, data-protection state (whether the SSTs each snapshot pins are still in
 hummock storage, when it is known: from the cluster's params or
---hummock-storage-url; and how many are copied to the backup location's
-data/ directory), which snapshots the --keep-* rules would keep (the same
+--hummock-storage-url; and whether they are copied into the backup location
+by backup-data: complete, partial or none), which snapshots the --keep-* rules would keep (the same
 rules as prune and schedule), and the problems: orphan objects, entries that
 do not verify, the snapshot cap. Credentials never appear in it.
 
