@@ -132,6 +132,14 @@ func runPlayground(c *cli.Context) error {
 	if err := sh(append([]string{"meta", "verify-meta-snapshot", "--all", "--check-ssts"}, ep...)...); err != nil {
 		return err
 	}
+	page := filepath.Join(dir, "backups.html")
+	step("what the snapshots hold, from the backup location alone: a diff, and the report page %s (open it in a browser)", page)
+	if err := sh(append([]string{"meta", "diff", "1001", "1002"}, ep...)...); err != nil {
+		return err
+	}
+	if err := sh(append([]string{"meta", "report", "--html", page, "--keep-last", "2"}, ep...)...); err != nil {
+		return err
+	}
 	step("time travel: read the orders table as it was when snapshot 1002 was taken")
 	pg := []string{"--pg-url", fe.URL()}
 	if err := sh(append([]string{"timetravel", "list"}, pg...)...); err != nil {

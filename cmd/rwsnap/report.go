@@ -36,11 +36,14 @@ Examples:
   rwsnap meta report --html backups.html --backup-storage-url s3://bkp --backup-storage-directory backup
   rwsnap meta report --html backups.html --keep-last 24 --keep-daily 7 --etcd-endpoints 127.0.0.1:2379`,
 		Flags: withFlags(etcdFlags(), locationFlags(), pruneFlags(), []cli.Flag{
-			&cli.StringFlag{Name: "html", Required: true, Usage: "the file to write (- for stdout)", EnvVars: env("html")},
+			&cli.StringFlag{Name: "html", Usage: "the file to write (- for stdout); required", EnvVars: env("html")},
 		}),
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {
 				return usagef("report takes no arguments, got %q", c.Args().Slice())
+			}
+			if c.String("html") == "" {
+				return usagef("--html FILE is required: where to write the page (- for stdout)")
 			}
 			policy := prunePolicy(c)
 			if policy != (metasnap.PrunePolicy{}) {
