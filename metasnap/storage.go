@@ -85,6 +85,9 @@ func (s *Storage) ReadManifest(ctx context.Context) (*Manifest, string, error) {
 	if errors.Is(err, objstore.ErrNotFound) {
 		return &Manifest{SnapshotMetadata: []SnapshotMetadata{}}, "", nil
 	}
+	if errors.Is(err, objstore.ErrTooLarge) {
+		return nil, "", fmt.Errorf("read manifest of %s: %w (--max-manifest-size)", s, err)
+	}
 	if err != nil {
 		return nil, "", fmt.Errorf("read manifest of %s: %w", s, err)
 	}

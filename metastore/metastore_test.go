@@ -119,6 +119,7 @@ func TestReadMetadataOneRevision(t *testing.T) {
 }
 
 func TestRangePaginates(t *testing.T) {
+	t.Setenv(RangeModeEnv, "paged")
 	c := etcdtest.StartT(t, embedetcd.Config{})
 	cli := etcdtest.ClientT(t, c)
 	seedMinimal(t, cli, 37)

@@ -70,6 +70,9 @@ func (m *memStore) Get(ctx context.Context, key string) ([]byte, ObjectInfo, err
 	if !ok {
 		return nil, ObjectInfo{}, fmt.Errorf("objstore: %s: get %q: %w", m.url, key, ErrNotFound)
 	}
+	if int64(len(o.data)) > MaxGetBytes {
+		return nil, ObjectInfo{}, tooLarge(m, key, int64(len(o.data)), MaxGetBytes)
+	}
 	// Stored slices are never mutated, but callers may mutate what they get.
 	return bytes.Clone(o.data), m.info(key, o), nil
 }

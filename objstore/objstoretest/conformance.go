@@ -11,6 +11,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 
@@ -37,6 +38,8 @@ func RunConformance(t *testing.T, newStore func(t *testing.T) objstore.Store) {
 		{"CASCounter", testCASCounter},
 		{"OpenStream", testOpenStream},
 		{"PutChunks", testPutChunks},
+		{"PutStream", testPutStream},
+		{"Limits", testLimits},
 		{"Identity", testIdentity},
 	}
 	for _, tc := range tests {
@@ -558,5 +561,86 @@ func testPutChunks(t *testing.T, s objstore.Store) {
 	want := bytes.Join(chunks, nil)
 	if !bytes.Equal(got, want) || info.Size != int64(len(want)) {
 		t.Fatalf("read back %d bytes (size %d), want %d", len(got), info.Size, len(want))
+	}
+}
+
+// testPutStream: an object written as a stream (in small and odd-sized
+// writes, past one S3 part) reads back whole; a stream that fails, before
+// or after its first part went out, stores nothing and leaves the old
+// object in place.
+func testPutStream(t *testing.T, s objstore.Store) {
+	ctx := context.Background()
+	for _, size := range []int{0, 1000, 20<<20 + 17} {
+		want := randBytes(size, uint64(size))
+		err := objstore.PutStream(ctx, s, "stream/obj", func(w io.Writer) error {
+			for b := want; len(b) > 0; {
+				n := min(len(b), 1+len(b)%70001)
+				if _, err := w.Write(b[:n]); err != nil {
+					return err
+				}
+				b = b[n:]
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("%d bytes: %v", size, err)
+		}
+		got, info, err := s.Get(ctx, "stream/obj")
+		if err != nil || !bytes.Equal(got, want) || info.Size != int64(size) {
+			t.Fatalf("%d bytes: read back %d bytes (size %d): %v", size, len(got), info.Size, err)
+		}
+	}
+	before, _, _ := s.Get(ctx, "stream/obj")
+	boom := errors.New("the source failed")
+	for _, after := range []int{10, 9 << 20} {
+		err := objstore.PutStream(ctx, s, "stream/obj", func(w io.Writer) error {
+			if _, err := w.Write(randBytes(after, 3)); err != nil {
+				return err
+			}
+			return boom
+		})
+		if !errors.Is(err, boom) {
+			t.Fatalf("failed stream after %d bytes: err = %v", after, err)
+		}
+		if got, _, err := s.Get(ctx, "stream/obj"); err != nil || !bytes.Equal(got, before) {
+			t.Fatalf("failed stream after %d bytes replaced the object (%d bytes, %v)", after, len(got), err)
+		}
+		err = objstore.PutStream(ctx, s, "stream/new", func(w io.Writer) error {
+			w.Write(randBytes(after, 4))
+			return boom
+		})
+		if _, _, gerr := s.Get(ctx, "stream/new"); !errors.Is(err, boom) || !errors.Is(gerr, objstore.ErrNotFound) {
+			t.Fatalf("failed stream after %d bytes stored an object: %v, %v", after, err, gerr)
+		}
+	}
+	objs, err := s.List(ctx, "stream/")
+	if err != nil || len(objs) != 1 {
+		t.Fatalf("list after failed streams: %v %v", objs, err)
+	}
+}
+
+// testLimits: an object over a limit is refused by its size, before it is
+// read, with ErrTooLarge naming it.
+func testLimits(t *testing.T, s objstore.Store) {
+	ctx := context.Background()
+	mustPut(t, s, "lim/obj", randBytes(5000, 9))
+	if _, _, err := objstore.GetLimited(ctx, s, "lim/obj", 4999); !errors.Is(err, objstore.ErrTooLarge) || !strings.Contains(err.Error(), "lim/obj") {
+		t.Fatalf("GetLimited over the limit: %v", err)
+	}
+	if rc, _, err := objstore.OpenLimited(ctx, s, "lim/obj", 4096); !errors.Is(err, objstore.ErrTooLarge) {
+		if rc != nil {
+			rc.Close()
+		}
+		t.Fatalf("OpenLimited over the limit: %v", err)
+	}
+	b, _, err := objstore.GetLimited(ctx, s, "lim/obj", 5000)
+	if err != nil || len(b) != 5000 {
+		t.Fatalf("GetLimited at the limit: %d bytes, %v", len(b), err)
+	}
+	old := objstore.MaxGetBytes
+	objstore.MaxGetBytes = 4000
+	defer func() { objstore.MaxGetBytes = old }()
+	if _, _, err := s.Get(ctx, "lim/obj"); !errors.Is(err, objstore.ErrTooLarge) {
+		t.Fatalf("Get past MaxGetBytes: %v", err)
 	}
 }
