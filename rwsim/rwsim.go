@@ -28,6 +28,7 @@ import (
 	pb "github.com/rwsnap/rwsnap/hummock/hummockpb"
 	"github.com/rwsnap/rwsnap/metastore"
 	"github.com/rwsnap/rwsnap/objstore"
+	"github.com/rwsnap/rwsnap/rwversion"
 )
 
 // DefaultStateStore is the state store of RisingWave's meta backup CI
@@ -63,6 +64,12 @@ type Options struct {
 	// Parallel bounds concurrent etcd transactions and object uploads
 	// while seeding; default 8.
 	Parallel int
+	// RWVersion is the RisingWave release whose meta store is simulated:
+	// v1.7 (default), v1.9 (subscriptions, table change logs), v1.10
+	// (state_table_info deltas, no member_table_ids, its watermark rules),
+	// v2.0 (secrets, v2.0's system params, its snapshot layout). See
+	// rwsim/modes.go.
+	RWVersion rwversion.Version
 }
 
 func (o *Options) setDefaults() {
@@ -95,11 +102,15 @@ func (o *Options) setDefaults() {
 	if o.Parallel <= 0 {
 		o.Parallel = 8
 	}
+	if o.RWVersion == (rwversion.Version{}) {
+		o.RWVersion = rwversion.V1_7
+	}
 }
 
 type generators struct {
 	database, schema, table, function, worker, fragment, actor, user, backup,
 	sst, compactTask, parallelUnit, group, connection *idGen
+	secret *idGen // v2.0 only
 }
 
 // newGenerators starts every StoredIdGenerator of IdGeneratorManager::new
@@ -124,8 +135,12 @@ func newGenerators() generators {
 }
 
 func (g *generators) all() []*idGen {
-	return []*idGen{g.database, g.schema, g.table, g.function, g.worker, g.fragment, g.actor,
+	all := []*idGen{g.database, g.schema, g.table, g.function, g.worker, g.fragment, g.actor,
 		g.user, g.backup, g.sst, g.compactTask, g.parallelUnit, g.group, g.connection}
+	if g.secret != nil {
+		all = append(all, g.secret)
+	}
+	return all
 }
 
 type sstObject struct{ id, size uint64 }
@@ -178,6 +193,11 @@ type Cluster struct {
 	// analyst is the non-superuser bootstrap creates, with its password hash.
 	analyst     uint32
 	analystHash string
+
+	// Version modes (modes.go).
+	members    map[uint64][]uint32 // group -> member tables, rwsim's own record
+	subscribed map[uint32]string   // table -> its subscription's catalog key (v1.9+)
+	logEpochs  []uint64            // commit epochs that carried change logs
 }
 
 // RisingWave epoch: ms since 2021-04-01T00:00:00Z in the high 48 bits.
@@ -205,7 +225,12 @@ func (c *Cluster) epochAt(t time.Time) uint64 {
 // hummockStore. cli must stay open while the Cluster is used.
 func Seed(ctx context.Context, cli *clientv3.Client, hummockStore objstore.Store, opts Options) (*Cluster, error) {
 	opts.setDefaults()
+	if err := checkMode(opts.RWVersion); err != nil {
+		return nil, err
+	}
 	c := &Cluster{
+		members:    map[uint64][]uint32{},
+		subscribed: map[uint32]string{},
 		opts:       opts,
 		cli:        cli,
 		store:      hummockStore,
@@ -220,6 +245,9 @@ func Seed(ctx context.Context, cli *clientv3.Client, hummockStore objstore.Store
 		objSize:    map[uint64]uint64{},
 		staleByVer: map[uint64]*pb.HummockVersionCheckpoint_StaleObjects{},
 		groupRows:  map[uint64]bool{},
+	}
+	if c.v20() {
+		c.gens.secret = newIDGen("secret", 0)
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -240,6 +268,9 @@ func (c *Cluster) buildHistory(now time.Time) {
 		return c.epochAt(clock)
 	}
 	c.bootstrap()
+	if c.v20() {
+		c.v20Bootstrap()
+	}
 	c.emptyCommit(tick(time.Second))
 
 	// DDL: a source, the user tables/MVs (plus one MV dropped later), an
@@ -263,6 +294,12 @@ func (c *Cluster) buildHistory(now time.Time) {
 		}
 		userJobs = append(userJobs, c.createJob(kind, relationName(kind, i), internals, tick(ddl)))
 	}
+	if c.v19() {
+		// Subscriptions keep change logs of two tables; the second is
+		// dropped after the checkpoint, and its log with it.
+		c.subscribe(userJobs[0].mvTable, "sub_"+userJobs[0].rel.Name)
+		c.subscribe(userJobs[3].mvTable, "sub_"+userJobs[3].rel.Name)
+	}
 	idx := c.createIndex("idx_"+userJobs[0].rel.Name+"_id", userJobs[0].rel, tick(ddl))
 	c.createSink("sink_"+userJobs[1].rel.Name, userJobs[1].rel, tick(ddl))
 	view := c.createView("v_recent_"+userJobs[0].rel.Name, userJobs[0].rel)
@@ -284,7 +321,7 @@ func (c *Cluster) buildHistory(now time.Time) {
 	}
 	c.compactL0(groupStateDefault, c.version.MaxCommittedEpoch)
 	c.compactL0(groupMV, c.version.MaxCommittedEpoch)
-	m := c.version.Levels[groupMV].MemberTableIds
+	m := c.membersOf(groupMV)
 	c.trivialMove(groupMV, 1, []uint64{c.l1SST(groupMV, m[0]), c.l1SST(groupMV, m[len(m)-1])})
 	c.commitAll(tick(time.Minute), false, nil)
 	c.split(groupMV, []uint32{dropped.mvTable})
@@ -315,8 +352,11 @@ func (c *Cluster) buildHistory(now time.Time) {
 	w2[dropped.internals[0]] = newTableWatermark(e2, watermarkValue(7))
 	c.commitAll(e2, true, w2)
 	c.compactL0(groupMV, e2) // L0 -> L1, safe epoch advances to e2
-	m = c.version.Levels[groupMV].MemberTableIds
+	m = c.membersOf(groupMV)
 	c.trivialMove(groupMV, 1, []uint64{c.l1SST(groupMV, m[1])})
+	if c.v19() {
+		c.unsubscribe(userJobs[3].mvTable)
+	}
 	c.commitAll(tick(step), true, nil)
 	c.split(groupMV, []uint32{m[2]})
 	c.createJob(KindMaterializedView, "mv_live_metrics", 1, c.lastEpoch)
@@ -334,7 +374,7 @@ func (c *Cluster) commitAll(epoch uint64, middleMV bool, watermarks map[uint32]*
 	per := map[uint64][]*pb.SstableInfo{}
 	prev := c.version.MaxCommittedEpoch
 	for _, gid := range sortedKeys(c.version.Levels) {
-		m := c.version.Levels[gid].MemberTableIds
+		m := c.membersOf(gid)
 		if len(m) == 0 {
 			continue
 		}

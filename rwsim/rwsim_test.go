@@ -127,7 +127,7 @@ func (e *env) readLog(t *testing.T) (*pb.HummockVersion, []*pb.HummockVersionDel
 func (e *env) checkReplay(t *testing.T) *pb.HummockVersion {
 	t.Helper()
 	base, deltas := e.readLog(t)
-	got, err := hummock.Replay(base, deltas, rwversion.For(rwversion.V1_7).Replay)
+	got, err := hummock.Replay(base, deltas, rwversion.For(e.sim.Options().RWVersion).Replay)
 	if err != nil {
 		t.Fatalf("replay: %v", err)
 	}

@@ -155,12 +155,8 @@ func (c *Cluster) finishDelta(d *pb.HummockVersionDelta) {
 	v := c.version
 	v.Id = d.Id
 	v.MaxCommittedEpoch = d.MaxCommittedEpoch
-	if d.SafeEpoch != v.SafeEpoch {
-		for _, tw := range v.TableWatermarks {
-			clearStaleWatermarks(tw, d.SafeEpoch)
-		}
-		v.SafeEpoch = d.SafeEpoch
-	}
+	c.clearWatermarks(d)
+	v.SafeEpoch = d.SafeEpoch
 	if len(d.GroupDeltas) == 0 {
 		d.GroupDeltas = nil
 	}
@@ -248,6 +244,8 @@ func (c *Cluster) commit(epoch uint64, perGroup map[uint64][]*pb.SstableInfo, wa
 		l.L0.UncompressedFileSize += u
 		c.addTableStats(ssts)
 	}
+	c.commitTableInfo(d, epoch)
+	c.changeLogs(d, epoch, perGroup)
 	if len(watermarks) > 0 {
 		d.NewTableWatermarks = map[uint32]*pb.TableWatermarks{}
 		if c.version.TableWatermarks == nil {
@@ -303,7 +301,7 @@ func (c *Cluster) compactL0(gid uint64, watermark uint64) bool {
 		}
 	}
 	var outputs []*pb.SstableInfo
-	for _, t := range l.MemberTableIds { // ascending: outputs come sorted
+	for _, t := range c.membersOf(gid) { // ascending: outputs come sorted
 		if tables[t] {
 			outputs = append(outputs, c.newSST([]uint32{t}, minE, maxE))
 		}
@@ -312,6 +310,7 @@ func (c *Cluster) compactL0(gid uint64, watermark uint64) bool {
 
 	d := c.beginDelta()
 	d.SafeEpoch = max(c.version.SafeEpoch, watermark)
+	c.compactTableInfo(d)
 	removed := map[uint64]bool{}
 	var l0IDs, l1IDs []uint64
 	for _, s := range l0 {
@@ -335,7 +334,10 @@ func (c *Cluster) compactL0(gid uint64, watermark uint64) bool {
 	l1.TableInfos = append(l1.TableInfos, cloneSSTs(outputs)...)
 	sortSSTs(l1.TableInfos)
 	recomputeSizes(l)
-	d.GcObjectIds = c.unreferenced(append(slices.Clone(l0), l1In...))
+	gc := c.unreferenced(append(slices.Clone(l0), l1In...))
+	if !c.v19() { // reserved since v1.9
+		d.GcObjectIds = gc
+	}
 	c.finishDelta(d)
 	return true
 }
@@ -402,19 +404,34 @@ func (c *Cluster) split(parent uint64, tables []uint32) uint64 {
 	gid := c.gens.group.alloc(1)
 
 	d := c.beginDelta()
-	addGroupDelta(d, gid, &pb.GroupDelta{DeltaType: &pb.GroupDelta_GroupConstruct{GroupConstruct: &pb.GroupConstruct{
+	construct := &pb.GroupConstruct{
 		GroupConfig:   compactionConfig(),
 		ParentGroupId: parent,
 		TableIds:      slices.Clone(tables),
 		GroupId:       gid,
 		NewSstStartId: start,
 		Version:       pb.CompatibilityVersion_NO_TRIVIAL_SPLIT,
-	}}})
-	addGroupDelta(d, parent, &pb.GroupDelta{DeltaType: &pb.GroupDelta_GroupMetaChange{GroupMetaChange: &pb.GroupMetaChange{
-		TableIdsRemove: slices.Clone(tables),
-	}}})
+	}
+	var childMembers []uint32
+	if c.v110() {
+		// v1.10: the group's tables move in state_table_info; the
+		// construct lists none.
+		construct.TableIds, construct.Version = nil, pb.CompatibilityVersion_NO_MEMBER_TABLE_IDS
+		for _, t := range tables {
+			info := c.version.StateTableInfo[t]
+			c.setTableInfo(d, t, info.GetCommittedEpoch(), info.GetSafeEpoch(), gid)
+		}
+	} else {
+		childMembers = tables
+	}
+	addGroupDelta(d, gid, &pb.GroupDelta{DeltaType: &pb.GroupDelta_GroupConstruct{GroupConstruct: construct}})
+	if !c.v110() {
+		addGroupDelta(d, parent, &pb.GroupDelta{DeltaType: &pb.GroupDelta_GroupMetaChange{GroupMetaChange: &pb.GroupMetaChange{
+			TableIdsRemove: slices.Clone(tables),
+		}}})
+	}
 
-	child := newGroupLevels(gid, parent, tables)
+	child := newGroupLevels(gid, parent, childMembers)
 	next := start
 	branch := func(ssts []*pb.SstableInfo) []*pb.SstableInfo {
 		var copies []*pb.SstableInfo
@@ -443,7 +460,8 @@ func (c *Cluster) split(parent uint64, tables []uint32) uint64 {
 	}
 	recomputeSizes(child)
 	c.version.Levels[gid] = child
-	p.MemberTableIds = slices.DeleteFunc(p.MemberTableIds, func(t uint32) bool { return moving[t] })
+	c.setMembers(gid, slices.Clone(tables))
+	c.setMembers(parent, slices.DeleteFunc(slices.Clone(c.membersOf(parent)), func(t uint32) bool { return moving[t] }))
 	c.finishDelta(d)
 	c.groupsChanged = true
 	return gid
@@ -455,12 +473,20 @@ func (c *Cluster) registerTables(byGroup map[uint64][]uint32) {
 	d := c.beginDelta()
 	for _, gid := range sortedKeys(byGroup) {
 		add := byGroup[gid]
-		addGroupDelta(d, gid, &pb.GroupDelta{DeltaType: &pb.GroupDelta_GroupMetaChange{GroupMetaChange: &pb.GroupMetaChange{
-			TableIdsAdd: slices.Clone(add),
-		}}})
-		l := c.version.Levels[gid]
-		l.MemberTableIds = append(l.MemberTableIds, add...)
-		slices.Sort(l.MemberTableIds)
+		if c.v110() {
+			// v1.10: a new table enters state_table_info at the current
+			// epoch, both epochs equal.
+			for _, t := range add {
+				c.setTableInfo(d, t, c.version.MaxCommittedEpoch, c.version.MaxCommittedEpoch, gid)
+			}
+		} else {
+			addGroupDelta(d, gid, &pb.GroupDelta{DeltaType: &pb.GroupDelta_GroupMetaChange{GroupMetaChange: &pb.GroupMetaChange{
+				TableIdsAdd: slices.Clone(add),
+			}}})
+		}
+		m := append(slices.Clone(c.membersOf(gid)), add...)
+		slices.Sort(m)
+		c.setMembers(gid, m)
 	}
 	c.finishDelta(d)
 }
@@ -477,17 +503,26 @@ func (c *Cluster) unregisterTables(tables []uint32) {
 		if !ok {
 			continue
 		}
-		addGroupDelta(d, gid, &pb.GroupDelta{DeltaType: &pb.GroupDelta_GroupMetaChange{GroupMetaChange: &pb.GroupMetaChange{
-			TableIdsRemove: []uint32{t},
-		}}})
+		if !c.v110() {
+			addGroupDelta(d, gid, &pb.GroupDelta{DeltaType: &pb.GroupDelta_GroupMetaChange{GroupMetaChange: &pb.GroupMetaChange{
+				TableIdsRemove: []uint32{t},
+			}}})
+		}
 		if _, seen := left[gid]; !seen {
-			left[gid] = len(c.version.Levels[gid].MemberTableIds)
+			left[gid] = len(c.membersOf(gid))
 		}
 		left[gid]--
 		d.RemovedTableIds = append(d.RemovedTableIds, t)
-		l := c.version.Levels[gid]
-		l.MemberTableIds = slices.DeleteFunc(l.MemberTableIds, func(x uint32) bool { return x == t })
-		delete(c.version.TableWatermarks, t)
+		c.setMembers(gid, slices.DeleteFunc(slices.Clone(c.membersOf(gid)), func(x uint32) bool { return x == t }))
+		if c.v110() {
+			// v1.10 keeps a removed table's watermarks unless the same
+			// delta brings new ones for it (hummock_version_ext.rs@v1.10.0
+			// :642): they stay in the version.
+			delete(c.version.StateTableInfo, t)
+		} else {
+			delete(c.version.TableWatermarks, t)
+		}
+		delete(c.version.TableChangeLogs, t)
 	}
 	for _, gid := range sortedKeys(left) {
 		if left[gid] != 0 || gid <= groupStaticEnd {
@@ -496,7 +531,10 @@ func (c *Cluster) unregisterTables(tables []uint32) {
 		addGroupDelta(d, gid, &pb.GroupDelta{DeltaType: &pb.GroupDelta_GroupDestroy{GroupDestroy: &pb.GroupDestroy{}}})
 		ssts := groupSSTs(c.version.Levels[gid])
 		delete(c.version.Levels, gid)
-		d.GcObjectIds = append(d.GcObjectIds, c.unreferenced(ssts)...)
+		delete(c.members, gid)
+		if gc := c.unreferenced(ssts); !c.v19() {
+			d.GcObjectIds = append(d.GcObjectIds, gc...)
+		}
 		c.groupsChanged = true
 	}
 	if len(c.version.TableWatermarks) == 0 {
@@ -515,7 +553,7 @@ func (c *Cluster) emptyCommit(epoch uint64) {
 
 func (c *Cluster) groupOf(t uint32) (uint64, bool) {
 	for _, gid := range sortedKeys(c.version.Levels) {
-		if slices.Contains(c.version.Levels[gid].MemberTableIds, t) {
+		if slices.Contains(c.membersOf(gid), t) {
 			return gid, true
 		}
 	}
@@ -543,6 +581,7 @@ func (c *Cluster) unreferenced(ssts []*pb.SstableInfo) []uint64 {
 			live[s.ObjectId] = true
 		}
 	}
+	c.liveChangeLogObjects(live)
 	var out []uint64
 	seen := map[uint64]bool{}
 	for _, s := range ssts {
@@ -634,8 +673,8 @@ func (c *Cluster) addTableStats(ssts []*pb.SstableInfo) {
 // purgeTableStats is purge_prost_table_stats: only member tables keep stats.
 func (c *Cluster) purgeTableStats() {
 	members := map[uint32]bool{}
-	for _, l := range c.version.Levels {
-		for _, t := range l.MemberTableIds {
+	for _, m := range c.members {
+		for _, t := range m {
 			members[t] = true
 		}
 	}

@@ -134,7 +134,13 @@ func Detect(e Evidence) (Range, error) {
 	}
 	sort.SliceStable(lows, func(i, j int) bool { return lows[j].v.Less(lows[i].v) })
 	if len(lows) > 0 {
-		r.Lo, r.LoReason = lows[0].v, lows[0].reason
+		// Every fact is named, strongest first: a contradiction message
+		// then says all the store shows.
+		reasons := make([]string, len(lows))
+		for i, l := range lows {
+			reasons[i] = l.reason
+		}
+		r.Lo, r.LoReason = lows[0].v, strings.Join(reasons, "; ")
 	}
 	if r.Hi.Less(r.Lo) {
 		return Range{}, fmt.Errorf("%w: %s, yet %s", ErrUnknownLayout, r.LoReason, r.HiReason)

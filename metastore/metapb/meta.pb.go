@@ -43,8 +43,12 @@ type SystemParams struct {
 	// Deprecated: Marked as deprecated in meta.proto.
 	WasmStorageUrl *string `protobuf:"bytes,14,opt,name=wasm_storage_url,json=wasmStorageUrl,proto3,oneof" json:"wasm_storage_url,omitempty"`
 	EnableTracing  *bool   `protobuf:"varint,15,opt,name=enable_tracing,json=enableTracing,proto3,oneof" json:"enable_tracing,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// v2.0 (proto/meta.proto@v2.0.1)
+	UseNewObjectPrefixStrategy *bool   `protobuf:"varint,16,opt,name=use_new_object_prefix_strategy,json=useNewObjectPrefixStrategy,proto3,oneof" json:"use_new_object_prefix_strategy,omitempty"`
+	LicenseKey                 *string `protobuf:"bytes,17,opt,name=license_key,json=licenseKey,proto3,oneof" json:"license_key,omitempty"`
+	TimeTravelRetentionMs      *uint64 `protobuf:"varint,18,opt,name=time_travel_retention_ms,json=timeTravelRetentionMs,proto3,oneof" json:"time_travel_retention_ms,omitempty"`
+	unknownFields              protoimpl.UnknownFields
+	sizeCache                  protoimpl.SizeCache
 }
 
 func (x *SystemParams) Reset() {
@@ -184,12 +188,33 @@ func (x *SystemParams) GetEnableTracing() bool {
 	return false
 }
 
+func (x *SystemParams) GetUseNewObjectPrefixStrategy() bool {
+	if x != nil && x.UseNewObjectPrefixStrategy != nil {
+		return *x.UseNewObjectPrefixStrategy
+	}
+	return false
+}
+
+func (x *SystemParams) GetLicenseKey() string {
+	if x != nil && x.LicenseKey != nil {
+		return *x.LicenseKey
+	}
+	return ""
+}
+
+func (x *SystemParams) GetTimeTravelRetentionMs() uint64 {
+	if x != nil && x.TimeTravelRetentionMs != nil {
+		return *x.TimeTravelRetentionMs
+	}
+	return 0
+}
+
 var File_meta_proto protoreflect.FileDescriptor
 
 const file_meta_proto_rawDesc = "" +
 	"\n" +
 	"\n" +
-	"meta.proto\x12\x04meta\"\x9d\t\n" +
+	"meta.proto\x12\x04meta\"\x9a\v\n" +
 	"\fSystemParams\x123\n" +
 	"\x13barrier_interval_ms\x18\x01 \x01(\rH\x00R\x11barrierIntervalMs\x88\x01\x01\x126\n" +
 	"\x14checkpoint_frequency\x18\x02 \x01(\x04H\x01R\x13checkpointFrequency\x88\x01\x01\x12+\n" +
@@ -208,7 +233,11 @@ const file_meta_proto_rawDesc = "" +
 	"&max_concurrent_creating_streaming_jobs\x18\f \x01(\rH\vR\"maxConcurrentCreatingStreamingJobs\x88\x01\x01\x12:\n" +
 	"\x17pause_on_next_bootstrap\x18\r \x01(\bH\fR\x14pauseOnNextBootstrap\x88\x01\x01\x121\n" +
 	"\x10wasm_storage_url\x18\x0e \x01(\tB\x02\x18\x01H\rR\x0ewasmStorageUrl\x88\x01\x01\x12*\n" +
-	"\x0eenable_tracing\x18\x0f \x01(\bH\x0eR\renableTracing\x88\x01\x01B\x16\n" +
+	"\x0eenable_tracing\x18\x0f \x01(\bH\x0eR\renableTracing\x88\x01\x01\x12G\n" +
+	"\x1euse_new_object_prefix_strategy\x18\x10 \x01(\bH\x0fR\x1auseNewObjectPrefixStrategy\x88\x01\x01\x12$\n" +
+	"\vlicense_key\x18\x11 \x01(\tH\x10R\n" +
+	"licenseKey\x88\x01\x01\x12<\n" +
+	"\x18time_travel_retention_ms\x18\x12 \x01(\x04H\x11R\x15timeTravelRetentionMs\x88\x01\x01B\x16\n" +
 	"\x14_barrier_interval_msB\x17\n" +
 	"\x15_checkpoint_frequencyB\x12\n" +
 	"\x10_sstable_size_mbB\x10\n" +
@@ -223,7 +252,10 @@ const file_meta_proto_rawDesc = "" +
 	"'_max_concurrent_creating_streaming_jobsB\x1a\n" +
 	"\x18_pause_on_next_bootstrapB\x13\n" +
 	"\x11_wasm_storage_urlB\x11\n" +
-	"\x0f_enable_tracingB+Z)github.com/rwsnap/rwsnap/metastore/metapbb\x06proto3"
+	"\x0f_enable_tracingB!\n" +
+	"\x1f_use_new_object_prefix_strategyB\x0e\n" +
+	"\f_license_keyB\x1b\n" +
+	"\x19_time_travel_retention_msB+Z)github.com/rwsnap/rwsnap/metastore/metapbb\x06proto3"
 
 var (
 	file_meta_proto_rawDescOnce sync.Once

@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/rwsnap/rwsnap/metasnap"
+
+	"github.com/rwsnap/rwsnap/rwversion"
 )
 
 // Shape selects the rw_meta_snapshot columns and the BackupReader rule.
@@ -352,13 +354,28 @@ func (s *Server) checkBackupEpoch(ctx context.Context, tableID uint32, epoch uin
 			return nil
 		}
 	}
-	// HummockErrorInner::ReadBackupError's display changed between
-	// versions: v1.7 "Read backup error {0}.", v1.10 "Read backup error: {0}".
-	inner := fmt.Sprintf("Read backup error backup include epoch %d not found.", epoch)
-	if s.opts.Shape == V110 {
-		inner = fmt.Sprintf("Read backup error: backup include epoch %d not found", epoch)
+	// HummockErrorInner::ReadBackupError's display changed in v1.9:
+	// "Read backup error {0}." before, "Read backup error: {0}" from it
+	// (src/storage/src/hummock/error.rs).
+	return rwError("Failed to run the query\n\nCaused by:\n  %s", s.catalog().ReadBackupError(epoch))
+}
+
+// catalog is the frontend-visible rules of the release it reports.
+func (s *Server) catalog() rwversion.Catalog {
+	v, err := rwversion.Parse(s.opts.Version)
+	if err != nil {
+		v = rwversion.V1_7
 	}
-	return rwError("Failed to run the query\n\nCaused by:\n  %s", inner)
+	return rwversion.For(v).Catalog
+}
+
+// ShapeFor is the rw_meta_snapshot shape of a release line (v1.10 changed
+// it).
+func ShapeFor(v rwversion.Version) Shape {
+	if rwversion.For(v).Catalog.MetaSnapshotV110 {
+		return V110
+	}
+	return V17
 }
 
 // metaSnapshotColumns are rw_meta_snapshot's columns by version

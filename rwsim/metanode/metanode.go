@@ -39,6 +39,8 @@ import (
 	"github.com/rwsnap/rwsnap/metasnap"
 	"github.com/rwsnap/rwsnap/metastore"
 	"github.com/rwsnap/rwsnap/objstore"
+
+	"github.com/rwsnap/rwsnap/rwversion"
 )
 
 // ElectionKey is META_ELECTION_KEY (src/meta/src/rpc/election/mod.rs).
@@ -70,6 +72,10 @@ type Config struct {
 	// progress and can collide with it.
 	JobDelay time.Duration
 	Logger   *slog.Logger
+	// RWVersion is the release the node writes into manifest entries'
+	// rw_version (v1.10+ write RW_VERSION; older ones have no field), e.g.
+	// rwsim.ModeRelease(mode); "" writes none.
+	RWVersion string
 }
 
 type jobInfo struct {
@@ -406,9 +412,16 @@ func (n *Node) runJob(id uint64, remarks *string, fail string, delay time.Durati
 	if remarks != nil {
 		opts.Remarks = *remarks
 	}
+	if v, err := rwversion.Parse(n.cfg.RWVersion); err == nil {
+		opts.RWVersion = &v
+	}
 	encoded, entry, err := metasnap.BuildSnapshot(n.ctx, opts, id)
 	if err != nil {
 		return err
+	}
+	if v, err := rwversion.Parse(n.cfg.RWVersion); err == nil && rwversion.For(v).Manifest.RWVersion {
+		rv := n.cfg.RWVersion
+		entry.RWVersion = &rv
 	}
 	if err := n.cfg.Backup.Store.Put(n.ctx, n.cfg.Backup.SnapshotKey(id), encoded); err != nil {
 		return fmt.Errorf("upload snapshot %d: %w", id, err)
