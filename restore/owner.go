@@ -36,8 +36,9 @@ import (
 const OwnerKey = "__rwsnap_restore_owner"
 
 // ownerTTL is the owner lease's time to live: how long a crashed process on
-// another host keeps the target before a rerun may take over.
-const ownerTTL = 15 * time.Second
+// another host keeps the target before a rerun may take over (a variable for
+// tests).
+var ownerTTL = 15 * time.Second
 
 // ErrRestoreInProgress means another restore owns the target.
 var ErrRestoreInProgress = errors.New("another restore owns the target etcd")
@@ -122,7 +123,20 @@ func Claim(ctx context.Context, cli *clientv3.Client, plan *Plan, resume bool, l
 		return nil, fmt.Errorf("claim the target etcd: grant a lease: %w", err)
 	}
 	o.lease = lease.ID
-	release := func() { o.revoke() }
+	// Keep the lease alive from now on: waiting for another owner can take
+	// longer than its TTL.
+	kctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	o.stop = cancel
+	ch, err := cli.KeepAlive(kctx, o.lease)
+	if err != nil {
+		o.Close()
+		return nil, fmt.Errorf("keep the restore's claim alive: %w", err)
+	}
+	go func() {
+		for range ch {
+		}
+	}()
+	release := func() { o.Close() }
 	mk := marker{RestoreID: me.RestoreID, Host: host, PID: me.PID, SnapshotID: plan.SnapshotID, GensFrom: plan.DefaultCFFrom, Digest: plan.Digest, Started: now}
 	mv, _ := json.Marshal(mk)
 	putOwner := clientv3.OpPut(OwnerKey, o.value, clientv3.WithLease(o.lease))
@@ -195,17 +209,6 @@ func Claim(ctx context.Context, cli *clientv3.Client, plan *Plan, resume bool, l
 		// them (or resumes, if the marker is this same restore's and its
 		// owner is gone).
 	}
-	kctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	o.stop = cancel
-	ch, err := cli.KeepAlive(kctx, o.lease)
-	if err != nil {
-		cancel()
-		return nil, fmt.Errorf("keep the restore's claim alive: %w", err)
-	}
-	go func() {
-		for range ch {
-		}
-	}()
 	faultpoint.Hit("restore.after-marker")
 	return o, nil
 }
@@ -247,10 +250,10 @@ func ownerGone(o owner, host string) bool {
 	return errors.Is(err, syscall.ESRCH)
 }
 
-// waitGone waits up to ownerTTL (plus a margin) for the owner key to be
+// waitGone waits up to ownerTTL (plus a third) for the owner key to be
 // deleted (lease expiry) or replaced.
 func waitGone(ctx context.Context, cli *clientv3.Client, rev int64) error {
-	wctx, cancel := context.WithTimeout(ctx, ownerTTL+5*time.Second)
+	wctx, cancel := context.WithTimeout(ctx, ownerTTL+ownerTTL/3)
 	defer cancel()
 	for wr := range cli.Watch(wctx, OwnerKey, clientv3.WithRev(rev+1)) {
 		if err := wr.Err(); err != nil {

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
@@ -138,5 +139,51 @@ func TestClaim(t *testing.T) {
 		if _, ok := getKey(t, cli, k); ok {
 			t.Fatalf("%s left after Finish", k)
 		}
+	}
+}
+
+// TestClaimFromAnotherHost: the target is held by a process on another
+// host, which this one cannot probe. Claim waits for its lease: if the
+// process is gone (nobody keeps the lease alive) the lease expires and the
+// same restore resumes; if it is alive (the lease is kept alive), Claim is
+// refused naming it once the wait is over.
+func TestClaimFromAnotherHost(t *testing.T) {
+	defer func(d time.Duration) { ownerTTL = d }(ownerTTL)
+	ownerTTL = 2 * time.Second
+	ctx := context.Background()
+	cli := etcdtest.ClientT(t, etcdtest.StartT(t, embedetcd.Config{}))
+	log := slog.New(slog.DiscardHandler)
+	a := &Plan{SnapshotID: 7, DefaultCFFrom: 7, Digest: "digest-a"}
+	remote := func(keepAlive bool) {
+		t.Helper()
+		if _, err := cli.Delete(ctx, "", clientv3.WithFromKey()); err != nil {
+			t.Fatal(err)
+		}
+		l, err := cli.Grant(ctx, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if keepAlive {
+			kctx, cancel := context.WithCancel(ctx)
+			t.Cleanup(cancel)
+			if _, err := cli.KeepAlive(kctx, l.ID); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := cli.Txn(ctx).Then(
+			clientv3.OpPut(MarkerKey, `{"restore_id":"r1","host":"elsewhere","pid":1,"snapshot_id":7,"plan_digest":"digest-a","started":"then"}`),
+			clientv3.OpPut(OwnerKey, `{"restore_id":"r1","host":"elsewhere","pid":1,"started":"then"}`, clientv3.WithLease(l.ID))).Commit(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	remote(false)
+	o, err := Claim(ctx, cli, a, true, log)
+	if err != nil {
+		t.Fatalf("resume after the remote owner's lease expired: %v", err)
+	}
+	o.Close()
+	remote(true)
+	if _, err := Claim(ctx, cli, a, true, log); !errors.Is(err, ErrRestoreInProgress) || !strings.Contains(err.Error(), "host elsewhere") {
+		t.Fatalf("claim while a remote owner lives: %v", err)
 	}
 }
