@@ -154,6 +154,10 @@ func TestBackupLiveLeader(t *testing.T) {
 	if !strings.Contains(r.stderr, "not pinned") {
 		t.Errorf("no warning about unpinned SSTs:\n%s", r)
 	}
+	// The result line does not contradict the warning.
+	if strings.Contains(r.stdout, "SSTs pinned") || !strings.Contains(r.stdout, "not pinned by the cluster") {
+		t.Errorf("the result line contradicts the warning:\n%s", r)
+	}
 	r = mustRun(t, nil, append([]string{"meta", "backup-meta", "--force"}, f.etcdArgs()...)...)
 	if !strings.Contains(r.stderr, "--force") {
 		t.Errorf("no warning for --force:\n%s", r)

@@ -19,6 +19,12 @@ import (
 // Suffixes of the fs store's own files; List hides them and keys may not use
 // them.
 const (
+	// ObjectMode is the mode of every object an fs:// store writes:
+	// owner read-write, group read (a backup-reader group may copy or
+	// verify), nothing for others. os.CreateTemp's 0600 would make backups
+	// unreadable to such a group; 0644 would show the cluster's metadata
+	// to every local user.
+	ObjectMode = 0o640
 	partSuffix = ".part"
 	lockSuffix = ".lock"
 )
@@ -211,6 +217,11 @@ func (s *fsStore) putFrom(ctx context.Context, key string, write func(io.Writer)
 		return fail(err)
 	}
 	tmpName := tmp.Name()
+	if err := tmp.Chmod(ObjectMode); err != nil {
+		tmp.Close()
+		os.Remove(tmpName)
+		return fail(err)
+	}
 	renamed := false
 	defer func() {
 		if !renamed {

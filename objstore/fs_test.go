@@ -230,3 +230,32 @@ func TestFSMtimeStrictlyIncreases(t *testing.T) {
 		t.Fatalf("before %+v, after %+v (PutIf tag %q): want a strictly newer mtime and a new tag", before, after, tag)
 	}
 }
+
+// TestFSObjectMode: objects are 0640 (owner rw, group r), not CreateTemp's
+// 0600, for every way of writing one.
+func TestFSObjectMode(t *testing.T) {
+	dir := t.TempDir()
+	s, err := objstore.Open(context.Background(), "fs://"+dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := s.Put(ctx, "a/plain", []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.PutIf(ctx, "a/cas", []byte("x"), ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := objstore.PutChunks(ctx, s, "a/chunks", [][]byte{[]byte("x"), []byte("y")}); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"a/plain", "a/cas", "a/chunks"} {
+		fi, err := os.Stat(filepath.Join(dir, k))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm() != objstore.ObjectMode {
+			t.Errorf("%s: mode %04o, want %04o", k, fi.Mode().Perm(), objstore.ObjectMode)
+		}
+	}
+}

@@ -20,6 +20,14 @@ func metaCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "meta",
 		Usage: "meta snapshots: backup, list, verify, delete, restore (risectl meta's commands; through the meta node while one runs, directly otherwise)",
+		Description: `risectl meta's commands, from outside the cluster: they read and write the
+backup location (and etcd) directly, or go through the live meta node where it
+caches the manifest.
+
+Examples:
+  rwsnap meta backup-meta --etcd-endpoints 127.0.0.1:2379 --remarks "before upgrade"
+  rwsnap meta list-meta-snapshots --etcd-endpoints 127.0.0.1:2379
+  rwsnap meta verify-meta-snapshot --all --check-ssts --cluster prod`,
 		Subcommands: append([]*cli.Command{
 			backupMetaCommand(),
 			listCommand(),

@@ -23,11 +23,23 @@ need --force; moving backup_storage_url/backup_storage_directory away from a
 location that holds snapshots is refused unless --force, because RisingWave then
 stops listing those snapshots and stops pinning their SSTs; while a meta node is
 live, etcd is not written (it caches parameters): rwsnap prints the ALTER SYSTEM
-SET statement to run, or runs it with --pg-url.`,
+SET statement to run, or runs it with --pg-url.
+
+Examples:
+  rwsnap params list --etcd-endpoints 127.0.0.1:2379
+  rwsnap params get backup_storage_url --cluster prod
+  rwsnap params set barrier_interval_ms 500 --etcd-endpoints 127.0.0.1:2379 --dry-run`,
 		Subcommands: []*cli.Command{
 			{
 				Name:  "list",
 				Usage: "every parameter with its value, type, default and mutability",
+				Description: `Every RisingWave system parameter, with its value (URLs redacted), type,
+default and whether ALTER SYSTEM may change it; "(default)" marks values etcd
+does not store.
+
+Examples:
+  rwsnap params list --etcd-endpoints 127.0.0.1:2379
+  rwsnap params list --cluster prod -o json | jq -r '.params[] | select(.stored) | .name'`,
 				Flags: flags(),
 				Action: func(c *cli.Context) error {
 					cl, err := openCluster(c.Context, c, true)
@@ -49,6 +61,12 @@ SET statement to run, or runs it with --pg-url.`,
 			{
 				Name:      "get",
 				Usage:     "one parameter's value",
+				Description: `Prints the value alone (URLs redacted), or the whole parameter with -o json.
+An unknown name is a usage error (exit 2) with the closest known one.
+
+Examples:
+  rwsnap params get state_store --etcd-endpoints 127.0.0.1:2379
+  rwsnap params get backup_storage_directory --cluster prod -o json`,
 				ArgsUsage: "NAME",
 				Flags:     flags(),
 				Action: func(c *cli.Context) error {
@@ -73,6 +91,13 @@ SET statement to run, or runs it with --pg-url.`,
 			{
 				Name:      "set",
 				Usage:     "change a parameter (checked, guarded)",
+				Description: `Checks the value against the parameter's type, then the guards (immutable
+parameters and moving a backup location need --force; a live meta node means
+ALTER SYSTEM SET through --pg-url instead of writing etcd).
+
+Examples:
+  rwsnap params set barrier_interval_ms 500 --etcd-endpoints 127.0.0.1:2379 --dry-run
+  rwsnap params set checkpoint_frequency 10 --cluster prod --pg-url postgres://root@frontend:4566/dev`,
 				ArgsUsage: "NAME VALUE",
 				Flags: append(flags(),
 					&cli.BoolFlag{Name: "force", Usage: "allow immutable parameters and moving a backup location that holds snapshots"},

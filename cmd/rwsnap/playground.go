@@ -29,7 +29,11 @@ delete; then loses the meta store and restores the newest snapshot into a
 fresh etcd, moving the cluster to a new data directory. Each command is printed
 as you would type it.
 
-With --keep, etcd keeps running afterwards so you can try commands yourself.`,
+With --keep, etcd keeps running afterwards so you can try commands yourself.
+
+Examples:
+  rwsnap playground                       # the walk-through, then clean up
+  rwsnap playground --dir /tmp/rw --keep  # keep it running; prints every endpoint`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "dir", Usage: "where to keep etcd data and the storage (default: a new temporary directory)"},
 			&cli.BoolFlag{Name: "keep", Usage: "keep etcd running after the walk-through, until Ctrl-C"},

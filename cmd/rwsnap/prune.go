@@ -67,7 +67,13 @@ Examples:
 				return err
 			}
 			defer cl.Close()
-			op, err := operatorFor(ctx, c, cl, st, metaclient.UseWrite)
+			// A dry run only reads: like list, it falls back to reading the
+			// location directly when the meta node does not answer.
+			use := metaclient.UseWrite
+			if c.Bool("dry-run") {
+				use = metaclient.UseRead
+			}
+			op, err := operatorFor(ctx, c, cl, st, use)
 			if err != nil {
 				return err
 			}

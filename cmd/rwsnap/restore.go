@@ -48,7 +48,7 @@ Example (the upstream test's invocation):
     --backup-storage-url minio://hummockadmin:hummockadmin@127.0.0.1:9301/hummock001 \
     --hummock-storage-url minio://hummockadmin:hummockadmin@127.0.0.1:9301/hummock001`,
 		Flags: withFlags(etcdFlags(), []cli.Flag{
-			&cli.Uint64Flag{Name: "meta-snapshot-id", Usage: "the snapshot to restore (required)", EnvVars: env("meta-snapshot-id")},
+			&cli.Uint64Flag{Name: "meta-snapshot-id", Usage: "the snapshot to restore; required", EnvVars: env("meta-snapshot-id")},
 			&cli.StringFlag{Name: "meta-store-type", Value: "etcd", Usage: "only etcd is supported (RisingWave v1.x)", EnvVars: env("meta-store-type")},
 			&cli.StringFlag{Name: "backup-storage-url", Category: catStorage, Usage: "where the snapshots are (required)", EnvVars: env("backup-storage-url")},
 			&cli.StringFlag{Name: "backup-storage-directory", Category: catStorage, Value: restore.DefaultBackupDir, Usage: "directory of the snapshots", EnvVars: env("backup-storage-directory")},

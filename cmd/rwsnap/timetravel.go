@@ -570,7 +570,10 @@ Examples:
 			for _, l := range describeChoice(ch) {
 				banner = append(banner, "rwsnap: "+l)
 			}
-			banner = append(banner, "rwsnap: SET QUERY_EPOCH = 0 returns to live data; the setting ends with this session")
+			// The prompt is fixed when psql starts and cannot follow a SET
+			// typed later, so the banner suggests none: another point in
+			// time is another session.
+			banner = append(banner, "rwsnap: the prompt shows this point in time for the whole session; for live data or another time, quit and run rwsnap timetravel psql again (or plain psql)")
 			return timetravel.RunPsql(timetravel.PsqlOptions{
 				Path: c.String("psql"), ConnString: src.cs, Epoch: ch.Epoch, Banner: banner,
 				Prompt: "[as of " + ch.Time().UTC().Format("2006-01-02 15:04:05") + " UTC] ",

@@ -408,6 +408,10 @@ func TestCLIPsql(t *testing.T) {
 			t.Errorf("psql output lacks %q:\n%s\nstderr: %s", want, r.stdout, r.stderr)
 		}
 	}
+	// The banner suggests no SET that would leave the prompt's time wrong.
+	if strings.Contains(r.stdout, "SET QUERY_EPOCH = 0 returns") || !strings.Contains(r.stdout, "the prompt shows this point in time for the whole session") {
+		t.Errorf("banner:\n%s", r.stdout)
+	}
 	// The banner comes before the script's output, and the SET ran quietly.
 	if strings.Index(r.stdout, "rwsnap: as of") > strings.Index(r.stdout, "query_epoch") || strings.Contains(r.stdout, "\nSET\n") {
 		t.Errorf("banner/quiet:\n%s", r.stdout)
