@@ -59,8 +59,8 @@ Examples:
 				},
 			},
 			{
-				Name:      "get",
-				Usage:     "one parameter's value",
+				Name:  "get",
+				Usage: "one parameter's value",
 				Description: `Prints the value alone (URLs redacted), or the whole parameter with -o json.
 An unknown name is a usage error (exit 2) with the closest known one.
 
@@ -89,8 +89,8 @@ Examples:
 				},
 			},
 			{
-				Name:      "set",
-				Usage:     "change a parameter (checked, guarded)",
+				Name:  "set",
+				Usage: "change a parameter (checked, guarded)",
 				Description: `Checks the value against the parameter's type, then the guards (immutable
 parameters and moving a backup location need --force; a live meta node means
 ALTER SYSTEM SET through --pg-url instead of writing etcd).
