@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -15,14 +16,17 @@ import (
 	"github.com/rwsnap/rwsnap/objstore"
 	"github.com/rwsnap/rwsnap/rwsim"
 	"github.com/rwsnap/rwsnap/rwsim/frontend"
+	"github.com/rwsnap/rwsnap/rwversion"
 )
 
 func playgroundCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "playground",
 		Usage: "try rwsnap on a simulated RisingWave cluster: embedded etcd + local directories, nothing to install",
-		Description: `Starts an embedded etcd, fills it with a simulated RisingWave v1.7 meta store
-(catalogs, fragments, users, compaction groups, a hummock checkpoint and a chain
+		Description: `Starts an embedded etcd, fills it with a simulated RisingWave meta store
+(v1.7 by default; --rw-version 1.9, 1.10 or 2.0 for those releases' layouts:
+subscriptions and change logs, state_table_info, secrets)
+with catalogs, fragments, users, compaction groups, a hummock checkpoint and a chain
 of version deltas, SST objects in a local directory), then runs what an operator
 would: backup-meta while the cluster keeps committing epochs, list, verify, and
 delete; then loses the meta store and restores the newest snapshot into a
@@ -37,6 +41,7 @@ Examples:
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "dir", Usage: "where to keep etcd data and the storage (default: a new temporary directory)"},
 			&cli.BoolFlag{Name: "keep", Usage: "keep etcd running after the walk-through, until Ctrl-C"},
+			&cli.StringFlag{Name: "rw-version", Value: "1.7", Usage: "the RisingWave release to simulate: 1.7, 1.9, 1.10 or 2.0"},
 		},
 		Action: runPlayground,
 	}
@@ -58,6 +63,10 @@ func runPlayground(c *cli.Context) error {
 		return err
 	}
 	step := func(format string, args ...any) { fmt.Fprintf(w, "\n== "+format+"\n", args...) }
+	mode, err := rwversion.Parse(c.String("rw-version"))
+	if err != nil || !slices.Contains(rwsim.Modes, mode) {
+		return usagef("--rw-version %q: the playground simulates 1.7, 1.9, 1.10 or 2.0", c.String("rw-version"))
+	}
 
 	step("starting an embedded etcd in %s", filepath.Join(dir, "etcd"))
 	etcd, err := embedetcd.Start(ctx, embedetcd.Config{Dir: filepath.Join(dir, "etcd"), UnsafeNoFsync: true})
@@ -78,8 +87,8 @@ func runPlayground(c *cli.Context) error {
 	}
 	defer hs.Close()
 
-	step("seeding a simulated RisingWave v1.7 cluster (state_store hummock+%s, data_directory hummock_001)", storage)
-	sim, err := rwsim.Seed(ctx, cli, hs, rwsim.Options{StateStore: "hummock+" + storage, DataDir: "hummock_001", Seed: time.Now().UnixNano()})
+	step("seeding a simulated RisingWave %s cluster (state_store hummock+%s, data_directory hummock_001)", mode, storage)
+	sim, err := rwsim.Seed(ctx, cli, hs, rwsim.Options{StateStore: "hummock+" + storage, DataDir: "hummock_001", Seed: time.Now().UnixNano(), RWVersion: mode})
 	if err != nil {
 		return fmt.Errorf("seed the simulated cluster: %w", err)
 	}
@@ -88,7 +97,13 @@ func runPlayground(c *cli.Context) error {
 
 	// A RisingWave frontend stand-in serves a demo table whose rows are
 	// versioned by epoch, and rw_meta_snapshot from the backup manifest.
-	fe, err := frontend.Start(ctx, frontend.Options{Backup: metasnap.NewStorage(hs, "hummock_001/backup")})
+	var ordersID uint32 // the demo table is the cluster's first table
+	for _, r := range sim.Relations() {
+		if r.Kind == rwsim.KindTable && (ordersID == 0 || r.ID < ordersID) {
+			ordersID = r.ID
+		}
+	}
+	fe, err := frontend.Start(ctx, frontend.Options{Backup: metasnap.NewStorage(hs, "hummock_001/backup"), Shape: frontend.ShapeFor(mode), Version: rwsim.ModeRelease(mode), FirstTableID: ordersID})
 	if err != nil {
 		return err
 	}

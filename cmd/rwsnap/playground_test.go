@@ -32,3 +32,22 @@ func TestPlayground(t *testing.T) {
 		t.Log(out.String())
 	}
 }
+
+// TestPlaygroundV20: the walk-through on a simulated v2.0 cluster (secrets
+// in the snapshot, v2.0's params).
+func TestPlaygroundV20(t *testing.T) {
+	var out, errb bytes.Buffer
+	code := run(context.Background(), []string{"rwsnap", "playground", "--dir", t.TempDir(), "--rw-version", "2.0"}, &out, &errb)
+	if code != 0 {
+		t.Fatalf("playground exited %d\nstdout:\n%s\nstderr:\n%s", code, out.String(), errb.String())
+	}
+	for _, want := range []string{"simulated RisingWave v2.0 cluster", "restore succeeded: snapshot 1003"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("playground output lacks %q\n%s", want, out.String())
+		}
+	}
+	code = run(context.Background(), []string{"rwsnap", "playground", "--rw-version", "1.8"}, &out, &errb)
+	if code != 2 {
+		t.Errorf("--rw-version 1.8: exit %d", code)
+	}
+}

@@ -48,6 +48,10 @@ type Options struct {
 	Addr string
 	// Version is reported by version() and rw_version; default by Shape.
 	Version string
+	// FirstTableID is the id of the first demo table (default 1001): match
+	// it to a table of the simulated cluster so that v1.10's per-table
+	// state_table_info has an entry for it.
+	FirstTableID uint32
 }
 
 // Executed is one statement the server ran (or tried to), in order.
@@ -99,7 +103,11 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("rwsim frontend: listen on %s: %w", addr, err)
 	}
-	s := &Server{opts: opts, ln: ln, tables: map[string]*table{}, nextID: 1001,
+	first := opts.FirstTableID
+	if first == 0 {
+		first = 1001
+	}
+	s := &Server{opts: opts, ln: ln, tables: map[string]*table{}, nextID: first,
 		sessions: map[uint32]*session{}, conns: map[net.Conn]bool{}}
 	s.wg.Add(1)
 	go s.acceptLoop()
