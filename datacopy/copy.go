@@ -176,3 +176,55 @@ feed:
 	}
 	return ctx.Err()
 }
+
+// CopyCompared copies one SST object from src to dst comparing content,
+// never size alone (restore --copy-ssts): an object already at dstKey with
+// the source's size and MD5 is kept (copied false); a different one is
+// refused with ErrDifferentObject unless overwrite. The copy itself is
+// checked by MD5 (copyObject).
+func CopyCompared(ctx context.Context, src objstore.Store, srcKey string, dst objstore.Store, dstKey string, id uint64, overwrite bool) (int64, bool, error) {
+	si, err := src.Stat(ctx, srcKey)
+	if err != nil {
+		return 0, false, fmt.Errorf("source %s: %w", srcKey, err)
+	}
+	di, err := dst.Stat(ctx, dstKey)
+	switch {
+	case err == nil:
+		same := di.Size == si.Size
+		var sm, dm string
+		if same {
+			if sm, err = contentMD5(ctx, src, si); err != nil {
+				return 0, false, fmt.Errorf("source %s: %w", srcKey, err)
+			}
+			if dm, err = contentMD5(ctx, dst, di); err != nil {
+				return 0, false, fmt.Errorf("destination %s: %w", dstKey, err)
+			}
+			same = sm == dm
+		}
+		if same {
+			return 0, false, nil
+		}
+		if !overwrite {
+			return 0, false, fmt.Errorf("%w: %s in %s (%d bytes) is not the source's object %d (%d bytes%s); SST ids are unique per cluster, so this location holds another cluster's data: restore into an empty location, or pass --overwrite-existing-ssts to replace it",
+				ErrDifferentObject, dstKey, dst, di.Size, id, si.Size, md5Note(sm, dm))
+		}
+	case !errors.Is(err, objstore.ErrNotFound):
+		return 0, false, fmt.Errorf("destination %s: %w", dstKey, err)
+	}
+	r, err := copyObject(ctx, src, srcKey, dst, dstKey, id, nil)
+	if err != nil {
+		return 0, false, err
+	}
+	if sm, ok := objstore.ContentMD5(src, si); ok && sm != r.MD5 {
+		removeBad(ctx, dst, dstKey)
+		return 0, false, fmt.Errorf("object %d: the copy has MD5 %s, the source's ETag says %s: %w", id, r.MD5, sm, ErrChecksum)
+	}
+	return r.Size, true, nil
+}
+
+func md5Note(a, b string) string {
+	if a == "" || b == "" {
+		return ""
+	}
+	return ", MD5 " + a + " vs " + b
+}

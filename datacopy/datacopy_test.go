@@ -142,14 +142,14 @@ func TestBackupIncrementalVerifyGCRestore(t *testing.T) {
 	if _, err := f.backup.Delete(ctx, []uint64{101}); err != nil {
 		t.Fatal(err)
 	}
-	g, err := GC(ctx, f.data, f.backup, true, nil)
+	g, err := GC(ctx, f.data, f.backup, true, nil, nil)
 	if err != nil || fmt.Sprint(g.Objects) != "[1]" || fmt.Sprint(g.Indexes) != "[101]" {
 		t.Fatalf("dry-run GC %+v %v", g, err)
 	}
 	if _, err := f.data.Store.Stat(ctx, f.data.ObjectKey(1)); err != nil {
 		t.Fatal("dry run deleted")
 	}
-	g, err = GC(ctx, f.data, f.backup, false, nil)
+	g, err = GC(ctx, f.data, f.backup, false, nil, nil)
 	if err != nil || fmt.Sprint(g.Objects) != "[1]" || g.Kept != 4 {
 		t.Fatalf("GC %+v %v", g, err)
 	}
@@ -219,12 +219,12 @@ func TestGCKeepsInFlightBackup(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g, err := GC(ctx, f.data, f.backup, false, nil)
+	g, err := GC(ctx, f.data, f.backup, false, nil, nil)
 	if err != nil || len(g.Objects) != 0 {
 		t.Fatalf("GC deleted %v (%v) during a backup in flight", g.Objects, err)
 	}
 	p.Release(ctx)
-	g, err = GC(ctx, f.data, f.backup, false, nil)
+	g, err = GC(ctx, f.data, f.backup, false, nil, nil)
 	if err != nil || fmt.Sprint(g.Objects) != "[2]" {
 		t.Fatalf("GC after the backup ended: %+v %v", g, err)
 	}

@@ -106,7 +106,10 @@ const gcAttempts = 8
 // every manifest writer goes through); a change restarts the mark. Indexes
 // of snapshots gone from the manifest go first, then the objects, so a
 // crash leaves only unreferenced objects for the next run.
-func GC(ctx context.Context, l *Location, backup *metasnap.Storage, dryRun bool, log *slog.Logger) (*GCResult, error) {
+//
+// without lists snapshots to treat as deleted already: a dry run of
+// delete or prune shows what their deletion would free.
+func GC(ctx context.Context, l *Location, backup *metasnap.Storage, dryRun bool, without []uint64, log *slog.Logger) (*GCResult, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -118,7 +121,7 @@ func GC(ctx context.Context, l *Location, backup *metasnap.Storage, dryRun bool,
 		defer unlock()
 	}
 	for attempt := 0; attempt < gcAttempts; attempt++ {
-		res, etag, plan, err := l.markAndPlan(ctx, backup, dryRun)
+		res, etag, plan, err := l.markAndPlan(ctx, backup, dryRun, without)
 		if err != nil {
 			return nil, err
 		}
@@ -154,7 +157,7 @@ func GC(ctx context.Context, l *Location, backup *metasnap.Storage, dryRun bool,
 
 type gcPlan struct{ objects, indexes, stale []string }
 
-func (l *Location) markAndPlan(ctx context.Context, backup *metasnap.Storage, dryRun bool) (*GCResult, string, *gcPlan, error) {
+func (l *Location) markAndPlan(ctx context.Context, backup *metasnap.Storage, dryRun bool, without []uint64) (*GCResult, string, *gcPlan, error) {
 	res := &GCResult{DryRun: dryRun, Objects: []uint64{}, Indexes: []uint64{}, StalePending: []string{}}
 	plan := &gcPlan{}
 	// List first, mark after: an object uploaded after the listing is not
@@ -178,7 +181,14 @@ func (l *Location) markAndPlan(ctx context.Context, backup *metasnap.Storage, dr
 	}
 	marked := map[uint64]bool{}
 	snaps := map[uint64]bool{}
+	gone := map[uint64]bool{}
+	for _, id := range without {
+		gone[id] = true
+	}
 	for _, e := range m.SnapshotMetadata {
+		if gone[e.ID] {
+			continue
+		}
 		snaps[e.ID] = true
 		for _, id := range e.SSTs {
 			marked[id] = true

@@ -9,7 +9,7 @@
 // scheme puts it (hummock.SSTPath). rwsnap's own bookkeeping lives under
 // <dir>/rwsnap/: owner.json (which backup location the copy belongs to),
 // index/<snapshot id>.json (the objects of one snapshot with size and MD5),
-// pending/ (markers of backups in flight) and gc.lock.
+// pending/ (markers of backups in flight) and gc-lock.json.
 package datacopy
 
 import (
@@ -65,7 +65,7 @@ func (l *Location) IndexKey(id uint64) string {
 
 func (l *Location) indexPrefix() string { return l.metaDir() + "/index/" }
 func (l *Location) ownerKey() string    { return l.metaDir() + "/owner.json" }
-func (l *Location) gcLockKey() string   { return l.metaDir() + "/gc.lock" }
+func (l *Location) gcLockKey() string   { return l.metaDir() + "/gc-lock.json" }
 
 // objectPrefix is what to list to find every SST object of the copy.
 func (l *Location) objectPrefix() string { return l.key("") }

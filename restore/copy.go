@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/rwsnap/rwsnap/datacopy"
 	"github.com/rwsnap/rwsnap/hummock"
 	"github.com/rwsnap/rwsnap/internal/progress"
 	"github.com/rwsnap/rwsnap/metasnap"
@@ -27,9 +28,11 @@ type CopyStats struct {
 
 // CopySSTs copies every SST object the snapshot pins from the snapshot's own
 // hummock location (its state_store and data_directory) to dst/dstDir, so a
-// cluster can be rebuilt in another bucket or region. Objects already at the
-// destination with the same size are skipped, so a rerun is cheap.
-func CopySSTs(ctx context.Context, target *metasnap.MetaSnapshot, plan *Plan, dst objstore.Store, dstDir string, log *slog.Logger) (CopyStats, error) {
+// cluster can be rebuilt in another bucket or region. An object already at
+// the destination with the same size and content (MD5) is skipped, so a
+// rerun is cheap; a different object under a pinned id is refused unless
+// overwrite, and every copy is checked by checksum.
+func CopySSTs(ctx context.Context, target *metasnap.MetaSnapshot, plan *Plan, dst objstore.Store, dstDir string, overwrite bool, log *slog.Logger) (CopyStats, error) {
 	var st CopyStats
 	src, srcDir, err := snapshotHummock(ctx, target)
 	if err != nil {
@@ -57,7 +60,7 @@ func CopySSTs(ctx context.Context, target *metasnap.MetaSnapshot, plan *Plan, ds
 		go func() {
 			defer wg.Done()
 			for id := range work {
-				n, did, err := copyOne(ctx, src, hummock.SSTPath(srcDir, id, srcPrefixed), dst, hummock.SSTPath(dstDir, id, dstPrefixed))
+				n, did, err := copyOne(ctx, src, hummock.SSTPath(srcDir, id, srcPrefixed), dst, hummock.SSTPath(dstDir, id, dstPrefixed), id, overwrite)
 				if err != nil {
 					errc <- fmt.Errorf("copy SST object %d: %w", id, err)
 					cancel()
@@ -94,22 +97,7 @@ feed:
 	return st, nil
 }
 
-func copyOne(ctx context.Context, src objstore.Store, srcKey string, dst objstore.Store, dstKey string) (int64, bool, error) {
-	si, err := src.Stat(ctx, srcKey)
-	if err != nil {
-		return 0, false, fmt.Errorf("source %s: %w", srcKey, err)
-	}
-	if di, err := dst.Stat(ctx, dstKey); err == nil && di.Size == si.Size {
-		return 0, false, nil
-	} else if err != nil && !errors.Is(err, objstore.ErrNotFound) {
-		return 0, false, fmt.Errorf("destination %s: %w", dstKey, err)
-	}
-	b, _, err := src.Get(ctx, srcKey)
-	if err != nil {
-		return 0, false, fmt.Errorf("read %s: %w", srcKey, err)
-	}
-	if err := dst.Put(ctx, dstKey, b); err != nil {
-		return 0, false, fmt.Errorf("write %s: %w", dstKey, err)
-	}
-	return int64(len(b)), true, nil
+// copyOne compares content, never size alone: issue 11 item 3.
+func copyOne(ctx context.Context, src objstore.Store, srcKey string, dst objstore.Store, dstKey string, id uint64, overwrite bool) (int64, bool, error) {
+	return datacopy.CopyCompared(ctx, src, srcKey, dst, dstKey, id, overwrite)
 }

@@ -13,6 +13,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/rwsnap/rwsnap/datacopy"
 	"github.com/rwsnap/rwsnap/hummock"
 	"github.com/rwsnap/rwsnap/metasnap"
 	"github.com/rwsnap/rwsnap/metastore"
@@ -62,6 +63,16 @@ type Options struct {
 	// CopySSTs copies the pinned SST objects from the snapshot's hummock
 	// location to the --hummock-storage-* one first (not in risectl).
 	CopySSTs bool
+	// OverwriteSSTs lets --copy-ssts and --from-backup-data replace an
+	// object at the destination whose content differs (refused otherwise).
+	OverwriteSSTs bool
+	// FromBackupData rebuilds the hummock location at HummockURL/HummockDir
+	// from the snapshot's data copy (datacopy), for when the original
+	// bucket is gone; DataURL/DataDir name the copy (default: the backup
+	// location, <BackupDir>/data).
+	FromBackupData   bool
+	DataURL, DataDir string
+	DataParallelism  int
 	// IDGeneratorsFrom takes the id generators (default cf) from this
 	// snapshot instead of the newest (RisingWave's rule), for when the
 	// newest cannot be read; 0 means the newest. See LoadFrom.
@@ -105,6 +116,29 @@ func (o *Options) Validate() error {
 	if o.IDGeneratorsFrom != 0 && o.IDGeneratorsFrom < o.SnapshotID {
 		return fmt.Errorf("--id-generators-from-snapshot %d is older than the restored snapshot %d: its id generators would go back further still; give %d or a newer snapshot", o.IDGeneratorsFrom, o.SnapshotID, o.SnapshotID)
 	}
+	if o.FromBackupData {
+		if o.CopySSTs {
+			return errors.New("--from-backup-data and --copy-ssts both fill the new hummock location: give one (--from-backup-data copies from the data copy, --copy-ssts from the snapshot's own hummock location)")
+		}
+		if o.DataDir != "" && o.DataURL == "" {
+			return errors.New("--data-storage-directory needs --data-storage-url (without both, the data copy is <backup dir>/data in the backup location)")
+		}
+		// The cluster moves to the new location: state_store and
+		// data_directory are rewritten, and the backup params default to
+		// the location restored from.
+		o.OverwriteHummockEndpoint = true
+		if o.OverwriteBackupURL == "" {
+			o.OverwriteBackupURL = o.BackupURL
+		}
+		if o.OverwriteBackupDir == "" {
+			o.OverwriteBackupDir = o.BackupDir
+			if o.OverwriteBackupDir == "" {
+				o.OverwriteBackupDir = DefaultBackupDir
+			}
+		}
+	} else if o.DataURL != "" || o.DataDir != "" {
+		return errors.New("--data-storage-url and --data-storage-directory only apply with --from-backup-data")
+	}
 	n := 0
 	for _, set := range []bool{o.OverwriteHummockEndpoint, o.OverwriteBackupURL != "", o.OverwriteBackupDir != ""} {
 		if set {
@@ -131,6 +165,7 @@ type Result struct {
 	Written  int // keys written by this run
 	Replaced string
 	Copy     CopyStats
+	Data     *datacopy.RestoreResult // with FromBackupData
 	Duration time.Duration
 }
 
@@ -191,7 +226,20 @@ func Restore(ctx context.Context, o Options) (*Result, error) {
 		return nil, err
 	}
 	res := &Result{Plan: plan, Resumed: resume, Warning: warning}
-	if o.ValidateIntegrity {
+	var data *datacopy.Location
+	if o.FromBackupData {
+		var closeData func()
+		if data, closeData, err = openDataCopy(ctx, o, bs); err != nil {
+			return nil, err
+		}
+		defer closeData()
+		// Every check the copy allows before any write: the copy is this
+		// cluster's, complete, and holds every object with its size.
+		if _, err := restoreData(ctx, o, data, target, plan, hs, true, log); err != nil {
+			return nil, err
+		}
+	}
+	if o.ValidateIntegrity && !o.FromBackupData {
 		store, dir := hs, o.HummockDir
 		if o.CopySSTs && o.DryRun {
 			// Nothing is copied in a dry run: check what would be copied.
@@ -222,7 +270,7 @@ func Restore(ctx context.Context, o Options) (*Result, error) {
 	defer own.Close()
 	log.Info("restore claimed the target etcd", "restore_id", own.ID(), "marker", own.Marker.String())
 	if o.CopySSTs {
-		if res.Copy, err = CopySSTs(ctx, target, plan, hs, o.HummockDir, log); err != nil {
+		if res.Copy, err = CopySSTs(ctx, target, plan, hs, o.HummockDir, o.OverwriteSSTs, log); err != nil {
 			return res, err
 		}
 		log.Info("SSTs copied", "objects", res.Copy.Objects, "copied", res.Copy.Copied, "already_there", res.Copy.Skipped, "bytes", res.Copy.Bytes)
@@ -230,6 +278,17 @@ func Restore(ctx context.Context, o Options) (*Result, error) {
 			if err := ValidateIntegrity(ctx, hs, o.HummockDir, plan); err != nil {
 				return res, err
 			}
+		}
+	}
+	if o.FromBackupData {
+		if res.Data, err = restoreData(ctx, o, data, target, plan, hs, false, log); err != nil {
+			return res, err
+		}
+		if o.ValidateIntegrity {
+			if err := datacopy.ValidateAt(ctx, data, dataEntry(target, plan), hs, o.HummockDir); err != nil {
+				return res, err
+			}
+			log.Info("integrity validated: every referenced object at the new location has its recorded size and MD5", "objects", res.Data.Objects)
 		}
 	}
 	if resume {

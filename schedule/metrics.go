@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 )
 
 // Metrics is a small Prometheus text-format registry: the few gauges and
@@ -55,6 +56,12 @@ const (
 	MetricSnapshots   = "rwsnap_snapshots"
 	MetricPruned      = "rwsnap_prune_deleted_total"
 	MetricRunning     = "rwsnap_backup_running"
+	// Data copy (schedule --with-data).
+	MetricDataBytesCopied    = "rwsnap_data_bytes_copied_total"
+	MetricDataObjectsCopied  = "rwsnap_data_objects_copied_total"
+	MetricDataLastSuccess    = "rwsnap_data_last_success_timestamp_seconds"
+	MetricDataProtectedBytes = "rwsnap_data_protected_bytes"
+	MetricDataFailures       = "rwsnap_data_failures_total"
 )
 
 // NewMetrics registers rwsnap's metrics at zero.
@@ -70,6 +77,11 @@ func NewMetrics() *Metrics {
 		{MetricSnapshots, "gauge", "Snapshots in the backup location's manifest after the last job."},
 		{MetricPruned, "counter", "Snapshots deleted by retention."},
 		{MetricRunning, "gauge", "1 while a backup job runs."},
+		{MetricDataBytesCopied, "counter", "Bytes of SST objects copied into the data copy."},
+		{MetricDataObjectsCopied, "counter", "SST objects copied into the data copy."},
+		{MetricDataLastSuccess, "gauge", "Unix time of the last data copy that completed."},
+		{MetricDataProtectedBytes, "gauge", "Bytes of SST objects the last snapshot's complete data copy holds."},
+		{MetricDataFailures, "counter", "Data copies that failed or left a snapshot partial."},
 	} {
 		m.help[d.name] = [2]string{d.typ, d.help}
 		m.values[d.name] = 0
@@ -149,4 +161,21 @@ func (m *Metrics) WriteTo(w io.Writer) (int64, error) {
 		}
 	}
 	return total, nil
+}
+
+// DataCopied counts one object copied into the data copy.
+func (m *Metrics) DataCopied(bytes int64) {
+	m.Add(MetricDataBytesCopied, float64(bytes))
+	m.Add(MetricDataObjectsCopied, 1)
+}
+
+// DataBackup records the end of a data copy: protected is the bytes the
+// snapshot's data copy holds.
+func (m *Metrics) DataBackup(ok bool, protected int64) {
+	if !ok {
+		m.Add(MetricDataFailures, 1)
+		return
+	}
+	m.Set(MetricDataLastSuccess, float64(time.Now().UnixNano())/1e9)
+	m.Set(MetricDataProtectedBytes, float64(protected))
 }

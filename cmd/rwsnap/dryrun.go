@@ -34,7 +34,7 @@ func backupDryRun(c *cli.Context, ch *metaclient.Choice) error {
 
 // deleteDryRun is delete-meta-snapshots --dry-run: the ids are checked
 // against the manifest the real delete would change.
-func deleteDryRun(c *cli.Context, ch *metaclient.Choice, ids []uint64) error {
+func deleteDryRun(c *cli.Context, ch *metaclient.Choice, ids []uint64, st *metasnap.Storage) error {
 	m, err := ch.Manifest(c.Context)
 	if err != nil {
 		return err
@@ -56,5 +56,9 @@ func deleteDryRun(c *cli.Context, ch *metaclient.Choice, ids []uint64) error {
 			remaining = append(remaining, e.ID)
 		}
 	}
-	return print(c, &deleteResult{DryRun: true, Deleted: []uint64{}, WouldDelete: ids, Remaining: remaining, ManifestID: m.ManifestID, Path: ch.Path, Via: ch.Operator.Path()})
+	gc, err := dataGC(c.Context, c, st, true, ids)
+	if err != nil {
+		return err
+	}
+	return print(c, &deleteResult{DryRun: true, Deleted: []uint64{}, WouldDelete: ids, Remaining: remaining, ManifestID: m.ManifestID, Path: ch.Path, Via: ch.Operator.Path(), DataGC: gc})
 }

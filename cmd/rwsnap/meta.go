@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -30,6 +31,7 @@ Examples:
   rwsnap meta verify-meta-snapshot --all --check-ssts --cluster prod`,
 		Subcommands: append([]*cli.Command{
 			backupMetaCommand(),
+			backupDataCommand(),
 			listCommand(),
 			verifyCommand(),
 			deleteCommand(),
@@ -68,8 +70,9 @@ Examples:
 			&cli.StringFlag{Name: "remarks", Usage: "free text stored with the snapshot (shown by list and rw_meta_snapshot)", EnvVars: env("remarks")},
 			&cli.BoolFlag{Name: "force", Usage: "write even to a live cluster's own location, or when more than 100 snapshots exist (RisingWave's cap)", EnvVars: env("force")},
 			dryRunFlag("choose the path and check the location and the cap, print what would be taken"),
+			withDataFlag(),
 			outputFlag(),
-		}),
+		}, dataFlags()),
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {
 				return usagef("backup-meta takes no arguments, got %q", c.Args().Slice())
@@ -89,10 +92,23 @@ Examples:
 			if c.Bool("dry-run") {
 				return backupDryRun(c, ch)
 			}
+			var afterData func(context.Context, metasnap.SnapshotMetadata) (*dataResult, error)
+			if c.Bool("with-data") {
+				var closeData func()
+				if afterData, closeData, err = withDataBackup(ctx, c, cl, target, ch, nil, nil); err != nil {
+					return err
+				}
+				defer closeData()
+			}
 			slog.Info("backing up", "etcd", c.String("etcd-endpoints"), "to", target.String(), "path", ch.Path, "via", ch.Operator.Path())
 			res, err := ch.Backup(ctx, c.String("remarks"))
 			if err != nil {
 				return err
+			}
+			var dataErr error
+			var data *dataResult
+			if afterData != nil {
+				data, dataErr = afterData(ctx, res.Entry)
 			}
 			out := &backupResult{ID: res.Entry.ID, ManifestID: res.Manifest.ManifestID, Path: ch.Path, Via: ch.Operator.Path(),
 				Bytes: res.Bytes, DurationSeconds: output.Seconds(res.Duration), duration: res.Duration,
@@ -100,7 +116,11 @@ Examples:
 			if ch.Path != string(metaclient.ModeMeta) { // the meta node does not report its read
 				out.Revision, out.Keys = &res.Revision, &res.Keys
 			}
-			return print(c, out)
+			out.Data = data
+			if err := print(c, out); err != nil {
+				return err
+			}
+			return dataErr
 		},
 	}
 }
@@ -121,7 +141,7 @@ not answer, manifest.json is read directly, with a warning.
 Examples:
   rwsnap meta list-meta-snapshots --etcd-endpoints 127.0.0.1:2379
   rwsnap meta list-meta-snapshots --backup-storage-url s3://bkp --backup-storage-directory backup -o json`,
-		Flags: withFlags(etcdFlags(), locationFlags(), metaNodeFlags(), []cli.Flag{mayBeNewFlag(), outputFlag()}),
+		Flags: withFlags(etcdFlags(), locationFlags(), metaNodeFlags(), []cli.Flag{mayBeNewFlag(), outputFlag()}, dataFlags()[:2]),
 		Action: func(c *cli.Context) error {
 			ctx := c.Context
 			cl, st, err := openLocation(ctx, c, false)
@@ -138,7 +158,15 @@ Examples:
 			if err != nil {
 				return err
 			}
-			return print(c, newListResult(m, ch.Path, ch.Operator.Path()))
+			lr := newListResult(m, ch.Path, ch.Operator.Path())
+			states, err := dataStates(ctx, c, st, m)
+			if err != nil {
+				return err
+			}
+			for i := range lr.Snapshots {
+				lr.Snapshots[i].Data = states[lr.Snapshots[i].ID]
+			}
+			return print(c, lr)
 		},
 	}
 }
@@ -162,9 +190,11 @@ Examples:
 		Flags: withFlags(etcdFlags(), locationFlags(), []cli.Flag{
 			&cli.BoolFlag{Name: "all", Usage: "verify every snapshot in the manifest"},
 			&cli.BoolFlag{Name: "check-ssts", Usage: "also check that every pinned SST object exists (lists the data directory)"},
+			&cli.BoolFlag{Name: "check-data", Category: catData, Usage: "also check the snapshots' data copy against its index: every referenced object there with its recorded size and checksum"},
+			&cli.BoolFlag{Name: "read-data", Category: catData, Usage: "with --check-data: re-read and re-hash every byte of the data copy (restic's check --read-data)"},
 			mayBeNewFlag(),
 			outputFlag(),
-		}),
+		}, dataFlags()[:2]),
 		Action: func(c *cli.Context) error {
 			ids, err := parseIDs(c.Args().Slice())
 			if err != nil {
@@ -206,14 +236,24 @@ Examples:
 				}
 				slog.Info("checking SSTs", "in", sstLoc.URL, "data_directory", sstLoc.Directory, "source", sstLoc.Source)
 			}
+			if c.Bool("read-data") && !c.Bool("check-data") {
+				return usagef("--read-data goes with --check-data")
+			}
 			rep, err := metasnap.Verify(ctx, st, opts)
 			if err != nil {
 				return err
 			}
-			if err := print(c, newVerifyResult(rep, sstLoc)); err != nil {
+			vr := newVerifyResult(rep, sstLoc)
+			if c.Bool("check-data") {
+				if vr.Data, err = checkData(ctx, c, st, ids); err != nil {
+					return err
+				}
+				vr.OK = vr.OK && vr.Data.ok()
+			}
+			if err := print(c, vr); err != nil {
 				return err
 			}
-			if !rep.OK() {
+			if !vr.OK {
 				return errors.New("verification failed")
 			}
 			return nil
@@ -244,7 +284,7 @@ Example:
 			&cli.BoolFlag{Name: "force", Usage: "delete directly even in a live cluster's own location (when you know its meta node is stopped)", EnvVars: env("force")},
 			dryRunFlag("check that every id is in the manifest and print what would be deleted"),
 			outputFlag(),
-		}),
+		}, dataFlags()[:2]),
 		Action: func(c *cli.Context) error {
 			ids, err := parseIDs(append(c.Args().Slice(), c.StringSlice("snapshot-ids")...))
 			if err != nil {
@@ -265,13 +305,17 @@ Example:
 			}
 			defer ch.Close()
 			if c.Bool("dry-run") {
-				return deleteDryRun(c, ch, ids)
+				return deleteDryRun(c, ch, ids, st)
 			}
 			m, err := ch.Delete(ctx, ids)
 			if err != nil {
 				return err
 			}
-			return print(c, &deleteResult{Deleted: ids, Remaining: m.IDs(), ManifestID: m.ManifestID, Path: ch.Path, Via: ch.Operator.Path()})
+			gc, gcErr := dataGC(ctx, c, st, false, nil)
+			if err := print(c, &deleteResult{Deleted: ids, Remaining: m.IDs(), ManifestID: m.ManifestID, Path: ch.Path, Via: ch.Operator.Path(), DataGC: gc}); err != nil {
+				return err
+			}
+			return gcErr
 		},
 	}
 }

@@ -41,7 +41,12 @@ objects, like delete-meta-snapshots.
 
 --orphans also removes snapshot objects that no manifest entry names (left by
 interrupted backups; RisingWave never removes them), if older than
---orphans-min-age (a younger one may belong to a backup still running).
+--orphans-min-age and not named by a pending marker (a running backup writes one
+before its upload and removes it after its manifest commit).
+
+With a data copy (backup-data, --with-data), the data objects no remaining
+snapshot references are then removed by mark and sweep: never an object any
+entry or any backup in flight references; --dry-run lists what would go.
 
 While a meta node is live and the location is the cluster's own, the deletions
 go through it (it caches the manifest), as for delete-meta-snapshots; see --mode.
@@ -53,9 +58,9 @@ Examples:
 			dryRunFlag("print the verdicts"),
 			&cli.BoolFlag{Name: "orphans", Usage: "also delete snapshot objects not in the manifest"},
 			mayBeNewFlag(),
-			&cli.DurationFlag{Name: "orphans-min-age", Value: metasnap.DefaultOrphanMinAge, Usage: "only orphans older than this"},
+			&cli.DurationFlag{Name: "orphans-min-age", Value: metasnap.DefaultOrphanMinAge, Usage: "only orphans older than this and not named by a running backup's pending marker"},
 			outputFlag(),
-		}),
+		}, dataFlags()[:2]),
 		Action: func(c *cli.Context) error {
 			policy := prunePolicy(c)
 			if err := policy.Validate(); err != nil {
@@ -110,6 +115,13 @@ func runPrune(c *cli.Context, op metasnap.Operator, st *metasnap.Storage, policy
 			return nil, err
 		}
 		res.OrphansDeleted = append(res.OrphansDeleted, orphans...)
+	}
+	var without []uint64
+	if res.DryRun {
+		without = ids
+	}
+	if res.DataGC, err = dataGC(ctx, c, st, res.DryRun, without); err != nil {
+		return res, err
 	}
 	return res, nil
 }

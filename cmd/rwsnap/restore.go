@@ -8,6 +8,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/rwsnap/rwsnap/datacopy"
 	"github.com/rwsnap/rwsnap/objstore"
 	"github.com/rwsnap/rwsnap/output"
 	"github.com/rwsnap/rwsnap/restore"
@@ -61,6 +62,11 @@ Example (the upstream test's invocation):
 			&cli.BoolFlag{Name: "validate-integrity", Usage: "check that every SST object the snapshot pins exists at the hummock location", EnvVars: env("validate-integrity")},
 			&cli.BoolFlag{Name: "copy-ssts", Category: catStorage, Usage: "first copy the SST objects the snapshot pins from its own hummock location to --hummock-storage-* (skips objects already there); for rebuilding in another bucket or region", EnvVars: env("copy-ssts")},
 			&cli.Uint64Flag{Name: "id-generators-from-snapshot", Usage: "take the id generators from snapshot `N` instead of the newest (RisingWave's rule), when the newest cannot be read; ids handed out after N may be reused (a warning says which snapshots' SSTs are at risk)", EnvVars: env("id-generators-from-snapshot")},
+			&cli.BoolFlag{Name: "from-backup-data", Category: catData, Usage: "rebuild the hummock location at --hummock-storage-* from the snapshot's data copy (backup-data / --with-data), verifying every checksum; works when the original bucket is gone; moves the cluster there", EnvVars: env("from-backup-data")},
+			&cli.StringFlag{Name: "data-storage-url", Category: catData, Usage: "with --from-backup-data: where the data copy is (default: the backup location)", EnvVars: env("data-storage-url")},
+			&cli.StringFlag{Name: "data-storage-directory", Category: catData, Usage: "with --from-backup-data: the data copy's directory (default: <backup directory>/data)", EnvVars: env("data-storage-directory")},
+			&cli.IntFlag{Name: "data-parallelism", Category: catData, Value: datacopy.DefaultParallelism, Usage: "objects copied at once", EnvVars: env("data-parallelism")},
+			&cli.BoolFlag{Name: "overwrite-existing-ssts", Category: catStorage, Usage: "with --copy-ssts or --from-backup-data: replace an object at the destination whose content differs (refused otherwise: it is another cluster's data)", EnvVars: env("overwrite-existing-ssts")},
 			dryRunFlag("check everything and print the plan"),
 			outputFlag(),
 		}, risectlRestoreFlags()),
@@ -94,6 +100,11 @@ Example (the upstream test's invocation):
 				OverwriteBackupDir:       c.String("overwrite-backup-storage-directory"),
 				ValidateIntegrity:        c.Bool("validate-integrity"),
 				CopySSTs:                 c.Bool("copy-ssts"),
+				OverwriteSSTs:            c.Bool("overwrite-existing-ssts"),
+				FromBackupData:           c.Bool("from-backup-data"),
+				DataURL:                  c.String("data-storage-url"),
+				DataDir:                  c.String("data-storage-directory"),
+				DataParallelism:          c.Int("data-parallelism"),
 				IDGeneratorsFrom:         c.Uint64("id-generators-from-snapshot"),
 				Logger:                   slog.Default(),
 			}
@@ -107,6 +118,9 @@ Example (the upstream test's invocation):
 			out := &restoreResult{SnapshotID: res.Plan.SnapshotID, DefaultCFFrom: res.Plan.DefaultCFFrom, HummockVersionID: res.Plan.HummockVersionID,
 				Keys: res.Plan.Keys(), Bytes: res.Plan.Bytes(), DryRun: o.DryRun, Resumed: res.Resumed, Written: res.Written,
 				ParamChanges: []paramChange{}, SSTsCopied: res.Copy.Copied, Warning: res.Warning, ReplacedCheckpoint: res.Replaced, DurationSeconds: output.Seconds(res.Duration)}
+			if res.Data != nil {
+				out.DataObjects, out.DataCopied = &res.Data.Objects, &res.Data.Copied
+			}
 			for _, pc := range res.Plan.ParamChanges {
 				out.ParamChanges = append(out.ParamChanges, paramChange{Name: pc.Name, Before: objstore.RedactText(pc.Before), After: objstore.RedactText(pc.After)})
 			}
@@ -118,6 +132,9 @@ Example (the upstream test's invocation):
 				}
 				if o.CopySSTs {
 					fmt.Fprintf(w, "SSTs: %d pinned, %d copied (%s), %d already there\n", res.Copy.Objects, res.Copy.Copied, humanBytes(int(res.Copy.Bytes)), res.Copy.Skipped)
+				}
+				if res.Data != nil {
+					fmt.Fprintf(w, "data: %d objects from the data copy, %d copied (%d server side, %s), %d already there, every MD5 checked\n", res.Data.Objects, res.Data.Copied, res.Data.ServerSide, humanBytes(int(res.Data.Bytes)), res.Data.Skipped)
 				}
 				if res.Replaced != "" {
 					fmt.Fprintf(w, "the previous checkpoint was saved to %s\n", res.Replaced)

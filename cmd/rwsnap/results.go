@@ -9,6 +9,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/rwsnap/rwsnap/datacopy"
 	"github.com/rwsnap/rwsnap/hummock"
 	"github.com/rwsnap/rwsnap/metasnap"
 	"github.com/rwsnap/rwsnap/objstore"
@@ -59,6 +60,8 @@ type snapshotInfo struct {
 	Tables            []tableInfo `json:"tables"` // RisingWave v1.10's per-table epochs
 	// Error says why the entry is malformed (kept as is; only it fails).
 	Error string `json:"error,omitempty"`
+	// Data is the snapshot's data copy: complete, partial or none (list).
+	Data string `json:"data,omitempty"`
 }
 
 type tableInfo struct {
@@ -115,6 +118,8 @@ type backupResult struct {
 	// snapshots in its own backup location are pinned).
 	Pinned   bool         `json:"pinned"`
 	Snapshot snapshotInfo `json:"snapshot"`
+	// Data is what --with-data copied.
+	Data     *dataResult `json:"data,omitempty"`
 	duration time.Duration
 }
 
@@ -125,13 +130,17 @@ func (r *backupResult) WriteTable(w io.Writer) error {
 	if !r.Pinned {
 		pinned = fmt.Sprintf("%d SSTs (not pinned by the cluster: another location)", len(r.Snapshot.SSTs))
 	}
+	var err error
 	if r.Revision == nil {
-		_, err := fmt.Fprintf(w, "backup job succeeded: job %d, through the %s, %s, %s, %s\n",
+		_, err = fmt.Fprintf(w, "backup job succeeded: job %d, through the %s, %s, %s, %s\n",
 			r.ID, r.Via, humanBytes(r.Bytes), pinned, r.duration.Round(time.Millisecond))
-		return err
+	} else {
+		_, err = fmt.Fprintf(w, "backup job succeeded: job %d, revision %d, %d keys, %s, %s, %s\n",
+			r.ID, *r.Revision, *r.Keys, humanBytes(r.Bytes), pinned, r.duration.Round(time.Millisecond))
 	}
-	_, err := fmt.Fprintf(w, "backup job succeeded: job %d, revision %d, %d keys, %s, %s, %s\n",
-		r.ID, *r.Revision, *r.Keys, humanBytes(r.Bytes), pinned, r.duration.Round(time.Millisecond))
+	if err == nil && r.Data != nil {
+		err = r.Data.WriteTable(w)
+	}
 	return err
 }
 
@@ -153,17 +162,17 @@ func newListResult(m *metasnap.Manifest, path, via string) *listResult {
 
 func (r *listResult) WriteTable(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tHUMMOCK VERSION\tSAFE EPOCH (UTC)\tMAX COMMITTED EPOCH (UTC)\tSSTS\tFORMAT\tRW VERSION\tREMARKS")
+	fmt.Fprintln(tw, "ID\tHUMMOCK VERSION\tSAFE EPOCH (UTC)\tMAX COMMITTED EPOCH (UTC)\tSSTS\tFORMAT\tRW VERSION\tDATA\tREMARKS")
 	for _, e := range r.Snapshots {
 		if e.Error != "" {
-			fmt.Fprintf(tw, "%d\t-\t-\t-\t-\t-\t-\tMALFORMED: %s\n", e.ID, output.Escape(e.Error))
+			fmt.Fprintf(tw, "%d\t-\t-\t-\t-\t-\t-\t-\tMALFORMED: %s\n", e.ID, output.Escape(e.Error))
 			continue
 		}
 		rwv := e.RWVersion
 		if rwv == "" {
 			rwv = "-"
 		}
-		fmt.Fprintf(tw, "%d\t%d\t%s\t%s\t%d\t%d\t%s\t%s\n", e.ID, e.HummockVersionID, epochText(e.SafeEpoch), epochText(e.MaxCommittedEpoch), len(e.SSTs), e.FormatVersion, output.Escape(rwv), output.Escape(e.Remarks))
+		fmt.Fprintf(tw, "%d\t%d\t%s\t%s\t%d\t%d\t%s\t%s\t%s\n", e.ID, e.HummockVersionID, epochText(e.SafeEpoch), epochText(e.MaxCommittedEpoch), len(e.SSTs), e.FormatVersion, output.Escape(rwv), e.Data, output.Escape(e.Remarks))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -188,6 +197,8 @@ type verifyResult struct {
 	// SSTLocation is where --check-ssts looked, and why there; null
 	// without --check-ssts.
 	SSTLocation *sstLocation `json:"sst_location"`
+	// Data is --check-data's verdict on the data copy.
+	Data *dataCheckResult `json:"data,omitempty"`
 }
 
 type verifyCheck struct {
@@ -234,6 +245,9 @@ func (r *verifyResult) WriteTable(w io.Writer) error {
 	if len(r.Orphans) > 0 {
 		fmt.Fprintf(w, "orphan snapshot objects (not in the manifest, invisible to RisingWave): %s\n", metasnap.FormatIDs(r.Orphans))
 	}
+	if r.Data != nil {
+		return r.Data.WriteTable(w)
+	}
 	return nil
 }
 
@@ -259,9 +273,12 @@ type deleteResult struct {
 	ManifestID  uint64   `json:"manifest_id"`
 	Path        string   `json:"path"`
 	Via         string   `json:"via"`
+	// DataGC is the data copy's garbage collection (absent without one).
+	DataGC *datacopy.GCResult `json:"data_gc,omitempty"`
 }
 
 func (r *deleteResult) WriteTable(w io.Writer) error {
+	defer writeGC(w, r.DataGC)
 	if r.DryRun {
 		_, err := fmt.Fprintf(w, "dry run: would delete %s through %s (%d would remain); nothing was deleted\n", metasnap.FormatIDs(r.WouldDelete), r.Via, len(r.Remaining))
 		return err
@@ -319,6 +336,8 @@ type pruneResult struct {
 	// WouldDelete is what a real run deletes (the same as deleted then).
 	WouldDelete    []uint64 `json:"would_delete"`
 	OrphansDeleted []uint64 `json:"orphans_deleted"`
+	// DataGC is the data copy's garbage collection (absent without one).
+	DataGC *datacopy.GCResult `json:"data_gc,omitempty"`
 }
 
 type pruneDecision struct {
@@ -338,6 +357,7 @@ func newPruneDecisions(ds []metasnap.PruneDecision) []pruneDecision {
 }
 
 func (r *pruneResult) WriteTable(w io.Writer) error {
+	defer writeGC(w, r.DataGC)
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tTIME (UTC)\tVERDICT\tKEPT BY")
 	for _, d := range r.Snapshots {
@@ -371,19 +391,22 @@ func (r *pruneResult) WriteTable(w io.Writer) error {
 
 // restoreResult is restore-meta's.
 type restoreResult struct {
-	SnapshotID         uint64        `json:"snapshot_id"`
-	DefaultCFFrom      uint64        `json:"default_cf_from"`
-	HummockVersionID   uint64        `json:"hummock_version_id"`
-	Keys               int           `json:"keys"`
-	Bytes              int           `json:"bytes"`
-	DryRun             bool          `json:"dry_run"`
-	Resumed            bool          `json:"resumed"`
-	Written            int           `json:"written"`
-	ParamChanges       []paramChange `json:"param_changes"`
-	SSTsCopied         int           `json:"ssts_copied"`
-	Warning            string        `json:"warning"` // set when the id generators do not come from the newest snapshot
-	ReplacedCheckpoint string        `json:"replaced_checkpoint"`
-	DurationSeconds    float64       `json:"duration_seconds"`
+	SnapshotID       uint64        `json:"snapshot_id"`
+	DefaultCFFrom    uint64        `json:"default_cf_from"`
+	HummockVersionID uint64        `json:"hummock_version_id"`
+	Keys             int           `json:"keys"`
+	Bytes            int           `json:"bytes"`
+	DryRun           bool          `json:"dry_run"`
+	Resumed          bool          `json:"resumed"`
+	Written          int           `json:"written"`
+	ParamChanges     []paramChange `json:"param_changes"`
+	SSTsCopied       int           `json:"ssts_copied"`
+	// With --from-backup-data: objects referenced and copied from the data copy.
+	DataObjects        *int    `json:"data_objects,omitempty"`
+	DataCopied         *int    `json:"data_objects_copied,omitempty"`
+	Warning            string  `json:"warning"` // set when the id generators do not come from the newest snapshot
+	ReplacedCheckpoint string  `json:"replaced_checkpoint"`
+	DurationSeconds    float64 `json:"duration_seconds"`
 	table              func(io.Writer) error
 }
 

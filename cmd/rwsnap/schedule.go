@@ -47,9 +47,10 @@ Examples:
 			&cli.IntFlag{Name: "max-jobs", Usage: "stop after this many scheduled runs (0: never)", EnvVars: env("max-jobs")},
 			&cli.StringFlag{Name: "remarks", Value: "scheduled by rwsnap", Usage: "remarks stored with each snapshot", EnvVars: env("remarks")},
 			&cli.BoolFlag{Name: "force", Usage: "as for backup-meta", EnvVars: env("force")},
+			withDataFlag(),
 			dryRunFlag("each job chooses its path, reads the manifest and logs what it would take and prune"),
 			outputFlag(),
-		}),
+		}, dataFlags()),
 		Action: runSchedule,
 	}
 }
@@ -131,11 +132,24 @@ func scheduleOne(c *cli.Context, m *schedule.Metrics, cluster string, serve bool
 		if c.Bool("dry-run") {
 			return scheduleDryRun(ctx, op, policy, prune)
 		}
+		var afterData func(context.Context, metasnap.SnapshotMetadata) (*dataResult, error)
+		if c.Bool("with-data") {
+			var closeData func()
+			if afterData, closeData, err = withDataBackup(ctx, c, cl, st, op, hs, m); err != nil {
+				return schedule.Result{}, err
+			}
+			defer closeData()
+		}
 		res, err := op.Backup(ctx, remarks)
 		if err != nil {
 			return schedule.Result{}, err
 		}
 		out := schedule.Result{SnapshotID: res.Entry.ID, Bytes: res.Bytes, Snapshots: len(res.Manifest.SnapshotMetadata)}
+		if afterData != nil {
+			if _, err := afterData(ctx, res.Entry); err != nil {
+				return out, err
+			}
+		}
 		if prune {
 			ds := metasnap.PlanPrune(res.Manifest.SnapshotMetadata, policy)
 			if ids := metasnap.PruneIDs(ds); len(ids) > 0 {
@@ -144,6 +158,11 @@ func scheduleOne(c *cli.Context, m *schedule.Metrics, cluster string, serve bool
 					return out, fmt.Errorf("snapshot %d taken, but prune failed: %w", res.Entry.ID, err)
 				}
 				out.Pruned, out.Snapshots = len(ids), len(m.SnapshotMetadata)
+				if c.Bool("with-data") {
+					if _, err := dataGC(ctx, c, st, false, nil); err != nil {
+						return out, err
+					}
+				}
 			}
 		}
 		return out, nil

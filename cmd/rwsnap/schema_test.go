@@ -190,6 +190,24 @@ func TestJSONSchemas(t *testing.T) {
 	if n := len(list["snapshots"].([]any)); n != 3 {
 		t.Errorf("list: %d snapshots", n)
 	}
+	// The data copy: protect the existing snapshots, then one more with
+	// its data; list and verify show it.
+	if d := r.run("meta backup-data", 0, append([]string{"--all"}, ep...)...)[0]; d["objects_copied"].(float64) == 0 {
+		t.Errorf("backup-data --all copied nothing: %v", d)
+	}
+	wd := r.run("meta backup-meta", 0, append([]string{"--with-data"}, ep...)...)[0]
+	ids = append(ids, uint64(wd["id"].(float64)))
+	if d, _ := wd["data"].(map[string]any); d == nil || d["objects_copied"].(float64) != 0 {
+		t.Errorf("backup-meta --with-data right after backup-data --all copies nothing new: %v", wd["data"])
+	}
+	for _, s := range r.run("meta list-meta-snapshots", 0, ep...)[0]["snapshots"].([]any) {
+		if st := s.(map[string]any)["data"]; st != "complete" {
+			t.Errorf("list: snapshot %v data %v, want complete", s.(map[string]any)["id"], st)
+		}
+	}
+	if v := r.run("meta verify-meta-snapshot", 0, append([]string{"--all", "--check-data", "--read-data"}, ep...)...)[0]; v["data"] == nil {
+		t.Errorf("verify --check-data: no data part: %v", v)
+	}
 	r.run("meta verify-meta-snapshot", 0, append([]string{"--all"}, ep...)...)
 	r.run("meta inspect", 0, append([]string{fmt.Sprint(ids[0])}, ep...)...)
 	if d := r.run("meta diff", 0, append([]string{fmt.Sprint(ids[0]), fmt.Sprint(ids[2])}, ep...)...)[0]; len(d["added"].([]any)) != 0 {

@@ -51,7 +51,7 @@ func TestCompletionBash(t *testing.T) {
 		want  string
 	}{
 		{"rwsnap me", "meta"},
-		{"rwsnap meta ba", "backup-meta"},
+		{"rwsnap meta ba", "backup-meta backup-data"},
 		{"rwsnap meta backup-meta --etcd-end", "--etcd-endpoints"},
 		{"rwsnap --log-level debug meta list-meta-snapshots --backup-storage-d", "--backup-storage-directory"},
 		{"rwsnap params s", "set"},
