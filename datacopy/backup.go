@@ -29,6 +29,9 @@ type BackupOptions struct {
 	// Keep leaves the pending marker in place: the caller releases it
 	// after its manifest commit (the direct path of backup-meta).
 	Keep bool
+	// DryRun writes nothing: the result says what would be copied
+	// (Copied, CopiedBytes from the source's sizes).
+	DryRun bool
 	// OnCopied is called after each object copied (metrics).
 	OnCopied func(bytes int64)
 	Logger   *slog.Logger
@@ -74,6 +77,9 @@ func Backup(ctx context.Context, o BackupOptions, entries []metasnap.SnapshotMet
 		log = slog.New(slog.DiscardHandler)
 	}
 	res := &BackupResult{}
+	if o.DryRun {
+		return dryRun(ctx, o, entries)
+	}
 	if err := o.Data.Claim(ctx, o.Owner); err != nil {
 		return nil, err
 	}
@@ -331,3 +337,73 @@ func joinLines(s []string) string {
 	}
 	return out
 }
+
+// dryRun says what Backup would copy, writing nothing.
+func dryRun(ctx context.Context, o BackupOptions, entries []metasnap.SnapshotMetadata) (*BackupResult, error) {
+	start := time.Now()
+	res := &BackupResult{}
+	if cur, err := o.Data.ReadOwner(ctx); err == nil {
+		if err := cur.check(o.Owner, o.Data); err != nil {
+			return nil, err
+		}
+	} else if !errors.Is(err, objstore.ErrNotFound) {
+		return nil, err
+	}
+	known, err := o.Data.known(ctx)
+	if err != nil {
+		return nil, err
+	}
+	srcPrefixed := hummock.PrefixedScheme(o.Source.Scheme())
+	sizes := map[uint64]int64{}
+	missing := map[uint64]bool{}
+	for _, e := range entries {
+		for _, id := range uniq(e.SSTs) {
+			if _, ok := known[id]; ok {
+				continue
+			}
+			if _, done := sizes[id]; done || missing[id] {
+				continue
+			}
+			info, err := o.Source.Stat(ctx, hummock.SSTPath(o.SourceDir, id, srcPrefixed))
+			switch {
+			case errors.Is(err, objstore.ErrNotFound):
+				missing[id] = true
+			case err != nil:
+				return nil, err
+			default:
+				sizes[id] = info.Size
+			}
+		}
+	}
+	counted := map[uint64]bool{}
+	for _, e := range entries {
+		sd := SnapshotData{ID: e.ID, State: StateComplete, Missing: []uint64{}}
+		for _, id := range uniq(e.SSTs) {
+			switch {
+			case missing[id]:
+				sd.Missing = append(sd.Missing, id)
+				sd.State = StatePartial
+				continue
+			case hasKey(known, id):
+				sd.Bytes += known[id].Size
+				if !counted[id] {
+					counted[id] = true
+					res.Skipped++
+				}
+			default:
+				sd.Bytes += sizes[id]
+				if !counted[id] {
+					counted[id] = true
+					res.Copied++
+					res.CopiedBytes += sizes[id]
+				}
+			}
+			sd.Objects++
+		}
+		res.Snapshots = append(res.Snapshots, sd)
+	}
+	res.Duration = time.Since(start)
+	return res, nil
+}
+
+func hasKey(m map[uint64]Object, id uint64) bool { _, ok := m[id]; return ok }

@@ -77,6 +77,7 @@ type dataBackup struct {
 	closes []func()
 	// metrics, when run by schedule.
 	metrics *schedule.Metrics
+	dryRun  bool
 }
 
 func newDataBackup(ctx context.Context, c *cli.Context, cl *cluster, st *metasnap.Storage, hs objstore.Store) (*dataBackup, error) {
@@ -114,7 +115,7 @@ func (d *dataBackup) Close() {
 
 func (d *dataBackup) run(ctx context.Context, entries []metasnap.SnapshotMetadata, clusterID string, keep bool) (*datacopy.BackupResult, error) {
 	o := datacopy.BackupOptions{Source: d.hs, SourceDir: d.cl.loc.DataDir, Data: d.data, Owner: dataOwner(d.cl, clusterID),
-		Parallelism: d.c.Int("data-parallelism"), Keep: keep, Logger: slog.Default()}
+		Parallelism: d.c.Int("data-parallelism"), Keep: keep, Logger: slog.Default(), DryRun: d.dryRun}
 	if d.metrics != nil {
 		o.OnCopied = d.metrics.DataCopied
 	}
@@ -155,6 +156,7 @@ func (d *dataBackup) hook(res **datacopy.BackupResult) func(ctx context.Context,
 
 // dataResult is the data part of backup-meta --with-data and backup-data.
 type dataResult struct {
+	DryRun          bool                    `json:"dry_run"`
 	Location        string                  `json:"location"`
 	Snapshots       []datacopy.SnapshotData `json:"snapshots"`
 	Copied          int                     `json:"objects_copied"`
@@ -177,6 +179,10 @@ func newDataResult(l *datacopy.Location, r *datacopy.BackupResult) *dataResult {
 }
 
 func (r *dataResult) WriteTable(w io.Writer) error {
+	if r.DryRun {
+		_, err := fmt.Fprintf(w, "dry run: would copy %d objects (%s) into %s, %d already there; nothing was written\n", r.Copied, progress.Bytes(r.CopiedBytes), r.Location, r.Skipped)
+		return err
+	}
 	for _, s := range r.Snapshots {
 		fmt.Fprintf(w, "data of snapshot %d: %s, %d objects, %s\n", s.ID, s.State, s.Objects, progress.Bytes(s.Bytes))
 	}
@@ -217,6 +223,7 @@ Examples:
   rwsnap meta backup-data 1001 1002 --data-storage-url s3://dr-bucket --data-storage-directory rw-data`,
 		Flags: withFlags(etcdFlags(), locationFlags(), dataFlags(), []cli.Flag{
 			&cli.BoolFlag{Name: "all", Usage: "every snapshot in the manifest"},
+			dryRunFlag("list what would be copied"),
 			outputFlag(),
 		}),
 		Action: func(c *cli.Context) error {
@@ -264,6 +271,7 @@ Examples:
 				return err
 			}
 			defer d.Close()
+			d.dryRun = c.Bool("dry-run")
 			out := &dataResult{Location: d.data.String(), Snapshots: []datacopy.SnapshotData{}}
 			if len(entries) == 0 {
 				return print(c, out)
@@ -274,7 +282,9 @@ Examples:
 			}
 			r, err := d.run(ctx, entries, clusterID, false)
 			if r != nil {
-				if perr := print(c, newDataResult(d.data, r)); perr != nil && err == nil {
+				out := newDataResult(d.data, r)
+				out.DryRun = d.dryRun
+				if perr := print(c, out); perr != nil && err == nil {
 					err = perr
 				}
 			}
