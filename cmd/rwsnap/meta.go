@@ -54,6 +54,16 @@ RisingWave's own backup id generator, so it never collides with the meta node's.
 Locations default to the cluster's system params (backup_storage_url,
 backup_storage_directory, state_store, data_directory); flags override them.
 
+The RisingWave release (v1.0 through v2.0.7) is recognised from the meta store
+(system params, column families, hummock delta kinds, the manifest's rw_version)
+and its rules are followed: the snapshot layout (v1.8 subscriptions, v2.0
+secrets) and the delta replay (v1.9 and v1.10 change logs, v1.10 watermarks and
+compaction). If several releases fit and their rules disagree, or --rw-version
+contradicts the store, nothing is stored and the error says what the store
+shows. A v2.0 snapshot holds the secrets as ciphertext under the meta node's
+secret-store key (RW_SECRET_STORE_PRIVATE_KEY_HEX), which is not in the
+snapshot: keep it separately, a restored cluster needs the same key.
+
 While a meta leader is live (its election lease in etcd) and the target is the
 cluster's own backup location, the meta node caches that manifest and would
 overwrite a direct write, so rwsnap asks the meta node to take the backup, as

@@ -43,6 +43,17 @@ An existing checkpoint at the hummock location is saved under
 
 Stop every meta node first; start it on the restored etcd afterwards.
 
+RisingWave releases: v1.0 through v2.0.7. A v2.0 snapshot's secrets are restored
+to cf/catalog_secret; their values are ciphertext under the meta node's
+secret-store key (RW_SECRET_STORE_PRIVATE_KEY_HEX), which is not in any snapshot
+and must travel separately: start the restored meta node with the same key.
+--rw-version names the release the restored cluster runs; a snapshot written by
+a newer release is refused (no downgrades). Format-2 entries (SQL meta stores,
+RisingWave 2.x) are refused before any write: restore them with that release's
+risectl into a SQL meta store. Every risectl restore-meta flag of v1.0-v2.0 is
+accepted (--hummock-storage-dir, --sql-*, --read-attempt-timeout-ms,
+--read-retry-attempts).
+
 Example (the upstream test's invocation):
   rwsnap meta restore-meta --meta-store-type etcd --meta-snapshot-id 7 \
     --etcd-endpoints 127.0.0.1:2388 \
