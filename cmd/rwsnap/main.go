@@ -24,7 +24,9 @@ var version = "dev"
 
 func main() {
 	ctx, signalled, stop := signalContext()
+	stopProfile := startProfile()
 	code := run(ctx, os.Args, os.Stdout, os.Stderr)
+	stopProfile()
 	stop()
 	// Stopped by a signal: 130 or 143, whatever the command made of it
 	// (a daemon's graceful stop returns nil), as shells report it.

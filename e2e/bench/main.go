@@ -1,13 +1,18 @@
-// Command bench measures rwsnap against the bare minimum the same work
-// needs, on meta stores of growing size, and prints the ratios:
+// Command bench measures rwsnap against the least the same work needs, on
+// meta stores of growing size, on fs:// and on MinIO, and prints the ratios
+// of one run:
 //
-//	backup-meta  vs  a bare one-revision paginated range scan of every key
-//	restore-meta vs  bare batched puts of the same KVs into a fresh etcd
-//	verify       vs  reading the snapshot object's bytes
+//	backup-meta   vs  etcdctl snapshot save (etcd's own bbolt stream)
+//	backup-meta   vs  one unpaged etcdctl get "" --prefix --rev=R
+//	restore-meta  vs  bare batched puts with 1 and 4 transactions in flight
+//	                  (the faster), into etcd with fsync off and on
+//	verify        vs  a streamed read of the object with xxhash64
+//	copy          vs  a streamed read and write of the object
 //
-// Each measured step runs as its own process (so peak RSS is that step's
-// alone) against embedded etcd servers in this process. Figures, not
-// assertions: `make bench` prints them; docs/performance.md records them.
+// Each measured step runs as its own process (so its peak RSS is its own:
+// VmHWM of the child) against etcd servers embedded in this process.
+// Figures, not assertions: `make bench` prints them; docs/performance.md
+// records them.
 package main
 
 import (
@@ -15,21 +20,25 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"text/tabwriter"
 	"time"
 
+	"github.com/cespare/xxhash/v2"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/rwsnap/rwsnap/internal/embedetcd"
+	"github.com/rwsnap/rwsnap/internal/testinfra/testminio"
 	"github.com/rwsnap/rwsnap/metasnap"
-	"github.com/rwsnap/rwsnap/metastore"
 	"github.com/rwsnap/rwsnap/objstore"
 	"github.com/rwsnap/rwsnap/restore"
 	"github.com/rwsnap/rwsnap/rwsim"
@@ -38,22 +47,28 @@ import (
 func main() {
 	if len(os.Args) > 1 {
 		switch os.Args[1] {
-		case "scan":
-			exitOn(bareScan(os.Args[2]))
-			return
 		case "puts":
 			id, _ := strconv.ParseUint(os.Args[4], 10, 64)
-			exitOn(barePuts(os.Args[2], os.Args[3], id, os.Args[5]))
+			inflight, _ := strconv.Atoi(os.Args[6])
+			exitOn(barePuts(os.Args[2], os.Args[3], id, os.Args[5], inflight))
 			return
 		case "readsnap":
-			exitOn(readSnapshot(os.Args[2], os.Args[3]))
+			exitOn(readSnapshot(os.Args[2], os.Args[3], ""))
+			return
+		case "copysnap":
+			exitOn(readSnapshot(os.Args[2], os.Args[3], os.Args[4]))
 			return
 		}
 	}
 	keys := flag.String("keys", "10000,100000", "meta store sizes in keys, comma-separated")
-	runs := flag.Int("runs", 3, "runs per measurement (the median is shown)")
+	runs := flag.Int("runs", 3, "runs per measurement below 1M keys (the median is shown)")
+	largeRuns := flag.Int("large-runs", 1, "runs per measurement at 1M keys and more")
 	bin := flag.String("rwsnap", "bin/rwsnap", "the rwsnap binary to measure")
+	etcdctl := flag.String("etcdctl", ".cache/bin/etcdctl", "the etcdctl binary of the baselines")
 	fragKB := flag.Int("fragment-kb", 100, "size of each table-fragments value in KiB")
+	stores := flag.String("stores", "fs,minio", "backup locations: fs, minio")
+	fsyncKeys := flag.Int("fsync-keys", 1000000, "largest store restored into etcd with fsync on (it is slow)")
+	profile := flag.String("profile", "", "write CPU profiles (rwsnap's and the etcd server's) of each backup here")
 	flag.Parse()
 	var sizes []int
 	for _, s := range strings.Split(*keys, ",") {
@@ -63,46 +78,80 @@ func main() {
 	}
 	self, err := os.Executable()
 	exitOn(err)
-	rw, err := filepath.Abs(*bin)
+	b := &bench{self: self, fragKB: *fragKB, fsyncKeys: *fsyncKeys, profile: *profile}
+	b.rwsnap, err = filepath.Abs(*bin)
 	exitOn(err)
-	fmt.Printf("rwsnap bench: %d runs each, median shown; etcd embedded (fsync off), storage on local fs\n", *runs)
+	b.etcdctl, err = filepath.Abs(*etcdctl)
+	exitOn(err)
+	if _, err := os.Stat(b.etcdctl); err != nil {
+		exitOn(fmt.Errorf("etcdctl: %w (make bench builds it into .cache/bin)", err))
+	}
+	b.stores = strings.Split(*stores, ",")
+	if slices.Contains(b.stores, "minio") {
+		dir, err := os.MkdirTemp("", "rwsnap-bench-minio-")
+		exitOn(err)
+		defer os.RemoveAll(dir)
+		srv, stop, err := testminio.StartProcess(dir)
+		exitOn(err)
+		defer stop()
+		b.minio = srv
+		exitOn(srv.CreateBucketErr(context.Background(), "bench"))
+	}
+	fmt.Printf("rwsnap bench: median of %d runs (%d at 1M+ keys); etcd embedded in the bench process; hummock on fs://; backups on %s\n", *runs, *largeRuns, *stores)
 	tw := tabwriter.NewWriter(os.Stdout, 2, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "keys\tsnapshot\tstep\trwsnap\tbaseline\tratio\trwsnap RSS\tbaseline RSS\tRSS/snapshot\t")
+	fmt.Fprintln(tw, "store\tkeys\tsnapshot\tstep\trwsnap\tbaseline\tbaseline time\tratio\trwsnap RSS\tbaseline RSS\t")
 	for _, n := range sizes {
-		exitOn(benchSize(tw, self, rw, n, *runs, *fragKB))
+		b.runs = *runs
+		if n >= 1000000 {
+			b.runs = *largeRuns
+		}
+		exitOn(b.size(tw, n))
 		tw.Flush()
 	}
 	tw.Flush()
 }
 
+type bench struct {
+	self, rwsnap, etcdctl string
+	fragKB, runs          int
+	fsyncKeys             int
+	stores                []string
+	minio                 *testminio.Server
+	profile               string
+}
+
 type sample struct {
 	d   time.Duration
 	rss int64 // bytes
+	out []byte
 }
 
-func measure(runs int, setup func() error, cmd func() *exec.Cmd) (sample, []byte, error) {
+// measure runs cmd runs times (setup before each) and returns the median
+// time, the highest peak RSS and the last output.
+func measure(runs int, setup func() error, cmd func() *exec.Cmd) (sample, error) {
 	var ds []time.Duration
-	var rss int64
-	var out []byte
+	var s sample
 	for i := 0; i < runs; i++ {
 		if setup != nil {
 			if err := setup(); err != nil {
-				return sample{}, nil, err
+				return sample{}, err
 			}
 		}
 		c := cmd()
-		c.Stderr = os.Stderr
+		if c.Stderr == nil && !strings.HasSuffix(c.Path, "etcdctl") {
+			c.Stderr = os.Stderr // etcdctl logs every step there
+		}
 		// Output goes to a file, not a pipe, so no copying goroutine needs
 		// exec's Wait: wait4 here returns the child's own rusage.
 		f, err := os.CreateTemp("", "bench-out-")
 		if err != nil {
-			return sample{}, nil, err
+			return sample{}, err
 		}
 		c.Stdout = f
 		start := time.Now()
 		if err := c.Start(); err != nil {
 			f.Close()
-			return sample{}, nil, err
+			return sample{}, err
 		}
 		// ru_maxrss is useless here: Linux carries the parent's high-water
 		// mark (this process hosts etcd) across fork+exec. VmHWM of the
@@ -119,17 +168,18 @@ func measure(runs int, setup func() error, cmd func() *exec.Cmd) (sample, []byte
 		f.Close()
 		os.Remove(f.Name())
 		if err != nil || ws.ExitStatus() != 0 {
-			return sample{}, nil, fmt.Errorf("%s: exit %d %v", strings.Join(c.Args, " "), ws.ExitStatus(), err)
+			return sample{}, fmt.Errorf("%s: exit %d %v", strings.Join(c.Args, " "), ws.ExitStatus(), err)
 		}
 		ds = append(ds, d)
-		rss = max(rss, peak)
-		out = b
+		s.rss = max(s.rss, peak)
+		s.out = b
 	}
 	slices.Sort(ds)
-	return sample{d: ds[len(ds)/2], rss: rss}, out, nil
+	s.d = ds[len(ds)/2]
+	return s, nil
 }
 
-func benchSize(tw *tabwriter.Writer, self, rw string, n, runs, fragKB int) error {
+func (b *bench) size(tw *tabwriter.Writer, n int) error {
 	ctx := context.Background()
 	dir, err := os.MkdirTemp("", "rwsnap-bench-")
 	if err != nil {
@@ -155,77 +205,162 @@ func benchSize(tw *tabwriter.Writer, self, rw string, n, runs, fragKB int) error
 	// catalog rows, as in a cluster with many internal tables.
 	tables := max(6, n/500)
 	if _, err := rwsim.Seed(ctx, cli, hs, rwsim.Options{StateStore: "hummock+" + storage, Tables: tables,
-		FragmentSize: fragKB << 10, ExtraKeys: n, Seed: 42}); err != nil {
+		FragmentSize: b.fragKB << 10, ExtraKeys: n, Seed: 42}); err != nil {
 		return fmt.Errorf("seed %d keys: %w", n, err)
 	}
 	ep := strings.Join(src.Endpoints(), ",")
-	scan, _, err := measure(runs, nil, func() *exec.Cmd { return exec.Command(self, "scan", ep) })
+	resp, err := cli.Get(ctx, "cf/cluster_id")
 	if err != nil {
 		return err
 	}
+	rev := strconv.FormatInt(resp.Header.Revision, 10)
+	save, err := measure(b.runs, nil, func() *exec.Cmd {
+		return exec.Command(b.etcdctl, "--endpoints", ep, "snapshot", "save", filepath.Join(dir, "etcd.db"))
+	})
+	if err != nil {
+		return err
+	}
+	get, err := measure(b.runs, nil, func() *exec.Cmd {
+		return exec.Command(b.etcdctl, "--endpoints", ep, "get", "", "--prefix", "--rev", rev)
+	})
+	if err != nil {
+		return fmt.Errorf("etcdctl get: %w", err)
+	}
+	for _, store := range b.stores {
+		if err := b.store(tw, dir, store, ep, storage, n, save, get); err != nil {
+			return fmt.Errorf("%s: %w", store, err)
+		}
+	}
+	return nil
+}
+
+func (b *bench) store(tw *tabwriter.Writer, dir, store, ep, hummockURL string, n int, save, get sample) error {
+	ctx := context.Background()
+	burl, bdir := hummockURL, "hummock_001/backup"
+	if store == "minio" {
+		burl, bdir = b.minio.URL("bench"), fmt.Sprintf("backup-%d", n)
+	}
+	loc := []string{"--backup-storage-url", burl, "--backup-storage-directory", bdir}
 	var last struct {
 		ID    uint64 `json:"id"`
 		Keys  int    `json:"keys"`
 		Bytes int    `json:"bytes"`
 	}
-	backup, out, err := measure(runs, nil, func() *exec.Cmd {
-		return exec.Command(rw, "-q", "meta", "backup-meta", "--etcd-endpoints", ep, "-o", "json", "--force")
+	var stopProfile func()
+	runNo := 0
+	backup, err := measure(b.runs, func() error {
+		runNo++
+		if b.profile != "" && runNo == 1 {
+			stopProfile = b.profileServer(fmt.Sprintf("etcd-backup-%s-%d.pprof", store, n))
+		}
+		return nil
+	}, func() *exec.Cmd {
+		c := exec.Command(b.rwsnap, append([]string{"-q", "meta", "backup-meta", "--etcd-endpoints", ep, "-o", "json", "--force"}, loc...)...)
+		if b.profile != "" && runNo == 1 {
+			c.Env = append(os.Environ(), "RWSNAP_CPUPROFILE="+filepath.Join(b.profile, fmt.Sprintf("rwsnap-backup-%s-%d.pprof", store, n)))
+		}
+		return c
 	})
+	if stopProfile != nil {
+		stopProfile()
+	}
 	if err != nil {
 		return err
 	}
-	if err := json.Unmarshal(out, &last); err != nil {
-		return err
+	if err := json.Unmarshal(backup.out, &last); err != nil {
+		return fmt.Errorf("backup output %q: %w", backup.out, err)
 	}
-	row := func(step string, a, b sample) {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%.2f\t%s\t%s\t%.2f\t\n", last.Keys, mib(int64(last.Bytes)), step,
-			a.d.Round(time.Millisecond), b.d.Round(time.Millisecond), float64(a.d)/float64(b.d), mib(a.rss), mib(b.rss), float64(a.rss)/float64(last.Bytes))
+	row := func(step, baseline string, a, base sample) {
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%.2f\t%s\t%s\t\n", store, last.Keys, mib(int64(last.Bytes)), step,
+			a.d.Round(time.Millisecond), baseline, base.d.Round(time.Millisecond), float64(a.d)/float64(base.d), mib(a.rss), mib(base.rss))
 	}
-	row("backup-meta vs range scan", backup, scan)
+	row("backup", "etcdctl snapshot save", backup, save)
+	row("backup", "etcdctl get --prefix --rev", backup, get)
 
-	// Restore into a fresh etcd each run; baseline puts into another one.
-	var target *embedetcd.Cluster
-	fresh := func() error {
-		if target != nil {
-			target.Close()
-		}
-		t, err := embedetcd.Start(ctx, embedetcd.Config{Dir: filepath.Join(dir, fmt.Sprintf("t%d", time.Now().UnixNano())), UnsafeNoFsync: true, QuotaBackendBytes: 8 << 30})
-		target = t
-		return err
-	}
-	defer func() {
-		if target != nil {
-			target.Close()
-		}
-	}()
 	id := strconv.FormatUint(last.ID, 10)
-	bdir := "hummock_001/backup"
-	rest, _, err := measure(runs, fresh, func() *exec.Cmd {
-		return exec.Command(rw, "-q", "meta", "restore-meta", "--meta-snapshot-id", id, "--etcd-endpoints", strings.Join(target.Endpoints(), ","),
-			"--backup-storage-url", storage, "--backup-storage-directory", bdir, "--hummock-storage-url", storage)
+	for _, fsync := range []bool{false, true} {
+		if fsync && n > b.fsyncKeys {
+			continue
+		}
+		var target *embedetcd.Cluster
+		fresh := func() error {
+			if target != nil {
+				target.Close()
+			}
+			t, err := embedetcd.Start(ctx, embedetcd.Config{Dir: filepath.Join(dir, fmt.Sprintf("t%d", time.Now().UnixNano())), UnsafeNoFsync: !fsync, QuotaBackendBytes: 8 << 30})
+			target = t
+			return err
+		}
+		rest, err := measure(b.runs, fresh, func() *exec.Cmd {
+			return exec.Command(b.rwsnap, append([]string{"-q", "meta", "restore-meta", "--meta-snapshot-id", id, "--etcd-endpoints", strings.Join(target.Endpoints(), ","),
+				"--hummock-storage-url", hummockURL}, loc...)...)
+		})
+		if err != nil {
+			target.Close()
+			return err
+		}
+		var best sample
+		bestName := ""
+		for _, inflight := range []int{1, 4} {
+			puts, err := measure(b.runs, fresh, func() *exec.Cmd {
+				return exec.Command(b.self, "puts", burl, bdir, id, strings.Join(target.Endpoints(), ","), strconv.Itoa(inflight))
+			})
+			if err != nil {
+				target.Close()
+				return err
+			}
+			if bestName == "" || puts.d < best.d {
+				best, bestName = puts, fmt.Sprintf("bare puts, %d in flight", inflight)
+			}
+		}
+		target.Close()
+		mode := "fsync off"
+		if fsync {
+			mode = "fsync on"
+		}
+		row("restore ("+mode+")", bestName, rest, best)
+	}
+	ver, err := measure(b.runs, nil, func() *exec.Cmd {
+		return exec.Command(b.rwsnap, append([]string{"-q", "meta", "verify-meta-snapshot", id}, loc...)...)
 	})
 	if err != nil {
 		return err
 	}
-	puts, _, err := measure(runs, fresh, func() *exec.Cmd {
-		return exec.Command(self, "puts", storage, bdir, id, strings.Join(target.Endpoints(), ","))
+	read, err := measure(b.runs, nil, func() *exec.Cmd { return exec.Command(b.self, "readsnap", burl, bdir+"/"+id+".snapshot") })
+	if err != nil {
+		return err
+	}
+	row("verify", "streamed read + xxhash", ver, read)
+	copyDir := filepath.Join(dir, "copy-"+store)
+	cp, err := measure(b.runs, func() error { return os.RemoveAll(copyDir) }, func() *exec.Cmd {
+		return exec.Command(b.rwsnap, append(append([]string{"-q", "meta", "copy-meta-snapshots", "--to-url", "fs://" + copyDir, "--to-directory", "backup"}, loc...), id)...)
 	})
 	if err != nil {
 		return err
 	}
-	row("restore-meta vs batched puts", rest, puts)
-	ver, _, err := measure(runs, nil, func() *exec.Cmd {
-		return exec.Command(rw, "-q", "meta", "verify-meta-snapshot", id, "--backup-storage-url", storage, "--backup-storage-directory", bdir)
+	bare, err := measure(b.runs, func() error { return os.RemoveAll(copyDir) }, func() *exec.Cmd {
+		return exec.Command(b.self, "copysnap", burl, bdir+"/"+id+".snapshot", filepath.Join(copyDir, "x"))
 	})
 	if err != nil {
 		return err
 	}
-	read, _, err := measure(runs, nil, func() *exec.Cmd { return exec.Command(self, "readsnap", storage, bdir+"/"+id+".snapshot") })
-	if err != nil {
-		return err
-	}
-	row("verify vs reading the object", ver, read)
+	row("copy to fs", "streamed read + write", cp, bare)
 	return nil
+}
+
+// profileServer CPU-profiles this process (the embedded etcd server) until
+// the returned function is called.
+func (b *bench) profileServer(name string) func() {
+	if err := os.MkdirAll(b.profile, 0o755); err != nil {
+		exitOn(err)
+	}
+	f, err := os.Create(filepath.Join(b.profile, name))
+	exitOn(err)
+	exitOn(pprof.StartCPUProfile(f))
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}
 }
 
 // pollHWM reads the VmHWM (peak RSS) of a running process every 5 ms until
@@ -254,43 +389,10 @@ func pollHWM(pid int, done <-chan struct{}) int64 {
 
 func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
 
-// bareScan reads every key at one revision in pages of the largest size
-// rwsnap uses: the least any consistent backup must do.
-func bareScan(endpoints string) error {
-	ctx := context.Background()
-	cli, err := clientv3.New(clientv3.Config{Endpoints: strings.Split(endpoints, ","), MaxCallRecvMsgSize: 512 << 20})
-	if err != nil {
-		return err
-	}
-	defer cli.Close()
-	var rev int64
-	key, n, size := "\x00", 0, 0
-	for {
-		opts := []clientv3.OpOption{clientv3.WithRange("\x00"), clientv3.WithLimit(metastore.MaxPageSize)}
-		if rev != 0 {
-			opts = append(opts, clientv3.WithRev(rev))
-		}
-		resp, err := cli.Get(ctx, key, opts...)
-		if err != nil {
-			return err
-		}
-		rev = resp.Header.Revision
-		for _, kv := range resp.Kvs {
-			n++
-			size += len(kv.Value)
-		}
-		if !resp.More {
-			break
-		}
-		key = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
-	}
-	fmt.Println(n, size)
-	return nil
-}
-
-// barePuts loads the snapshot and writes its KVs in 128-op transactions:
-// the least any restore must do.
-func barePuts(url, dir string, id uint64, endpoints string) error {
+// barePuts loads the snapshot and writes its KVs in 128-op transactions
+// (at most 1 MiB each), inflight at a time: the least any restore must do
+// (read the snapshot, write its keys).
+func barePuts(url, dir string, id uint64, endpoints string, inflight int) error {
 	ctx := context.Background()
 	st, err := objstore.Open(ctx, url)
 	if err != nil {
@@ -304,15 +406,16 @@ func barePuts(url, dir string, id uint64, endpoints string) error {
 	if err != nil {
 		return err
 	}
+	kvs, err := plan.All()
+	if err != nil {
+		return err
+	}
 	cli, err := clientv3.New(clientv3.Config{Endpoints: strings.Split(endpoints, ",")})
 	if err != nil {
 		return err
 	}
 	defer cli.Close()
-	kvs, err := plan.All()
-	if err != nil {
-		return err
-	}
+	var batches [][]clientv3.Op
 	for len(kvs) > 0 {
 		n := min(len(kvs), 128)
 		ops := make([]clientv3.Op, 0, n)
@@ -324,21 +427,67 @@ func barePuts(url, dir string, id uint64, endpoints string) error {
 			size += len(kv.Key) + len(kv.Value)
 			ops = append(ops, clientv3.OpPut(kv.Key, string(kv.Value)))
 		}
-		if _, err := cli.Txn(ctx).Then(ops...).Commit(); err != nil {
-			return err
-		}
+		batches = append(batches, ops)
 		kvs = kvs[len(ops):]
 	}
+	start := time.Now()
+	work := make(chan []clientv3.Op)
+	errs := make(chan error, inflight)
+	var wg sync.WaitGroup
+	for range inflight {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ops := range work {
+				if _, err := cli.Txn(ctx).Then(ops...).Commit(); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	for _, ops := range batches {
+		work <- ops
+	}
+	close(work)
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		return err
+	}
+	fmt.Printf("%d transactions in %s\n", len(batches), time.Since(start))
 	return nil
 }
 
-func readSnapshot(url, key string) error {
-	st, err := objstore.Open(context.Background(), url)
+// readSnapshot streams an object through xxhash64 (and into a local file
+// when to is set): what verify and copy cannot do with less.
+func readSnapshot(url, key, to string) error {
+	ctx := context.Background()
+	st, err := objstore.Open(ctx, url)
 	if err != nil {
 		return err
 	}
-	b, _, err := st.Get(context.Background(), key)
-	fmt.Println(len(b))
+	rc, _, err := st.Open(ctx, key)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	h := xxhash.New()
+	w := io.Writer(h)
+	if to != "" {
+		if err := os.MkdirAll(filepath.Dir(to), 0o755); err != nil {
+			return err
+		}
+		f, err := os.Create(to)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		w = io.MultiWriter(h, f)
+		defer f.Sync()
+	}
+	n, err := io.Copy(w, rc)
+	fmt.Println(n, h.Sum64())
 	return err
 }
 
