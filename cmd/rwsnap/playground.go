@@ -16,6 +16,7 @@ import (
 	"github.com/rwsnap/rwsnap/objstore"
 	"github.com/rwsnap/rwsnap/rwsim"
 	"github.com/rwsnap/rwsnap/rwsim/frontend"
+	"github.com/rwsnap/rwsnap/rwsim/metanode"
 	"github.com/rwsnap/rwsnap/rwversion"
 )
 
@@ -33,14 +34,17 @@ delete; then loses the meta store and restores the newest snapshot into a
 fresh etcd, moving the cluster to a new data directory. Each command is printed
 as you would type it.
 
-With --keep, etcd keeps running afterwards so you can try commands yourself.
+Without --keep everything it made is removed at the end. With --keep the
+restored cluster keeps running (etcd, a simulated meta node, the frontend) until
+Ctrl-C, and every endpoint is printed with a line of environment variables to
+paste into a shell. A rerun with the same --dir starts afresh.
 
 Examples:
   rwsnap playground                       # the walk-through, then clean up
   rwsnap playground --dir /tmp/rw --keep  # keep it running; prints every endpoint`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "dir", Usage: "where to keep etcd data and the storage (default: a new temporary directory)"},
-			&cli.BoolFlag{Name: "keep", Usage: "keep etcd running after the walk-through, until Ctrl-C"},
+			&cli.BoolFlag{Name: "keep", Usage: "keep the restored cluster running after the walk-through, until Ctrl-C, and print its endpoints"},
 			&cli.StringFlag{Name: "rw-version", Value: "1.7", Usage: "the RisingWave release to simulate: 1.7, 1.9, 1.10 or 2.0"},
 		},
 		Action: runPlayground,
@@ -51,22 +55,56 @@ func runPlayground(c *cli.Context) error {
 	ctx := c.Context
 	w := c.App.Writer
 	dir := c.String("dir")
-	if dir == "" {
+	keep := c.Bool("keep")
+	mode, err := rwversion.Parse(c.String("rw-version"))
+	if err != nil || !slices.Contains(rwsim.Modes, mode) {
+		return usagef("--rw-version %q: the playground simulates 1.7, 1.9, 1.10 or 2.0", c.String("rw-version"))
+	}
+	created := dir == ""
+	if created {
 		d, err := os.MkdirTemp("", "rwsnap-playground-")
 		if err != nil {
 			return err
 		}
 		dir = d
 	}
-	dir, err := filepath.Abs(dir)
+	dir, err = filepath.Abs(dir)
 	if err != nil {
 		return err
 	}
 	step := func(format string, args ...any) { fmt.Fprintf(w, "\n== "+format+"\n", args...) }
-	mode, err := rwversion.Parse(c.String("rw-version"))
-	if err != nil || !slices.Contains(rwsim.Modes, mode) {
-		return usagef("--rw-version %q: the playground simulates 1.7, 1.9, 1.10 or 2.0", c.String("rw-version"))
+	// What the playground makes in dir: a rerun with the same --dir starts
+	// afresh, and without --keep it is all removed at the end (whatever
+	// else is in dir stays).
+	made := []string{"etcd", "etcd-restored", "storage", "backups.html"}
+	removeMade := func() error {
+		if created {
+			return os.RemoveAll(dir)
+		}
+		for _, m := range made {
+			if err := os.RemoveAll(filepath.Join(dir, m)); err != nil {
+				return err
+			}
+		}
+		return nil
 	}
+	if !created {
+		if err := removeMade(); err != nil {
+			return fmt.Errorf("clear the previous playground in %s: %w", dir, err)
+		}
+	}
+	// Registered first, so it runs after every server below has stopped.
+	defer func() {
+		if keep {
+			fmt.Fprintf(w, "\n== stopped; the files stay in %s (a rerun with --dir %s starts afresh)\n", dir, dir)
+			return
+		}
+		if err := removeMade(); err != nil {
+			fmt.Fprintf(c.App.ErrWriter, "rwsnap: could not clean up %s: %v\n", dir, err)
+			return
+		}
+		fmt.Fprintf(w, "\n== cleaned up %s (run with --keep to keep the cluster running)\n", dir)
+	}()
 
 	step("starting an embedded etcd in %s", filepath.Join(dir, "etcd"))
 	etcd, err := embedetcd.Start(ctx, embedetcd.Config{Dir: filepath.Join(dir, "etcd"), UnsafeNoFsync: true})
@@ -223,14 +261,42 @@ func runPlayground(c *cli.Context) error {
 	if err := sh(append([]string{"meta", "verify-meta-snapshot", latest, "--check-ssts", "--hummock-storage-url", storage, "--hummock-storage-directory", "hummock_002"}, ep...)...); err != nil {
 		return err
 	}
-	if !c.Bool("keep") {
-		step("done; everything is in %s (remove it when you are finished)", dir)
+	if !keep {
+		step("done")
 		return nil
 	}
-	step("etcd keeps running at %s; try for example:\n   rwsnap meta list-meta-snapshots --etcd-endpoints %s\nCtrl-C stops it.", endpoints, endpoints)
+	// The restored cluster gets a meta node, as after a real restore.
+	freshCli, err := fresh.Client(ctx)
+	if err != nil {
+		return err
+	}
+	defer freshCli.Close()
+	meta, err := metanode.Start(ctx, metanode.Config{Etcd: freshCli, Hummock: hs, DataDir: "hummock_002", Backup: metasnap.NewStorage(hs, "hummock_001/backup"), RWVersion: rwsim.ModeRelease(mode)})
+	if err != nil {
+		return fmt.Errorf("start the simulated meta node: %w", err)
+	}
+	defer meta.Close()
+	if err := meta.WaitLeader(ctx); err != nil {
+		return err
+	}
+	step("the restored cluster keeps running (Ctrl-C stops it):")
+	for _, l := range [][2]string{
+		{"etcd (meta store)", endpoints},
+		{"meta node", meta.URL()},
+		{"frontend (pgwire)", fe.URL()},
+		{"backup location", storage + ", directory hummock_001/backup"},
+		{"hummock (state store)", storage + ", data directory hummock_002"},
+		{"files", dir},
+	} {
+		fmt.Fprintf(w, "   %-22s %s\n", l[0]+":", l[1])
+	}
+	fmt.Fprintf(w, "paste into a shell, then try: rwsnap meta list-meta-snapshots\n")
+	fmt.Fprintf(w, "export RWSNAP_ETCD_ENDPOINTS=%s RW_META_ADDR=%s RWSNAP_PG_URL=%s\n", shellQuote(endpoints), shellQuote(meta.URL()), shellQuote(fe.URL()))
 	<-ctx.Done()
 	return nil
 }
+
+func shellQuote(s string) string { return shellJoin([]string{s}) }
 
 // shellJoin quotes arguments the way a user would type them.
 func shellJoin(args []string) string {
