@@ -16,7 +16,7 @@ const Redacted = "[REDACTED]"
 // credentials (kafka properties.sasl.*, s3.credentials.*, aws.credentials.*,
 // *.password, jdbc passwords, tokens, private keys, ...).
 var secretWords = []string{"password", "passwd", "pwd", "secret", "token", "credential", "sasl", "apikey",
-	"api_key", "passphrase", "jaas", "private", "access_key", "accesskey", "signature", "auth"}
+	"api_key", "passphrase", "jaas", "access_key", "accesskey", "signature", "auth"}
 
 // notSecret are property names that contain a secret word but name a
 // layout, not a credential; redacting them would break the DDL.

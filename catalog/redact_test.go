@@ -30,6 +30,8 @@ func TestIsSecret(t *testing.T) {
 		{"anything", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", true},
 		{"anything", "-----BEGIN PRIVATE KEY-----\nMII...", true},
 		{"scan.startup.mode", "earliest", false},
+		{"privatelink.targets", "[{\"port\": 9094}]", false},
+		{"private_key", "x", true},
 		{"table.name", "public.orders_with_a_rather_long_name", false},
 	} {
 		if got := IsSecret(tc.name, tc.value); got != tc.want {
