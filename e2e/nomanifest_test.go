@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -72,9 +73,12 @@ func TestNoManifestIsAnError(t *testing.T) {
 				add("to-url", "fs://"+t.TempDir())
 				add("to-directory", "copy")
 				add("at", "-1s")
+				add("html", filepath.Join(t.TempDir(), "report.html"))
 				switch path {
-				case "meta delete-meta-snapshots":
+				case "meta delete-meta-snapshots", "meta inspect":
 					args = append(args, fmt.Sprint(id))
+				case "meta diff":
+					args = append(args, fmt.Sprint(id), fmt.Sprint(id))
 				}
 				r := runLimited(t, nil, args...)
 				checked++

@@ -154,7 +154,7 @@ type TableStorage struct {
 // decode fully gives a Document with Decoded "partial" or "header" that
 // says what is missing.
 func Inspect(ctx context.Context, st *metasnap.Storage, id uint64) (*Document, error) {
-	m, _, err := st.ReadManifest(ctx)
+	m, _, err := st.ReadExistingManifest(ctx)
 	if err != nil {
 		return nil, err
 	}

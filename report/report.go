@@ -137,7 +137,7 @@ func Build(ctx context.Context, st *metasnap.Storage, opts Options) (*Report, er
 	if opts.Now != nil {
 		now = opts.Now
 	}
-	m, _, err := st.ReadManifest(ctx)
+	m, _, err := st.ReadExistingManifest(ctx)
 	if err != nil {
 		return nil, err
 	}

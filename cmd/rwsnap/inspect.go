@@ -43,6 +43,7 @@ Examples:
   rwsnap meta inspect 1002 -o json --etcd-endpoints 127.0.0.1:2379 | jq '.relations[].name'
   rwsnap meta inspect 1002 --ddl --etcd-endpoints 127.0.0.1:2379 > rebuild.sql`,
 		Flags: withFlags(etcdFlags(), locationFlags(), []cli.Flag{
+			mayBeNewFlag(),
 			&cli.BoolFlag{Name: "ddl", Usage: "print a SQL script that recreates the catalog in dependency order"},
 			outputFlag(),
 		}),
@@ -85,7 +86,7 @@ as in inspect.
 Examples:
   rwsnap meta diff 1001 1002 --backup-storage-url s3://bkp --backup-storage-directory backup
   rwsnap meta diff 1001 1002 -o json --etcd-endpoints 127.0.0.1:2379`,
-		Flags: withFlags(etcdFlags(), locationFlags(), []cli.Flag{outputFlag()}),
+		Flags: withFlags(etcdFlags(), locationFlags(), []cli.Flag{mayBeNewFlag(), outputFlag()}),
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 2 {
 				return usagef("diff takes two snapshot ids, got %d arguments", c.NArg())

@@ -36,6 +36,7 @@ Examples:
   rwsnap meta report --html backups.html --backup-storage-url s3://bkp --backup-storage-directory backup
   rwsnap meta report --html backups.html --keep-last 24 --keep-daily 7 --etcd-endpoints 127.0.0.1:2379`,
 		Flags: withFlags(etcdFlags(), locationFlags(), pruneFlags(), []cli.Flag{
+			mayBeNewFlag(),
 			&cli.StringFlag{Name: "html", Usage: "the file to write (- for stdout); required", EnvVars: env("html")},
 		}),
 		Action: func(c *cli.Context) error {
