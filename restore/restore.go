@@ -271,6 +271,11 @@ func Restore(ctx context.Context, o Options) (*Result, error) {
 	log.Info("restore claimed the target etcd", "restore_id", own.ID(), "marker", own.Marker.String())
 	if o.CopySSTs {
 		if res.Copy, err = CopySSTs(ctx, target, plan, hs, o.HummockDir, o.OverwriteSSTs, log); err != nil {
+			if !resume && (errors.Is(err, datacopy.ErrChecksum) || errors.Is(err, datacopy.ErrDifferentObject)) {
+				if ferr := own.Finish(ctx); ferr != nil {
+					log.Warn("could not release the claim on the target etcd", "err", ferr)
+				}
+			}
 			return res, err
 		}
 		log.Info("SSTs copied", "objects", res.Copy.Objects, "copied", res.Copy.Copied, "already_there", res.Copy.Skipped, "bytes", res.Copy.Bytes)
@@ -282,6 +287,13 @@ func Restore(ctx context.Context, o Options) (*Result, error) {
 	}
 	if o.FromBackupData {
 		if res.Data, err = restoreData(ctx, o, data, target, plan, hs, false, log); err != nil {
+			if !resume && (errors.Is(err, datacopy.ErrChecksum) || errors.Is(err, datacopy.ErrDifferentObject)) {
+				// Refused: nothing but the claim was written to etcd;
+				// release it so the target is as empty as before.
+				if ferr := own.Finish(ctx); ferr != nil {
+					log.Warn("could not release the claim on the target etcd", "err", ferr)
+				}
+			}
 			return res, err
 		}
 		if o.ValidateIntegrity {
