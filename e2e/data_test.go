@@ -522,3 +522,44 @@ func TestOrphanPruneDuringSlowBackup(t *testing.T) {
 	}
 	mustRun(t, nil, append(append([]string{"meta", "verify-meta-snapshot", "--all"}, loc...), f.etcdArgs()...)...)
 }
+
+// TestCopySSTsComparesContent (issue 11 item 3): restore --copy-ssts
+// never keeps a same-size object with other bytes as "already there" and
+// never overwrites a different object unless told to.
+func TestCopySSTsComparesContent(t *testing.T) {
+	f := newFixture(t, rwsim.Options{Seed: 46})
+	ctx := context.Background()
+	id, _ := backupID(t, f)
+	f.minio.CreateBucket(t, "hummock006")
+	newURL := f.minio.URL("hummock006")
+	hs := mustOpen(t, newURL)
+	oid := hummock.ObjectIDs(f.sim.ExpectedVersion())[0]
+	orig, _, err := f.hummock.Get(ctx, f.sim.SSTKey(oid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := bytes.Clone(orig)
+	other[len(other)-1] ^= 0xff // same size, other bytes
+	dstKey := hummock.SSTPath("hummock_006", oid, true)
+	if err := hs.Put(ctx, dstKey, other); err != nil {
+		t.Fatal(err)
+	}
+	b := etcdtest.StartT(t, embedetcd.Config{})
+	bcli := etcdtest.ClientT(t, b)
+	args := []string{"meta", "restore-meta", "--meta-snapshot-id", fmt.Sprint(id), "--etcd-endpoints", strings.Join(b.Endpoints(), ","),
+		"--backup-storage-url", f.bucketURL, "--backup-storage-directory", "hummock_001/backup",
+		"--hummock-storage-url", newURL, "--hummock-storage-directory", "hummock_006",
+		"--overwrite-hummock-storage-endpoint", "--overwrite-backup-storage-url", newURL, "--overwrite-backup-storage-directory", "backup_006",
+		"--copy-ssts", "--validate-integrity"}
+	r := run(t, nil, args...)
+	if r.code != 1 || !strings.Contains(r.stderr, "different object") || !strings.Contains(r.stderr, fmt.Sprint(oid)) || len(dumpEtcd(t, bcli)) != 0 {
+		t.Fatalf("copy over a different same-size object:\n%s", r)
+	}
+	if got, _, _ := hs.Get(ctx, dstKey); !bytes.Equal(got, other) {
+		t.Fatal("the different object was overwritten without --overwrite-existing-ssts")
+	}
+	mustRun(t, nil, append(args, "--overwrite-existing-ssts")...)
+	if got, _, _ := hs.Get(ctx, dstKey); !bytes.Equal(got, orig) {
+		t.Fatal("--overwrite-existing-ssts left the wrong bytes")
+	}
+}
