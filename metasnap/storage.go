@@ -53,14 +53,50 @@ type Storage struct {
 	// yet: ReadExistingManifest then treats a missing manifest.json as an
 	// empty one instead of an error.
 	MayBeNew bool
+
+	raw      string // the directory as given, for verbatim keys
+	verbatim bool
 }
 
-// NewStorage returns the backup location store+dir.
+// NewStorage returns the backup location store+dir with the directory
+// normalised as OpenDAL does (fs:// in every RisingWave release, S3/MinIO
+// from v2.0): no leading or trailing slash, no empty segment.
 func NewStorage(store objstore.Store, dir string) *Storage {
-	return &Storage{Store: store, Dir: strings.Trim(dir, "/")}
+	return &Storage{Store: store, Dir: NormalizeDir(dir)}
 }
+
+// NewStorageVerbatim is NewStorage for RisingWave v1.x's native S3/MinIO
+// client, which puts backup_storage_directory into keys as is
+// (storage.rs format!("{}/manifest.json", dir)): "backup/" gives
+// "backup//manifest.json".
+func NewStorageVerbatim(store objstore.Store, dir string) *Storage {
+	s := NewStorage(store, dir)
+	s.raw, s.verbatim = dir, true
+	return s
+}
+
+// NormalizeDir is OpenDAL's normalize_path for a directory.
+func NormalizeDir(dir string) string {
+	parts := strings.FieldsFunc(dir, func(r rune) bool { return r == '/' })
+	return strings.Join(parts, "/")
+}
+
+// verbatimHint explains a failure on a verbatim key with an empty segment.
+func (s *Storage) verbatimHint() string {
+	if !s.verbatim || !strings.Contains(s.ManifestKey(), "//") && !strings.HasPrefix(s.ManifestKey(), "/") {
+		return ""
+	}
+	return fmt.Sprintf(" (RisingWave v1.x's S3/MinIO client puts backup_storage_directory %q into keys verbatim, here %q; a store that refuses such object names, as MinIO does, fails RisingWave's own backups the same way: set backup_storage_directory to %q)",
+		s.raw, s.ManifestKey(), s.Dir)
+}
+
+// Verbatim says whether keys use the directory as given.
+func (s *Storage) Verbatim() bool { return s.verbatim }
 
 func (s *Storage) key(name string) string {
+	if s.verbatim {
+		return s.raw + "/" + name
+	}
 	if s.Dir == "" {
 		return name
 	}
@@ -89,7 +125,7 @@ func (s *Storage) ReadManifest(ctx context.Context) (*Manifest, string, error) {
 		return nil, "", fmt.Errorf("read manifest of %s: %w (--max-manifest-size)", s, err)
 	}
 	if err != nil {
-		return nil, "", fmt.Errorf("read manifest of %s: %w", s, err)
+		return nil, "", fmt.Errorf("read manifest of %s: %w%s", s, err, s.verbatimHint())
 	}
 	m, err := DecodeManifest(b)
 	if err != nil {

@@ -1,6 +1,7 @@
 package metasnap
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"github.com/rwsnap/rwsnap/hummock"
 	"github.com/rwsnap/rwsnap/hummock/hummockpb"
 	"github.com/rwsnap/rwsnap/metastore"
+	"github.com/rwsnap/rwsnap/objstore"
 	"github.com/rwsnap/rwsnap/rwversion"
 )
 
@@ -132,4 +134,51 @@ func replayByVersion(e rwversion.Evidence, override *rwversion.Version, base *hu
 		lines.Replay = strings.Join(names, ", ") + " (same result)"
 	}
 	return first, lines, nil
+}
+
+// ErrAmbiguousDir means a backup_storage_directory spells two different S3
+// keys under the releases that could own it, and nothing tells which.
+var ErrAmbiguousDir = errors.New("ambiguous backup_storage_directory")
+
+// DirVerbatim says whether keys under dir use it verbatim: RisingWave v1.x's
+// native S3/MinIO client does (src/object_store/src/object/s3.rs; storage.rs
+// format!("{}/manifest.json", dir), so "backup/" is "backup//manifest.json"),
+// OpenDAL normalises (fs:// in every release, S3/MinIO from v2.0, where
+// use_opendal() defaults to true). v is the cluster's release when known;
+// otherwise, when the two spellings differ, the one whose manifest exists
+// wins, and both or neither is ErrAmbiguousDir.
+func DirVerbatim(ctx context.Context, store objstore.Store, dir string, v *rwversion.Version) (bool, error) {
+	if sc := store.Scheme(); sc != "s3" && sc != "minio" {
+		return false, nil
+	}
+	norm, verb := NewStorage(store, dir), NewStorageVerbatim(store, dir)
+	if norm.ManifestKey() == verb.ManifestKey() {
+		return false, nil
+	}
+	if v != nil {
+		return !rwversion.For(*v).Storage.OpenDALS3, nil
+	}
+	_, errN := store.Stat(ctx, norm.ManifestKey())
+	_, errV := store.Stat(ctx, verb.ManifestKey())
+	if errN == nil && errV != nil {
+		// Some stores (MinIO) refuse "//" in object names outright.
+		return false, nil
+	}
+	for _, e := range []error{errN, errV} {
+		if e != nil && !errors.Is(e, objstore.ErrNotFound) {
+			return false, fmt.Errorf("look for the manifest of %s: %w", norm, e)
+		}
+	}
+	switch {
+	case errN == nil && errV != nil:
+		return false, nil
+	case errV == nil && errN != nil:
+		return true, nil
+	}
+	state := "neither manifest exists"
+	if errN == nil {
+		state = "both manifests exist"
+	}
+	return false, fmt.Errorf("%w %q: RisingWave v1.x's S3/MinIO client uses it verbatim (key %s), v2.0 normalises it (key %s), and %s: pass --rw-version (or --etcd-endpoints) to say which release's keys to use",
+		ErrAmbiguousDir, dir, verb.ManifestKey(), norm.ManifestKey(), state)
 }

@@ -186,6 +186,11 @@ func Restore(ctx context.Context, o Options) (*Result, error) {
 	}
 	defer bs.Close()
 	backup := metasnap.NewStorage(bs, o.BackupDir)
+	if verbatim, err := metasnap.DirVerbatim(ctx, bs, o.BackupDir, o.RWVersion); err != nil {
+		return nil, err
+	} else if verbatim {
+		backup = metasnap.NewStorageVerbatim(bs, o.BackupDir)
+	}
 	var target, newest *metasnap.MetaSnapshot
 	var warning string
 	err = withReadRetry(ctx, o, log, func(ctx context.Context) error {

@@ -143,6 +143,13 @@ func openLocation(ctx context.Context, c *cli.Context, needEtcd bool) (*cluster,
 		cl.Close()
 		return nil, nil, err
 	}
+	// The directory as the cluster's release uses it in keys.
+	if verbatim, err := backupDirVerbatim(ctx, c, cl, cl.backup.Store, cl.loc.BackupDir); err != nil {
+		cl.Close()
+		return nil, nil, err
+	} else if verbatim {
+		cl.backup = metasnap.NewStorageVerbatim(cl.backup.Store, cl.loc.BackupDir)
+	}
 	// --may-be-new where a command has it; false (a missing manifest is
 	// an error) for the others.
 	cl.backup.MayBeNew = c.Bool("may-be-new")

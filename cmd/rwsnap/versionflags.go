@@ -1,11 +1,16 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"log/slog"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/rwsnap/rwsnap/metasnap"
+	"github.com/rwsnap/rwsnap/metastore"
+	"github.com/rwsnap/rwsnap/objstore"
 	"github.com/rwsnap/rwsnap/rwversion"
 )
 
@@ -56,4 +61,31 @@ func readRetry(c *cli.Context) (time.Duration, int) {
 		}
 	}
 	return time.Duration(c.Uint64("read-attempt-timeout-ms")) * time.Millisecond, int(c.Uint64("read-retry-attempts"))
+}
+
+// backupDirVerbatim decides how the cluster's release puts
+// backup_storage_directory into S3/MinIO keys (metasnap.DirVerbatim); the
+// release comes from --rw-version, else the cluster's system params (v2.0's
+// are there or not).
+func backupDirVerbatim(ctx context.Context, c *cli.Context, cl *cluster, store objstore.Store, dir string) (bool, error) {
+	v, err := rwVersionFrom(c)
+	if err != nil {
+		return false, err
+	}
+	if v == nil && cl.etcd != nil {
+		params, err := metastore.ReadSystemParams(ctx, cl.etcd)
+		if err != nil {
+			return false, err
+		}
+		line := rwversion.V1_10
+		if _, ok := params[rwversion.V20Params[0]]; ok {
+			line = rwversion.V2_0
+		}
+		v = &line
+	}
+	verbatim, err := metasnap.DirVerbatim(ctx, store, dir, v)
+	if errors.Is(err, metasnap.ErrAmbiguousDir) {
+		return false, usageError{err}
+	}
+	return verbatim, err
 }
