@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
+	"github.com/rwsnap/rwsnap/internal/timeouts"
 	"github.com/rwsnap/rwsnap/metaclient/backuppb"
 	"github.com/rwsnap/rwsnap/metaclient/memberpb"
 )
@@ -78,10 +79,10 @@ const maxHops = 3
 // heartbeat timeout.
 func Dial(ctx context.Context, o DialOptions) (*Client, error) {
 	if o.Timeout <= 0 {
-		o.Timeout = 5 * time.Second
+		o.Timeout = timeouts.Connect
 	}
 	if o.CallTimeout <= 0 {
-		o.CallTimeout = 2 * time.Minute
+		o.CallTimeout = timeouts.Operation
 	}
 	log := o.Logger
 	if log == nil {

@@ -14,6 +14,9 @@ import (
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+	"google.golang.org/grpc"
+
+	"github.com/rwsnap/rwsnap/internal/timeouts"
 )
 
 // Config says how to reach a RisingWave etcd meta store. The flag names
@@ -81,7 +84,7 @@ func Connect(ctx context.Context, cfg Config) (*clientv3.Client, error) {
 	}
 	timeout := cfg.DialTimeout
 	if timeout == 0 {
-		timeout = 5 * time.Second
+		timeout = timeouts.Connect
 	}
 	tlsCfg, err := cfg.tlsConfig()
 	if err != nil {
@@ -95,6 +98,10 @@ func Connect(ctx context.Context, cfg Config) (*clientv3.Client, error) {
 		TLS:                  tlsCfg,
 		Logger:               zap.NewNop(),
 		MaxCallRecvMsgSize:   512 << 20,
+		// Every unary call (range pages, txns, lease grants) gets
+		// timeouts.Operation unless its context is bounded already: a
+		// member that stops answering mid-command fails it, not hangs it.
+		DialOptions: []grpc.DialOption{grpc.WithChainUnaryInterceptor(operationDeadline)},
 	}
 	if cfg.Auth {
 		if cfg.Username == "" {
@@ -254,4 +261,11 @@ func isTLSError(err error) bool {
 	return errors.As(err, &unknownCA) || errors.As(err, &hostErr) || errors.As(err, &certErr) ||
 		errors.As(err, &alert) || errors.As(err, &recErr) || errors.As(err, &verifyErr) ||
 		strings.Contains(err.Error(), "tls:")
+}
+
+// operationDeadline bounds one etcd call by timeouts.Operation.
+func operationDeadline(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+	ctx, cancel := timeouts.WithOperation(ctx)
+	defer cancel()
+	return invoker(ctx, method, req, reply, cc, opts...)
 }

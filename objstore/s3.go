@@ -6,18 +6,24 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"os"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
 	"github.com/aws/smithy-go/logging"
+
+	"github.com/rwsnap/rwsnap/internal/timeouts"
 )
 
 const (
@@ -87,7 +93,38 @@ func openS3(ctx context.Context, loc location) (Store, error) {
 	return st, nil
 }
 
-func withRetries(o *s3.Options) { o.RetryMaxAttempts = s3MaxAttempts }
+func withRetries(o *s3.Options) {
+	o.RetryMaxAttempts = s3MaxAttempts
+	o.Retryer = retry.NewStandard(func(so *retry.StandardOptions) {
+		so.MaxAttempts = s3MaxAttempts
+		so.Retryables = append([]retry.IsErrorRetryable{silentServer}, so.Retryables...)
+	})
+	o.HTTPClient = httpClient()
+}
+
+// silentServer: a server that took the request and sent nothing back for
+// timeouts.Operation is not retried (it would hang the command for
+// attempts x the timeout); resets, 5xx and throttling still are.
+var silentServer = retry.IsErrorRetryableFunc(func(err error) aws.Ternary {
+	if err != nil && strings.Contains(err.Error(), "timeout awaiting response headers") {
+		return aws.FalseTernary
+	}
+	return aws.UnknownTernary
+})
+
+// httpClient bounds connecting (TCP and TLS) by timeouts.Connect and the
+// wait for a response's headers by timeouts.Operation, so a server that
+// accepts and never answers fails each attempt instead of hanging it; a
+// long upload or download is not cut (the header wait starts after the
+// request body is sent, and the body is read as fast as it comes).
+func httpClient() *awshttp.BuildableClient {
+	return awshttp.NewBuildableClient().
+		WithDialerOptions(func(d *net.Dialer) { d.Timeout = timeouts.Connect }).
+		WithTransportOptions(func(tr *http.Transport) {
+			tr.TLSHandshakeTimeout = timeouts.Connect
+			tr.ResponseHeaderTimeout = timeouts.Operation
+		})
+}
 
 // compatChecksums sends checksums only where S3 requires them; older
 // S3-compatible servers reject the SDK's default trailing CRC checksums.

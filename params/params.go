@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/rwsnap/rwsnap/internal/timeouts"
 	"github.com/rwsnap/rwsnap/metasnap"
 	"github.com/rwsnap/rwsnap/metastore"
 	"github.com/rwsnap/rwsnap/objstore"
@@ -262,12 +263,21 @@ func distance(a, b string) int {
 // ApplySQL runs the ALTER SYSTEM SET statement over pgwire, the way to
 // change a parameter of a running cluster.
 func ApplySQL(ctx context.Context, pgURL string, plan *Plan) error {
-	conn, err := pgx.Connect(ctx, pgURL)
+	cfg, err := pgx.ParseConfig(pgURL)
 	if err != nil {
-		return fmt.Errorf("connect to the RisingWave frontend: %w", err)
+		return fmt.Errorf("--pg-url: %w", err)
 	}
-	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, plan.AlterSQL(), pgx.QueryExecModeSimpleProtocol); err != nil {
+	if cfg.ConnectTimeout == 0 {
+		cfg.ConnectTimeout = timeouts.Connect
+	}
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("connect to the RisingWave frontend %s:%d: %w", cfg.Host, cfg.Port, err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	ectx, cancel := timeouts.WithOperation(ctx)
+	defer cancel()
+	if _, err := conn.Exec(ectx, plan.AlterSQL(), pgx.QueryExecModeSimpleProtocol); err != nil {
 		return fmt.Errorf("%s: %w", objstore.WithPlaceholders(plan.AlterSQL()), err)
 	}
 	return nil

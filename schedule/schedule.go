@@ -25,6 +25,10 @@ type Result struct {
 	Pruned     int
 }
 
+// DefaultJobTimeout bounds one backup attempt unless Config.JobTimeout says
+// otherwise: far above a healthy backup, far below "forever".
+const DefaultJobTimeout = 30 * time.Minute
+
 // Job takes one backup (and prunes). It must honour ctx.
 type Job func(ctx context.Context) (Result, error)
 
@@ -42,8 +46,11 @@ type Config struct {
 	StopTimeout time.Duration
 	// MaxJobs stops the daemon after that many jobs (0: unlimited); tests.
 	MaxJobs int
-	Metrics *Metrics
-	Logger  *slog.Logger
+	// JobTimeout bounds each attempt of a job (0: DefaultJobTimeout): a
+	// store that hangs fails that attempt, and later jobs still run.
+	JobTimeout time.Duration
+	Metrics    *Metrics
+	Logger     *slog.Logger
 	// Done, when set, is called once per run with its final outcome
 	// (after the retries), e.g. to print a result line.
 	Done func(Report)
@@ -70,6 +77,12 @@ func (c *Config) defaults() error {
 	}
 	if c.StopTimeout == 0 {
 		c.StopTimeout = time.Minute
+	}
+	if c.JobTimeout < 0 {
+		return errors.New("--job-timeout cannot be negative")
+	}
+	if c.JobTimeout == 0 {
+		c.JobTimeout = DefaultJobTimeout
 	}
 	if c.Metrics == nil {
 		c.Metrics = NewMetrics()
@@ -178,7 +191,13 @@ func runWithRetries(jobCtx, stopCtx context.Context, cfg Config, job Job, n int)
 		}
 		t0 := time.Now()
 		var res Result
-		res, err = job(jobCtx)
+		actx, cancel := context.WithTimeout(jobCtx, cfg.JobTimeout)
+		res, err = job(actx)
+		timedOut := actx.Err() == context.DeadlineExceeded && jobCtx.Err() == nil
+		cancel()
+		if timedOut {
+			err = fmt.Errorf("job attempt exceeded --job-timeout %s (a hung store or meta node?): %w", cfg.JobTimeout, err)
+		}
 		rep.Result, rep.Duration = res, time.Since(t0)
 		if err == nil {
 			d := rep.Duration

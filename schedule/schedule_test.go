@@ -192,3 +192,34 @@ func TestFleetMetrics(t *testing.T) {
 		t.Errorf("Oldest = %v %s", v, series)
 	}
 }
+
+// A job stuck on a hung store (it returns only when its context ends) is
+// cut by JobTimeout, so the next scheduled jobs still run and succeed.
+func TestJobTimeoutUnblocksLaterJobs(t *testing.T) {
+	m := NewMetrics()
+	var n atomic.Int32
+	hung := func(ctx context.Context) (Result, error) {
+		if n.Add(1) == 1 {
+			<-ctx.Done() // the first job hangs until cut
+			return Result{}, ctx.Err()
+		}
+		return Result{SnapshotID: 7}, nil
+	}
+	err := Run(context.Background(), Config{Every: 20 * time.Millisecond, MaxJobs: 6, JobTimeout: 50 * time.Millisecond, Metrics: m, Logger: quiet}, hung)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Get(MetricFailures) != 1 || m.Get(MetricSuccesses) < 1 {
+		t.Fatalf("failures %v, successes %v: the hung job must fail alone and later jobs succeed", m.Get(MetricFailures), m.Get(MetricSuccesses))
+	}
+	// With --once, the retry after a timed-out attempt succeeds.
+	n.Store(0)
+	if err := Run(context.Background(), Config{Once: true, Retries: 1, Backoff: time.Millisecond, JobTimeout: 50 * time.Millisecond, Logger: quiet}, hung); err != nil {
+		t.Fatalf("once with a retry after a timeout: %v", err)
+	}
+	n.Store(0)
+	err = Run(context.Background(), Config{Once: true, JobTimeout: 50 * time.Millisecond, Logger: quiet}, hung)
+	if err == nil || !strings.Contains(err.Error(), "--job-timeout") {
+		t.Fatalf("a timed-out attempt must say so: %v", err)
+	}
+}

@@ -11,6 +11,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
+
+	"github.com/rwsnap/rwsnap/internal/timeouts"
 )
 
 // ResetTimeout bounds SET QUERY_EPOCH = 0 after the query, which runs on a
@@ -25,6 +27,11 @@ func ConnConfig(connString string) (*pgx.ConnConfig, error) {
 	if err != nil {
 		// pgx masks the password in the string it quotes.
 		return nil, fmt.Errorf("parse pgwire connection string: %w", err)
+	}
+	if cfg.ConnectTimeout == 0 {
+		// connect_timeout / PGCONNECT_TIMEOUT win; without them a port that
+		// accepts and never answers must not hang the command.
+		cfg.ConnectTimeout = timeouts.Connect
 	}
 	cfg.BuildContextWatcherHandler = func(c *pgconn.PgConn) ctxwatch.Handler {
 		return &pgconn.CancelRequestContextWatcherHandler{Conn: c, CancelRequestDelay: 0, DeadlineDelay: 3 * time.Second}

@@ -117,7 +117,7 @@ func logFlags() []cli.Flag {
 		&cli.StringFlag{Name: "log-format", Category: catLog, Value: "text", Usage: "log format on stderr: text or json", EnvVars: []string{"RWSNAP_LOG_FORMAT"}},
 		&cli.StringFlag{Name: "log-level", Category: catLog, Value: "info", Usage: "debug, info, warn or error", EnvVars: []string{"RWSNAP_LOG_LEVEL"}},
 		&cli.BoolFlag{Name: "quiet", Category: catLog, Aliases: []string{"q"}, Usage: "log only warnings and errors", EnvVars: []string{"RWSNAP_QUIET"}},
-	}, limitFlags()...)
+	}, append(limitFlags(), timeoutFlags()...)...)
 }
 
 // lookup returns a flag's value from the innermost context that set it,
@@ -156,6 +156,9 @@ func setupLogging(c *cli.Context, stderr io.Writer) error {
 		return usagef("--log-format %q: want text or json", lookup(c, "log-format", str))
 	}
 	slog.SetDefault(slog.New(h))
+	if err := applyTimeouts(c); err != nil {
+		return err
+	}
 	return applyLimits(c)
 }
 

@@ -43,6 +43,7 @@ Examples:
 			&cli.IntFlag{Name: "retries", Value: 3, Usage: "retries of a failed job", EnvVars: env("retries")},
 			&cli.DurationFlag{Name: "retry-backoff", Value: 10 * time.Second, Usage: "wait before the first retry; doubles each time", EnvVars: env("retry-backoff")},
 			&cli.DurationFlag{Name: "stop-timeout", Value: time.Minute, Usage: "on SIGTERM, how long the running job may finish before it is cancelled", EnvVars: env("stop-timeout")},
+			&cli.DurationFlag{Name: "job-timeout", Value: schedule.DefaultJobTimeout, Usage: "bound on each attempt of a job: a hung store or meta node fails that attempt (then retried), and later jobs still run", EnvVars: env("job-timeout")},
 			&cli.StringFlag{Name: "metrics-addr", Usage: "serve /metrics, /healthz and the backup report at / here, e.g. :9464 or 127.0.0.1:9464", EnvVars: env("metrics-addr")},
 			&cli.IntFlag{Name: "max-jobs", Usage: "stop after this many scheduled runs (0: never)", EnvVars: env("max-jobs")},
 			&cli.StringFlag{Name: "remarks", Value: "scheduled by rwsnap", Usage: "remarks stored with each snapshot", EnvVars: env("remarks")},
@@ -170,7 +171,7 @@ func scheduleOne(c *cli.Context, m *schedule.Metrics, cluster string, serve bool
 	return schedule.Run(ctx, schedule.Config{
 		Every: c.Duration("every"), Jitter: c.Duration("jitter"), Once: c.Bool("once"),
 		Retries: c.Int("retries"), Backoff: c.Duration("retry-backoff"), StopTimeout: c.Duration("stop-timeout"),
-		MaxJobs: c.Int("max-jobs"), Metrics: m, Logger: log,
+		JobTimeout: c.Duration("job-timeout"), MaxJobs: c.Int("max-jobs"), Metrics: m, Logger: log,
 		Done: func(r schedule.Report) {
 			refreshPage(ctx, page)
 			if err := print(c, newScheduleRun(r, cluster)); err != nil {

@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/urfave/cli/v2"
 
+	"github.com/rwsnap/rwsnap/internal/timeouts"
 	"github.com/rwsnap/rwsnap/metasnap"
 	"github.com/rwsnap/rwsnap/objstore"
 	"github.com/rwsnap/rwsnap/output"
@@ -166,7 +167,10 @@ func openTTSource(c *cli.Context, allowManifest bool) (*ttSource, error) {
 	if err != nil {
 		return nil, err
 	}
-	cat, err := timetravel.ReadSnapshots(ctx, conn)
+	// rwsnap's own catalog query: bounded (the user's queries are not).
+	rctx, cancel := timeouts.WithOperation(ctx)
+	cat, err := timetravel.ReadSnapshots(rctx, conn)
+	cancel()
 	if err != nil {
 		conn.Close(context.Background())
 		if errors.Is(err, timetravel.ErrNotRisingWave) {
