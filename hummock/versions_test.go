@@ -278,3 +278,39 @@ func TestLinesPrevIDAssert(t *testing.T) {
 		wantErr: map[rwversion.Version]string{rwversion.V1_10: "prev_id 9"},
 	}})
 }
+
+func TestLinesV19DeltaChainDropsChangeLog(t *testing.T) {
+	// A v1.9 log after a checkpoint: commit at 20 with logs for tables 1
+	// and 2, commit at 30 with a log for table 1 only (table 2's
+	// subscription was dropped), a compaction. Replayed by v1.9's rules,
+	// table 2's log is gone at 30; by v1.10's (which want a
+	// state_table_info_delta v1.9 never writes) it would stay, pinning its
+	// SSTs.
+	base := ver(10, 10, 0, group(2, []uint32{1, 2}, nil, emptyLevels(6)))
+	log := func(e uint64, obj uint64, table uint32) *pb.HummockVersionDelta_ChangeLogDelta {
+		return &pb.HummockVersionDelta_ChangeLogDelta{NewLog: &pb.EpochNewChangeLog{Epochs: []uint64{e}, NewValue: []*pb.SstableInfo{sst(obj, obj, "a", "b", 1, table)}}}
+	}
+	d1 := delta(11, 10, 20, 0, nil)
+	d1.ChangeLogDelta = map[uint32]*pb.HummockVersionDelta_ChangeLogDelta{1: log(20, 71, 1), 2: log(20, 72, 2)}
+	d2 := delta(12, 11, 30, 0, nil)
+	d2.ChangeLogDelta = map[uint32]*pb.HummockVersionDelta_ChangeLogDelta{1: log(30, 73, 1)}
+	d3 := delta(13, 12, 30, 0, nil)
+	chain := []*pb.HummockVersionDelta{d3, d1, d2} // any order: replay sorts by id
+	got, err := Replay(base, chain, rwversion.For(rwversion.V1_9).Replay)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := ver(13, 30, 0, group(2, []uint32{1, 2}, nil, emptyLevels(6)))
+	want.TableChangeLogs = map[uint32]*pb.TableChangeLog{1: {ChangeLogs: []*pb.EpochNewChangeLog{d1.ChangeLogDelta[1].NewLog, d2.ChangeLogDelta[1].NewLog}}}
+	mustEqual(t, want, got)
+	if ids := ObjectIDs(got); len(ids) != 2 || ids[0] != 71 || ids[1] != 73 {
+		t.Fatalf("pinned %v, want [71 73]", ids)
+	}
+	other, err := Replay(base, chain, rwversion.For(rwversion.V1_10).Replay)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(other.GetTableChangeLogs()) != 2 {
+		t.Fatalf("v1.10 rules kept %d logs, want 2 (the difference the v1.9 rule makes)", len(other.GetTableChangeLogs()))
+	}
+}
