@@ -76,7 +76,7 @@ func runPlayground(c *cli.Context) error {
 	// What the playground makes in dir: a rerun with the same --dir starts
 	// afresh, and without --keep it is all removed at the end (whatever
 	// else is in dir stays).
-	made := []string{"etcd", "etcd-restored", "storage", "backups.html"}
+	made := []string{"etcd", "etcd-restored", "etcd-rebuilt", "storage", "dr", "rebuilt", "backups.html"}
 	removeMade := func() error {
 		if created {
 			return os.RemoveAll(dir)
@@ -261,6 +261,51 @@ func runPlayground(c *cli.Context) error {
 	if err := sh(append([]string{"meta", "verify-meta-snapshot", latest, "--check-ssts", "--hummock-storage-url", storage, "--hummock-storage-directory", "hummock_002"}, ep...)...); err != nil {
 		return err
 	}
+
+	// The worse disaster: the hummock data itself is lost. A snapshot only
+	// names its SST objects, so it is worthless without them, unless its
+	// data was copied elsewhere first.
+	dr := "fs://" + filepath.Join(dir, "dr")
+	drArgs := []string{"--data-storage-url", dr, "--data-storage-directory", "rw-data"}
+	step("protect the newest snapshot's data: copy the SST objects it references to a separate location, %s", dr)
+	if err := sh(append(append([]string{"meta", "backup-data", latest}, drArgs...), ep...)...); err != nil {
+		return err
+	}
+	if err := sh(append(append([]string{"meta", "list-meta-snapshots"}, drArgs[:2]...), append(drArgs[2:], ep...)...)...); err != nil {
+		return err
+	}
+	if err := sh(append(append([]string{"meta", "verify-meta-snapshot", latest, "--check-data", "--read-data"}, drArgs...), ep...)...); err != nil {
+		return err
+	}
+	step("disaster: the hummock location is gone (%s removed) and the meta store with it", filepath.Join(dir, "storage", "hummock_002"))
+	fresh.Close()
+	if err := os.RemoveAll(filepath.Join(dir, "storage", "hummock_002")); err != nil {
+		return err
+	}
+	rebuilt, err := embedetcd.Start(ctx, embedetcd.Config{Dir: filepath.Join(dir, "etcd-rebuilt"), UnsafeNoFsync: true})
+	if err != nil {
+		return err
+	}
+	defer rebuilt.Close()
+	fresh = rebuilt
+	endpoints = strings.Join(rebuilt.Endpoints(), ",")
+	ep = []string{"--etcd-endpoints", endpoints}
+	newStorage := "fs://" + filepath.Join(dir, "rebuilt")
+	step("rebuild it in a brand-new location %s from the data copy: every object's checksum verified, the params rewritten, the checkpoint written there", newStorage)
+	if err := sh(append(append([]string{"meta", "restore-meta", "--meta-snapshot-id", latest,
+		"--backup-storage-url", storage, "--backup-storage-directory", "hummock_001/backup",
+		"--hummock-storage-url", newStorage, "--hummock-storage-directory", "hummock_003",
+		"--from-backup-data", "--validate-integrity"}, drArgs[:4]...), ep...)...); err != nil {
+		return err
+	}
+	if err := sh(append([]string{"params", "get", "state_store"}, ep...)...); err != nil {
+		return err
+	}
+	if hs, err = objstore.Open(ctx, newStorage); err != nil {
+		return err
+	}
+	defer hs.Close()
+	storage, hummockDir := newStorage, "hummock_003"
 	if !keep {
 		step("done")
 		return nil
@@ -271,7 +316,12 @@ func runPlayground(c *cli.Context) error {
 		return err
 	}
 	defer freshCli.Close()
-	meta, err := metanode.Start(ctx, metanode.Config{Etcd: freshCli, Hummock: hs, DataDir: "hummock_002", Backup: metasnap.NewStorage(hs, "hummock_001/backup"), RWVersion: rwsim.ModeRelease(mode)})
+	bs, err := objstore.Open(ctx, "fs://"+filepath.Join(dir, "storage"))
+	if err != nil {
+		return err
+	}
+	defer bs.Close()
+	meta, err := metanode.Start(ctx, metanode.Config{Etcd: freshCli, Hummock: hs, DataDir: hummockDir, Backup: metasnap.NewStorage(bs, "hummock_001/backup"), RWVersion: rwsim.ModeRelease(mode)})
 	if err != nil {
 		return fmt.Errorf("start the simulated meta node: %w", err)
 	}
@@ -284,8 +334,9 @@ func runPlayground(c *cli.Context) error {
 		{"etcd (meta store)", endpoints},
 		{"meta node", meta.URL()},
 		{"frontend (pgwire)", fe.URL()},
-		{"backup location", storage + ", directory hummock_001/backup"},
-		{"hummock (state store)", storage + ", data directory hummock_002"},
+		{"backup location", "fs://" + filepath.Join(dir, "storage") + ", directory hummock_001/backup"},
+		{"hummock (state store)", storage + ", data directory " + hummockDir},
+		{"data copy", dr + ", directory rw-data"},
 		{"files", dir},
 	} {
 		fmt.Fprintf(w, "   %-22s %s\n", l[0]+":", l[1])

@@ -28,6 +28,10 @@ func TestPlayground(t *testing.T) {
 		"delete meta snapshots succeeded: [1001]",
 		"restore succeeded: snapshot 1003",
 		"2 snapshots, manifest_id 4",
+		"data of snapshot 1003: complete",
+		"restore succeeded: snapshot 1003",
+		"data: ",
+		"hummock_001 -> hummock_003",
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("playground output lacks %q", want)
