@@ -7,6 +7,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"path"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -156,8 +157,44 @@ func (s *Storage) ReadExistingManifest(ctx context.Context) (*Manifest, string, 
 	} else if !errors.Is(err, objstore.ErrNotFound) {
 		return nil, "", fmt.Errorf("read manifest of %s: %w", s, err)
 	}
-	return nil, "", fmt.Errorf("%w at %s: looked for the object %q there and found none. This is not a backup location yet: check --backup-storage-url and --backup-storage-directory (or the cluster's backup_storage_url and backup_storage_directory params) for a typo; if the location is new and no snapshot was ever stored there, pass --may-be-new to treat it as empty",
-		ErrNoManifest, s, s.ManifestKey())
+	hint := ""
+	if found := s.manifestsNearby(ctx); len(found) > 0 {
+		hint = fmt.Sprintf(" A manifest.json exists in directory %s of the same storage: pass --backup-storage-directory %s if that is the one.",
+			strings.Join(quoteAll(found), ", "), found[0])
+	}
+	return nil, "", fmt.Errorf("%w at %s: looked for the object %q there and found none.%s This is not a backup location yet: check --backup-storage-url and --backup-storage-directory (or the cluster's backup_storage_url and backup_storage_directory params) for a typo; if the location is new and no snapshot was ever stored there, pass --may-be-new to treat it as empty",
+		ErrNoManifest, s, s.ManifestKey(), hint)
+}
+
+// manifestsNearby looks for manifest.json in the directories a backup
+// location is usually in (RisingWave's default for a cluster is
+// <data_directory>/backup, e.g. hummock_001/backup, while risectl's
+// restore-meta defaults to backup), with a few Stats rather than a listing
+// of what may be a bucket of millions of SSTs.
+func (s *Storage) manifestsNearby(ctx context.Context) []string {
+	dir := strings.Trim(s.Dir, "/")
+	candidates := []string{"backup", "hummock_001/backup", "hummock_002/backup", path.Join(dir, "backup")}
+	if parent := path.Dir(dir); parent != "." && parent != "/" {
+		candidates = append(candidates, parent)
+	}
+	var found []string
+	for _, c := range candidates {
+		if c == dir || slices.Contains(found, c) {
+			continue
+		}
+		if _, err := s.Store.Stat(ctx, path.Join(c, "manifest.json")); err == nil {
+			found = append(found, c)
+		}
+	}
+	return found
+}
+
+func quoteAll(s []string) []string {
+	out := make([]string, len(s))
+	for i, v := range s {
+		out[i] = strconv.Quote(v)
+	}
+	return out
 }
 
 // UpdateManifest applies fn to the current manifest and writes the result

@@ -197,3 +197,27 @@ func TestConcurrentCreatesRespectTheCap(t *testing.T) {
 		t.Fatalf("forced backup past the cap: %v", err)
 	}
 }
+
+// TestNoManifestSuggestsDirectories: a location without manifest.json
+// names the nearby directories that have one (risectl's default "backup"
+// against a cluster that uses hummock_001/backup).
+func TestNoManifestSuggestsDirectories(t *testing.T) {
+	ctx := context.Background()
+	store := objstore.NewMemory()
+	real := NewStorage(store, "hummock_001/backup")
+	real.MayBeNew = true
+	if _, err := real.UpdateManifest(ctx, func(m *Manifest, _ bool) error {
+		m.SnapshotMetadata = append(m.SnapshotMetadata, entry(7))
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err := NewStorage(store, "backup").ReadExistingManifest(ctx)
+	if !errors.Is(err, ErrNoManifest) || !strings.Contains(err.Error(), `A manifest.json exists in directory "hummock_001/backup" of the same storage: pass --backup-storage-directory hummock_001/backup`) {
+		t.Fatalf("no manifest in backup/: %v", err)
+	}
+	_, _, err = NewStorage(objstore.NewMemory(), "backup").ReadExistingManifest(ctx)
+	if !errors.Is(err, ErrNoManifest) || strings.Contains(err.Error(), "exists in directory") {
+		t.Fatalf("an empty store suggests nothing: %v", err)
+	}
+}

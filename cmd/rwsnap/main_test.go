@@ -11,6 +11,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/rwsnap/rwsnap/metasnap"
+	"github.com/rwsnap/rwsnap/objstore"
+
 	"github.com/urfave/cli/v2"
 )
 
@@ -175,5 +178,28 @@ func TestSuggest(t *testing.T) {
 		if got := suggest(tt.in, names); !slices.Equal(got, tt.want) {
 			t.Errorf("suggest(%q) = %v, want %v", tt.in, got, tt.want)
 		}
+	}
+}
+
+// TestRestoreDefaultDirectorySuggestsTheRightOne: restore-meta's default
+// --backup-storage-directory (backup, as risectl) against a cluster whose
+// snapshots are in hummock_001/backup says so.
+func TestRestoreDefaultDirectorySuggestsTheRightOne(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	store, err := objstore.Open(ctx, "fs://"+dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := metasnap.NewStorage(store, "hummock_001/backup")
+	st.MayBeNew = true
+	if _, err := st.UpdateManifest(ctx, func(m *metasnap.Manifest, _ bool) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	var out, errb bytes.Buffer
+	code := run(ctx, []string{"rwsnap", "meta", "restore-meta", "--meta-snapshot-id", "7", "--etcd-endpoints", "127.0.0.1:1",
+		"--backup-storage-url", "fs://" + dir, "--hummock-storage-url", "fs://" + dir}, &out, &errb)
+	if code != 1 || !strings.Contains(errb.String(), "no manifest.json at") || !strings.Contains(errb.String(), "pass --backup-storage-directory hummock_001/backup") {
+		t.Fatalf("exit %d\n%s%s", code, out.String(), errb.String())
 	}
 }
