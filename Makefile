@@ -11,7 +11,7 @@ STATICCHECK_VERSION := v0.8.2
 export RWSNAP_MINIO_BIN := $(BIN)/minio
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all build test demo bench bench-large etcdctl lint proto minio psql chromium soak chaos clean
+.PHONY: all build test demo bench bench-data bench-large etcdctl mc lint proto minio psql chromium soak chaos clean
 
 all: build
 
@@ -55,6 +55,27 @@ BENCH_KEYS ?= 10000,100000,1000000
 bench: build minio etcdctl
 	$(GO) build -o $(CACHE)/bench ./e2e/bench
 	$(CACHE)/bench -keys $(BENCH_KEYS) -rwsnap bin/rwsnap -etcdctl $(BIN)/etcdctl $(BENCH_FLAGS)
+	$(MAKE) bench-data
+
+# The data section: a full and an incremental copy of a hummock location's
+# SST objects (backup-data) against `mc mirror` of the same objects, on one
+# MinIO (server-side copy) and MinIO -> fs (streamed). ~10k objects / 4 GiB
+# by default; smaller on a shared machine, e.g.
+# make bench-data DATA_BENCH_OBJECTS=2000 DATA_BENCH_MIB=512
+DATA_BENCH_OBJECTS ?= 10000
+DATA_BENCH_MIB ?= 4096
+bench-data: build minio mc
+	$(GO) build -o $(CACHE)/benchdata ./e2e/benchdata
+	$(CACHE)/benchdata -objects $(DATA_BENCH_OBJECTS) -mib $(DATA_BENCH_MIB) -rwsnap bin/rwsnap -mc $(BIN)/mc $(DATA_BENCH_FLAGS)
+
+# mc, MinIO's own client, the data bench's baseline (mc mirror); like the
+# server it has no semver tags, so a pinned pseudo-version.
+MC_VERSION := v0.0.0-20250313080218-cf909e1063a9
+mc: $(BIN)/mc
+$(BIN)/mc:
+	@mkdir -p $(BIN)
+	@echo "building mc $(MC_VERSION) once into $(BIN)..."
+	GOBIN=$(BIN) $(GO) install github.com/minio/mc@$(MC_VERSION)
 
 # 10M keys (about 3.4 GiB of snapshot): outside make test and CI.
 bench-large:
