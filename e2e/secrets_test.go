@@ -6,6 +6,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"regexp"
@@ -159,79 +161,157 @@ func TestNoSecretInOutput(t *testing.T) {
 			t.Logf("%s: skipped, no psql", path)
 			continue
 		}
-		for _, v := range variants {
-			var args, env []string
-			// timetravel list/epoch read snapshots from the frontend or
-			// from a backup location, not both: the manifest for the env
-			// variants, the frontend for the others.
-			either := flags["pg-url"] && flags["backup-storage-url"]
-			set := func(flag, value string, secret bool) {
-				if !flags[flag] {
-					return
+		help := mustRun(t, nil, append(strings.Fields(path), "--help")...).stdout
+		// --help with every secret in the environment: defaults shown
+		// there must not echo them.
+		hr := runLimited(t, []string{envName("etcd-password") + "=" + etcdPW, envName("backup-storage-url") + "=" + f.bucketURL,
+			envName("hummock-storage-url") + "=" + f.bucketURL, envName("pg-url") + "=" + pgURL, envName("to-url") + "=" + copyURL, "PGPASSWORD=" + pgPW},
+			append(strings.Fields(path), "--help")...)
+		checkNoSecret(t, path+" --help", hr, secrets)
+		for vi, v := range variants {
+			for _, format := range outputFormats(flags, help, vi) {
+				var args, env []string
+				if v.viaEnv {
+					env = append(env, "PGPASSWORD="+pgPW) // psql's own variable too
 				}
-				if either && (flag == "pg-url") == v.viaEnv && (flag == "pg-url" || strings.HasPrefix(flag, "backup-storage-")) {
-					return
+				// timetravel list/epoch read snapshots from the frontend or
+				// from a backup location, not both: the manifest for the env
+				// variants, the frontend for the others.
+				either := flags["pg-url"] && flags["backup-storage-url"]
+				set := func(flag, value string, secret bool) {
+					if !flags[flag] {
+						return
+					}
+					if either && (flag == "pg-url") == v.viaEnv && (flag == "pg-url" || strings.HasPrefix(flag, "backup-storage-")) {
+						return
+					}
+					if secret && v.viaEnv {
+						env = append(env, envName(flag)+"="+value)
+						return
+					}
+					args = append(args, "--"+flag, value)
 				}
-				if secret && v.viaEnv {
-					env = append(env, envName(flag)+"="+value)
-					return
+				set("etcd-endpoints", f.endpoints, false)
+				if path == "meta restore-meta" {
+					args = nil // the restore target, not the source
+					set("etcd-endpoints", strings.Join(target.Endpoints(), ","), false)
+					set("meta-snapshot-id", snapID, false)
+					set("backup-storage-directory", "hummock_001/backup", false)
+					if flags["dry-run"] {
+						args = append(args, "--dry-run")
+					}
 				}
-				args = append(args, "--"+flag, value)
-			}
-			set("etcd-endpoints", f.endpoints, false)
-			if path == "meta restore-meta" {
-				args = nil // the restore target, not the source
-				set("etcd-endpoints", strings.Join(target.Endpoints(), ","), false)
-				set("meta-snapshot-id", snapID, false)
-				set("backup-storage-directory", "hummock_001/backup", false)
-				if flags["dry-run"] {
+				if flags["etcd-auth"] {
+					args = append(args, "--etcd-auth")
+				}
+				set("etcd-username", "root", false)
+				set("etcd-password", v.etcdPW, true)
+				set("backup-storage-url", v.minio, true)
+				if path != "meta restore-meta" {
+					set("backup-storage-directory", "hummock_001/backup", false)
+				}
+				set("hummock-storage-url", v.minio, true)
+				set("pg-url", v.pg, true)
+				set("to-url", strings.Replace(copyURL, minioSK, secretOf(v.minio, minioSK), 1), true)
+				set("to-directory", "copied", false)
+				set("keep-last", "100", false)
+				set("retries", "0", false)
+				set("snapshot", snapID, false)
+				set("command", "SELECT 1", false)
+				for _, b := range []string{"all", "once"} {
+					if flags[b] {
+						args = append(args, "--"+b)
+					}
+				}
+				if path == "params set" && flags["dry-run"] {
 					args = append(args, "--dry-run")
 				}
-			}
-			if flags["etcd-auth"] {
-				args = append(args, "--etcd-auth")
-			}
-			set("etcd-username", "root", false)
-			set("etcd-password", v.etcdPW, true)
-			set("backup-storage-url", v.minio, true)
-			if path != "meta restore-meta" {
-				set("backup-storage-directory", "hummock_001/backup", false)
-			}
-			set("hummock-storage-url", v.minio, true)
-			set("pg-url", v.pg, true)
-			set("to-url", strings.Replace(copyURL, minioSK, secretOf(v.minio, minioSK), 1), true)
-			set("to-directory", "copied", false)
-			set("keep-last", "100", false)
-			set("retries", "0", false)
-			set("snapshot", snapID, false)
-			set("command", "SELECT 1", false)
-			for _, b := range []string{"all", "once"} {
-				if flags[b] {
-					args = append(args, "--"+b)
+				if format != "" {
+					args = append(args, "--output", format)
 				}
-			}
-			if path == "params set" && flags["dry-run"] {
-				args = append(args, "--dry-run")
-			}
-			argv := append(append(slices.Clone(v.global), strings.Fields(path)...), args...)
-			argv = append(argv, positional[path]...)
-			r := runLimited(t, env, argv...)
-			runs++
-			checkNoSecret(t, path+" ("+v.name+")", r, secrets)
-			if v.wantOK && mustPass[path] && r.code != 0 {
-				t.Errorf("%s (%s) failed with good secrets, so it was not exercised:\n%s", path, v.name, r)
-			}
-			if r.code != 0 {
-				failing++
-				last := strings.TrimSpace(r.stderr)
-				if i := strings.LastIndex(last, "\n"); i >= 0 {
-					last = last[i+1:]
+				argv := append(append(slices.Clone(v.global), strings.Fields(path)...), args...)
+				argv = append(argv, positional[path]...)
+				r := runLimited(t, env, argv...)
+				runs++
+				what := path + " (" + v.name + ", -o " + format + ")"
+				checkNoSecret(t, what, r, secrets)
+				if v.wantOK && mustPass[path] && r.code != 0 {
+					t.Errorf("%s failed with good secrets, so it was not exercised:\n%s", what, r)
 				}
-				t.Logf("%s (%s): exit %d: %.160s", path, v.name, r.code, last)
+				if r.code != 0 {
+					failing++
+					last := strings.TrimSpace(r.stderr)
+					if i := strings.LastIndex(last, "\n"); i >= 0 {
+						last = last[i+1:]
+					}
+					t.Logf("%s: exit %d: %.160s", what, r.code, last)
+				}
 			}
 		}
 	}
+	checkMetricsNoSecret(t, f, auth, etcdPW, secrets)
 	t.Logf("%d commands, %d runs (%d failing), no secret printed", len(leaves), runs, failing)
+}
+
+// outputFormats are the --output values variant vi runs a command with:
+// every format the command takes (from its --help: table, json, csv
+// where offered) is covered by the two good-secret variants, table (and
+// csv) with flags and text logs, json with the environment and JSON logs;
+// the failing variants print tables.
+func outputFormats(flags map[string]bool, help string, vi int) []string {
+	if !flags["output"] {
+		return []string{""}
+	}
+	switch vi {
+	case 0:
+		out := []string{"table"}
+		for _, line := range strings.Split(help, "\n") {
+			if strings.Contains(line, "--output") && strings.Contains(line, "csv") {
+				out = append(out, "csv")
+			}
+		}
+		return out
+	case 1:
+		return []string{"json"}
+	}
+	return []string{"table"}
+}
+
+// checkMetricsNoSecret runs schedule with secrets in flags and the
+// environment and metrics on, and greps what it serves (/metrics,
+// /healthz, the report at /) for them.
+func checkMetricsNoSecret(t *testing.T, f *fixture, auth []string, etcdPW string, secrets []string) {
+	t.Helper()
+	addr := freeAddr(t)
+	args := append(append([]string{"schedule", "--every", "1h", "--metrics-addr", addr, "--log-format", "json", "--log-level", "debug"}, f.etcdArgs()...), "--etcd-auth", "--etcd-username", "root")
+	cmd := exec.Command(rwsnapBin, args...)
+	cmd.Env = append(os.Environ(), envName("etcd-password")+"="+etcdPW, envName("backup-storage-url")+"="+f.bucketURL, envName("hummock-storage-url")+"="+f.bucketURL)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		cmd.Process.Signal(os.Interrupt)
+		cmd.Wait()
+		checkNoSecret(t, "schedule with metrics", result{stdout: out.String(), stderr: errb.String()}, secrets)
+	}()
+	deadline := time.Now().Add(time.Minute)
+	for scrape(addr, "rwsnap_backup_last_success_timestamp_seconds") <= 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("schedule never reported a backup:\n%s", errb.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	for _, path := range []string{"/metrics", "/healthz", "/"} {
+		resp, err := http.Get("http://" + addr + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		checkNoSecret(t, "schedule serving "+path, result{stdout: string(body)}, secrets)
+	}
 }
 
 // secretOf is the secret the URL carries (to reuse the variant's secret
