@@ -47,25 +47,31 @@ func Copy(ctx context.Context, src, dst *Storage, ids []uint64) (*CopyResult, er
 		if e == nil {
 			return nil, fmt.Errorf("%w: %d is not in the manifest of %s (it lists %s)", ErrSnapshotNotFound, id, src, FormatIDs(sm.IDs()))
 		}
-		// Each object is streamed, never held: checked at the source, then
-		// copied through a second check (a source that changed in between
-		// fails it and nothing is stored), then read back.
-		sh, err := src.Scan(ctx, id)
-		if err != nil {
-			return nil, fmt.Errorf("snapshot %d at the source: %w", id, err)
-		}
 		if de := dm.Find(id); de != nil {
 			if de.HummockVersionID != e.HummockVersionID || de.MaxCommittedEpoch != e.MaxCommittedEpoch {
 				return nil, fmt.Errorf("%s already has a different snapshot %d (hummock version %d, not %d): ids of two clusters collide; copy into another directory", dst, id, de.HummockVersionID, e.HummockVersionID)
 			}
 		}
+		// Each object is streamed, never held: copied through a check (a
+		// damaged source, or one that changes during the copy, fails it
+		// and nothing is stored), then read back. One already at the
+		// target is kept when it holds the same bytes.
+		var sh *Head
 		dh, err := dst.Scan(ctx, id)
 		switch {
-		case err == nil && sameObject(dh, sh):
+		case err == nil:
+			if sh, err = src.Scan(ctx, id); err != nil {
+				return nil, fmt.Errorf("snapshot %d at the source: %w", id, err)
+			}
+		case errors.Is(err, objstore.ErrNotFound) || errors.Is(err, ErrChecksum):
+		default:
+			return nil, fmt.Errorf("read snapshot %d at %s: %w", id, dst, err)
+		}
+		if dh != nil && sameObject(dh, sh) {
 			res.Present = append(res.Present, id)
-		case err == nil || errors.Is(err, objstore.ErrNotFound) || errors.Is(err, ErrChecksum):
+		} else {
 			// Absent, or present but different or damaged: (re)write it.
-			if err := copyObject(ctx, src, dst, id, sh); err != nil {
+			if sh, err = copyObject(ctx, src, dst, id, sh); err != nil {
 				return nil, err
 			}
 			back, err := dst.Scan(ctx, id)
@@ -77,8 +83,6 @@ func Copy(ctx context.Context, src, dst *Storage, ids []uint64) (*CopyResult, er
 			}
 			res.Copied = append(res.Copied, id)
 			res.Bytes += sh.Size
-		default:
-			return nil, fmt.Errorf("read snapshot %d at %s: %w", id, dst, err)
 		}
 		entries = append(entries, *e)
 		bar.Add(1, sh.Size)
@@ -110,28 +114,33 @@ func sameObject(a, b *Head) bool {
 }
 
 // copyObject streams snapshot id from src to dst, checking it on the way:
-// the object is stored only if the bytes that went through hash to the
-// checksum the source was verified with.
-func copyObject(ctx context.Context, src, dst *Storage, id uint64, want *Head) error {
+// the object is stored only if it verifies (and, when want is set, is the
+// object want describes). It returns what was copied.
+func copyObject(ctx context.Context, src, dst *Storage, id uint64, want *Head) (*Head, error) {
 	rc, info, err := src.openObject(ctx, id)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer rc.Close()
+	var got *Head
 	err = objstore.PutStream(ctx, dst.Store, dst.SnapshotKey(id), func(w io.Writer) error {
 		h, err := Scan(io.TeeReader(rc, w), info.Size, nil)
 		if err != nil {
 			return fmt.Errorf("snapshot %d at the source: %w", id, err)
 		}
-		if !sameObject(h, want) {
+		if h.ID != id {
+			return fmt.Errorf("snapshot object %s at the source holds id %d, not %d", src.SnapshotKey(id), h.ID, id)
+		}
+		if want != nil && !sameObject(h, want) {
 			return fmt.Errorf("snapshot %d changed at the source during the copy", id)
 		}
+		got = h
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("write snapshot %d to %s: %w", id, dst, err)
+		return nil, fmt.Errorf("write snapshot %d to %s: %w", id, dst, err)
 	}
-	return nil
+	return got, nil
 }
 
 // SameLocation says whether two URL+directory pairs are provably one
