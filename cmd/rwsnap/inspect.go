@@ -1,7 +1,9 @@
 package main
 
 import (
+	"log/slog"
 	"strconv"
+	"strings"
 
 	"github.com/urfave/cli/v2"
 
@@ -64,6 +66,13 @@ Examples:
 			doc, err := inspect.Inspect(ctx, st, id)
 			if err != nil {
 				return err
+			}
+			// Scripts reading stdout learn it on stderr too.
+			if h := doc.Snapshot; h.Decoded != "full" {
+				slog.Warn("snapshot decoded only in part", "id", h.ID, "decoded", h.Decoded, "not_decoded", strings.Join(h.NotDecoded, "; "))
+			}
+			for _, p := range doc.Snapshot.Problems {
+				slog.Warn("catalog message not decoded", "key", p.Key, "err", p.Error)
 			}
 			if c.Bool("ddl") {
 				return inspect.DDL(c.App.Writer, doc)
