@@ -17,7 +17,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/rwsnap/rwsnap/hummock"
 	"github.com/rwsnap/rwsnap/metasnap"
+	"github.com/rwsnap/rwsnap/objstore"
 
 	"github.com/rwsnap/rwsnap/rwversion"
 )
@@ -48,6 +50,13 @@ type Options struct {
 	Addr string
 	// Version is reported by version() and rw_version; default by Shape.
 	Version string
+	// Hummock and DataDir, when set, are the cluster's state store: a read
+	// of a demo table first checks that every SST object of the current
+	// hummock version (DataDir/checkpoint/0) is there, and fails as
+	// RisingWave's storage read does when one is missing (the rows are
+	// served from memory; their existence in hummock is what is checked).
+	Hummock objstore.Store
+	DataDir string
 	// FirstTableID is the id of the first demo table (default 1001): match
 	// it to a table of the simulated cluster so that v1.10's per-table
 	// state_table_info has an entry for it.
@@ -466,4 +475,29 @@ func stateTableInfoJSON(m map[uint32]metasnap.StateTableInfo) string {
 	}
 	b.WriteByte('}')
 	return b.String()
+}
+
+// checkHummock is the storage side of a read: the version's SST objects
+// must exist at the state store.
+func (s *Server) checkHummock(ctx context.Context) error {
+	hs := s.opts.Hummock
+	if hs == nil {
+		return nil
+	}
+	key := hummock.CheckpointPath(s.opts.DataDir)
+	b, _, err := hs.Get(ctx, key)
+	if err != nil {
+		return rwError("Failed to run the query\n\nCaused by:\n  Storage error: Hummock error: Object error: %v", err)
+	}
+	cp, err := hummock.DecodeCheckpoint(b)
+	if err != nil {
+		return rwError("Failed to run the query\n\nCaused by:\n  Storage error: Hummock error: %v", err)
+	}
+	prefixed := hummock.PrefixedScheme(hs.Scheme())
+	for _, id := range hummock.ObjectIDs(cp.GetVersion()) {
+		if _, err := hs.Stat(ctx, hummock.SSTPath(s.opts.DataDir, id, prefixed)); err != nil {
+			return rwError("Failed to run the query\n\nCaused by:\n  Storage error: Hummock error: Object error: sstable %d: %v", id, err)
+		}
+	}
+	return nil
 }

@@ -448,6 +448,9 @@ func (ss *session) resolve(schema, name string) (*source, error) {
 						return nil, err
 					}
 				}
+				if err := s.checkHummock(ctx); err != nil {
+					return nil, err
+				}
 				s.mu.Lock()
 				defer s.mu.Unlock()
 				return t.readAt(epoch), nil
