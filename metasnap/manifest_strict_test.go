@@ -1,9 +1,13 @@
 package metasnap
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/rwsnap/rwsnap/objstore"
 )
 
 // Golden manifests written by hand from RisingWave's format description
@@ -119,5 +123,32 @@ func TestManifestMalformedEntryFailsAlone(t *testing.T) {
 	out, _ := EncodeManifest(m)
 	if string(out) != in {
 		t.Fatalf("rewrite changed bad entries:\n%s", out)
+	}
+}
+
+// TestForeignEntriesCountTowardTheCap: format-2, 2.x and even malformed
+// entries are snapshots RisingWave's cap counts (len of the manifest's
+// list), so with 101 of them a backup is refused.
+func TestForeignEntriesCountTowardTheCap(t *testing.T) {
+	ctx := context.Background()
+	st := NewStorage(objstore.NewMemory(), "backup")
+	var entries []string
+	for i := 1; i <= MaxSnapshots+1; i++ {
+		switch i % 3 {
+		case 0:
+			entries = append(entries, fmt.Sprintf(`{"id":%d,"hummock_version_id":1,"ssts":[],"format_version":2,"state_table_info":{"1":{"committed_epoch":65536,"compaction_group_id":2}},"rw_version":"2.1.0"}`, i))
+		case 1:
+			entries = append(entries, fmt.Sprintf(`{"id":%d,"hummock_version_id":1,"ssts":[],"max_committed_epoch":1,"safe_epoch":0,"format_version":2,"remarks":null,"state_table_info":{},"rw_version":"1.10.2"}`, i))
+		default:
+			entries = append(entries, fmt.Sprintf(`{"id":%d,"hummock_version_id":"bad"}`, i))
+		}
+	}
+	doc := `{"manifest_id":1,"snapshot_metadata":[` + strings.Join(entries, ",") + `]}`
+	if err := st.Store.Put(ctx, st.ManifestKey(), []byte(doc)); err != nil {
+		t.Fatal(err)
+	}
+	_, err := st.Create(ctx, (&MetaSnapshot{FormatVersion: FormatV1, ID: 500, Metadata: &ClusterMetadata{ClusterID: "c"}}).Encode(), SnapshotMetadata{ID: 500, FormatVersion: 1})
+	if !errors.Is(err, ErrTooManySnapshots) {
+		t.Fatalf("backup past the cap of foreign entries: %v", err)
 	}
 }
