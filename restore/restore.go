@@ -52,6 +52,10 @@ type Options struct {
 	HummockURL    string
 	HummockDir    string
 	DryRun        bool
+	// OnPlan, when set, is called once every check has passed and before
+	// the first write (never in a dry run), so the plan is shown before
+	// anything changes.
+	OnPlan func(*Result)
 	// Move the cluster: rewrite state_store, data_directory and the backup
 	// params (all three flags together, as in RisingWave).
 	OverwriteHummockEndpoint bool
@@ -164,6 +168,11 @@ type Result struct {
 	Resumed  bool
 	Written  int // keys written by this run
 	Replaced string
+	// ExistingCheckpoint names the hummock checkpoint already at the
+	// target location ("" when there is none): the restore replaces it
+	// (unless it is the same), after saving it under CheckpointSavedIn.
+	ExistingCheckpoint string
+	CheckpointSavedIn  string
 	Copy     CopyStats
 	Data     *datacopy.RestoreResult // with FromBackupData
 	Duration time.Duration
@@ -231,6 +240,12 @@ func Restore(ctx context.Context, o Options) (*Result, error) {
 		return nil, err
 	}
 	res := &Result{Plan: plan, Resumed: resume, Warning: warning}
+	if _, err := hs.Stat(ctx, plan.CheckpointKey()); err == nil {
+		res.ExistingCheckpoint = plan.CheckpointKey() + " at " + hs.String()
+		res.CheckpointSavedIn = backup.Dir + "/replaced-checkpoints/ at " + backup.Store.String()
+	} else if !errors.Is(err, objstore.ErrNotFound) {
+		return nil, fmt.Errorf("look for an existing hummock checkpoint %s: %w", plan.CheckpointKey(), err)
+	}
 	var data *datacopy.Location
 	if o.FromBackupData {
 		var closeData func()
@@ -265,6 +280,9 @@ func Restore(ctx context.Context, o Options) (*Result, error) {
 	if o.DryRun {
 		res.Duration = time.Since(start)
 		return res, nil
+	}
+	if o.OnPlan != nil {
+		o.OnPlan(res)
 	}
 	// Own the target before the first write anywhere (SST copies included):
 	// a second restore stops here, having written nothing.

@@ -122,6 +122,17 @@ Example (the upstream test's invocation):
 			if err := o.Validate(); err != nil {
 				return usageError{err}
 			}
+			// The plan is shown before the first write, not only after
+			// success (on stderr with -o json, whose stdout is the result).
+			planShown := false
+			o.OnPlan = func(r *restore.Result) {
+				w := c.App.Writer
+				if format(c) == output.JSON {
+					w = c.App.ErrWriter
+				}
+				describeRestorePlan(w, r, false)
+				planShown = true
+			}
 			res, err := restore.Restore(c.Context, o)
 			if err != nil {
 				return err
@@ -135,11 +146,14 @@ Example (the upstream test's invocation):
 			for _, pc := range res.Plan.ParamChanges {
 				out.ParamChanges = append(out.ParamChanges, paramChange{Name: pc.Name, Before: objstore.RedactText(pc.Before), After: objstore.RedactText(pc.After)})
 			}
+			out.ExistingCheckpoint, out.CheckpointSavedIn = res.ExistingCheckpoint, res.CheckpointSavedIn
 			out.table = func(w io.Writer) error {
-				res.Plan.Describe(w)
 				if o.DryRun {
-					_, err := fmt.Fprintln(w, "dry run: the target etcd is empty and every check passed; nothing was written")
-					return err
+					describeRestorePlan(w, res, true)
+					return nil
+				}
+				if !planShown {
+					res.Plan.Describe(w)
 				}
 				if o.CopySSTs {
 					fmt.Fprintf(w, "SSTs: %d pinned, %d copied (%s), %d already there\n", res.Copy.Objects, res.Copy.Copied, humanBytes(int(res.Copy.Bytes)), res.Copy.Skipped)
@@ -155,5 +169,29 @@ Example (the upstream test's invocation):
 			}
 			return print(c, out)
 		},
+	}
+}
+
+// describeRestorePlan says what a restore will do (dry: would do): the
+// plan, whether it starts afresh or completes an interrupted restore, and
+// the checkpoint it replaces and where that is kept.
+func describeRestorePlan(w io.Writer, r *restore.Result, dry bool) {
+	r.Plan.Describe(w)
+	will := "will"
+	if dry {
+		will = "would"
+	}
+	if r.ExistingCheckpoint != "" {
+		fmt.Fprintf(w, "  an existing hummock checkpoint, %s, %s be replaced (unless identical) after being saved in %s\n", r.ExistingCheckpoint, will, r.CheckpointSavedIn)
+	}
+	switch {
+	case dry && r.Resumed:
+		fmt.Fprintf(w, "dry run: the target etcd holds an interrupted restore of this same snapshot (its %s marker): a real run resumes and completes it; every check passed; nothing was written\n", restore.MarkerKey)
+	case dry:
+		fmt.Fprintln(w, "dry run: the target etcd is empty and every check passed; nothing was written")
+	case r.Resumed:
+		fmt.Fprintf(w, "resuming an interrupted restore of snapshot %d: writing...\n", r.Plan.SnapshotID)
+	default:
+		fmt.Fprintln(w, "every check passed: writing...")
 	}
 }

@@ -402,10 +402,15 @@ type restoreResult struct {
 	ParamChanges     []paramChange `json:"param_changes"`
 	SSTsCopied       int           `json:"ssts_copied"`
 	// With --from-backup-data: objects referenced and copied from the data copy.
-	DataObjects        *int    `json:"data_objects,omitempty"`
-	DataCopied         *int    `json:"data_objects_copied,omitempty"`
-	Warning            string  `json:"warning"` // set when the id generators do not come from the newest snapshot
-	ReplacedCheckpoint string  `json:"replaced_checkpoint"`
+	DataObjects        *int   `json:"data_objects,omitempty"`
+	DataCopied         *int   `json:"data_objects_copied,omitempty"`
+	Warning            string `json:"warning"` // set when the id generators do not come from the newest snapshot
+	ReplacedCheckpoint string `json:"replaced_checkpoint"`
+	// ExistingCheckpoint is the checkpoint found at the target location
+	// ("" when none), which a run replaces after saving it in
+	// CheckpointSavedIn (a dry run: would).
+	ExistingCheckpoint string  `json:"existing_checkpoint"`
+	CheckpointSavedIn  string  `json:"checkpoint_saved_in"`
 	DurationSeconds    float64 `json:"duration_seconds"`
 	table              func(io.Writer) error
 }
