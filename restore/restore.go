@@ -173,9 +173,9 @@ type Result struct {
 	// (unless it is the same), after saving it under CheckpointSavedIn.
 	ExistingCheckpoint string
 	CheckpointSavedIn  string
-	Copy     CopyStats
-	Data     *datacopy.RestoreResult // with FromBackupData
-	Duration time.Duration
+	Copy               CopyStats
+	Data               *datacopy.RestoreResult // with FromBackupData
+	Duration           time.Duration
 }
 
 // Restore runs the whole restore: load, plan, check, write, verify. With
