@@ -27,8 +27,9 @@ const (
 	DefaultHummockDir = "hummock_001"
 )
 
-// MarkerKey is written first and removed last: a target holding it is a
-// restore in progress that a rerun of the same restore may complete.
+// MarkerKey is taken first (by Claim's compare-and-swap) and removed last,
+// after the read-back: a target holding it is a restore in progress that
+// only a rerun of the same restore may complete (see owner.go).
 const MarkerKey = "__rwsnap_restore_in_progress"
 
 // Limits of one etcd transaction: etcd's --max-txn-ops default is 128 and
