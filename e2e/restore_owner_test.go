@@ -188,3 +188,34 @@ func TestHalfRestoredTarget(t *testing.T) {
 		})
 	}
 }
+
+// TestRestoreCompletedWhileAnotherWaited: restore B checks the target
+// (empty) and is held before its claim; meanwhile restore A claims,
+// completes and removes its marker. B's claim must then fail (the target is
+// no longer empty) and write nothing, instead of overwriting A's restore.
+// (Found by the chaos campaign, seed 11.)
+func TestRestoreCompletedWhileAnotherWaited(t *testing.T) {
+	f := newFixture(t, rwsim.Options{Seed: 65})
+	ids, wants := twoSnapshots(t, f)
+	b := etcdtest.StartT(t, embedetcd.Config{})
+	ep := strings.Join(b.Endpoints(), ",")
+	var wg sync.WaitGroup
+	var ra, rb result
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		ra = run(t, []string{faultpoint.PauseEnv + "=restore.before-claim=700ms"}, f.restoreArgs(ids[0], ep)...)
+	}()
+	go func() {
+		defer wg.Done()
+		rb = run(t, []string{faultpoint.PauseEnv + "=restore.before-claim=6s"}, f.restoreArgs(ids[1], ep)...)
+	}()
+	wg.Wait()
+	if ra.code != 0 {
+		t.Fatalf("restore A: %s", ra)
+	}
+	if rb.code != 1 || !(strings.Contains(rb.stderr, "keys appeared in the target etcd after this restore found it empty") || strings.Contains(rb.stderr, "another restore owns the target etcd")) {
+		t.Fatalf("restore B, after A completed: %s", rb)
+	}
+	diffKV(t, dumpEtcd(t, etcdtest.ClientT(t, b)), wants[0])
+}

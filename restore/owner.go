@@ -35,6 +35,10 @@ import (
 // OwnerKey is the lease-bound key of the process running a restore.
 const OwnerKey = "__rwsnap_restore_owner"
 
+// wholeKeyspace is the first key and, as a range end, "every key from
+// there": the whole etcd keyspace.
+const wholeKeyspace = "\x00"
+
 // ownerTTL is the owner lease's time to live: how long a crashed process on
 // another host keeps the target before a rerun may take over (a variable for
 // tests).
@@ -140,6 +144,7 @@ func Claim(ctx context.Context, cli *clientv3.Client, plan *Plan, resume bool, l
 	mk := marker{RestoreID: me.RestoreID, Host: host, PID: me.PID, SnapshotID: plan.SnapshotID, GensFrom: plan.DefaultCFFrom, Digest: plan.Digest, Started: now}
 	mv, _ := json.Marshal(mk)
 	putOwner := clientv3.OpPut(OwnerKey, o.value, clientv3.WithLease(o.lease))
+	fresh := false
 	for attempt := 0; ; attempt++ {
 		cur, curRev, own, ownRev, err := readClaim(ctx, cli)
 		if err != nil {
@@ -152,11 +157,22 @@ func Claim(ctx context.Context, cli *clientv3.Client, plan *Plan, resume bool, l
 		case cur == nil && own != nil:
 			release()
 			return nil, fmt.Errorf("%w: %s holds it (its marker is not written yet, or was just removed); run the command again once it has finished", ErrRestoreInProgress, own)
+		case cur == nil && !resume && attempt > 0 && fresh:
+			// The whole-keyspace swap failed with no marker there: keys
+			// appeared after the emptiness check, e.g. another restore
+			// claimed, completed and removed its marker meanwhile.
+			release()
+			return nil, fmt.Errorf("%w: keys appeared in the target etcd after this restore found it empty (another restore completed meanwhile?); this restore wrote nothing: check what the target holds, or use a fresh etcd", ErrNotEmpty)
 		case cur == nil && !resume:
-			// A fresh target: marker and owner in one swap.
-			cmps = []clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(MarkerKey), "=", 0), clientv3.Compare(clientv3.CreateRevision(OwnerKey), "=", 0)}
+			// A fresh target: marker and owner in one swap, on the condition
+			// that the whole keyspace is still empty (a range compare: every
+			// key's create revision is 0 only when there is no key). The
+			// emptiness check ran earlier; a restore that claimed, finished
+			// and removed its marker since must not be overwritten.
+			cmps = []clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(wholeKeyspace), "=", 0).WithRange(wholeKeyspace)}
 			ops = []clientv3.Op{clientv3.OpPut(MarkerKey, string(mv)), putOwner}
 			o.Marker = mk
+			fresh = true
 		case cur == nil:
 			// The marker we resumed from is gone: the restore it named
 			// finished, or someone wiped the target. Check again.

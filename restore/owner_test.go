@@ -187,3 +187,35 @@ func TestClaimFromAnotherHost(t *testing.T) {
 		t.Fatalf("claim while a remote owner lives: %v", err)
 	}
 }
+
+// TestClaimFreshNeedsEmptyTarget: the emptiness check and the claim are
+// apart in time. If another restore claimed, completed and removed its
+// marker in between, the target holds its keys and no marker: a fresh claim
+// must fail (and write nothing) instead of overwriting that restore.
+func TestClaimFreshNeedsEmptyTarget(t *testing.T) {
+	ctx := context.Background()
+	cli := etcdtest.ClientT(t, etcdtest.StartT(t, embedetcd.Config{}))
+	log := slog.New(slog.DiscardHandler)
+	if _, err := cli.Put(ctx, "cf/cluster_id", "restored-by-another"); err != nil {
+		t.Fatal(err)
+	}
+	a := &Plan{SnapshotID: 7, DefaultCFFrom: 7, Digest: "digest-a"}
+	if o, err := Claim(ctx, cli, a, false, log); !errors.Is(err, ErrNotEmpty) {
+		o.Close()
+		t.Fatalf("fresh claim of a target holding keys: %v", err)
+	}
+	for _, k := range []string{MarkerKey, OwnerKey} {
+		if _, ok := getKey(t, cli, k); ok {
+			t.Fatalf("the refused claim wrote %s", k)
+		}
+	}
+	// Empty again: the fresh claim works.
+	if _, err := cli.Delete(ctx, "cf/cluster_id"); err != nil {
+		t.Fatal(err)
+	}
+	o, err := Claim(ctx, cli, a, false, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.Close()
+}

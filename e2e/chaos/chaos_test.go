@@ -84,6 +84,7 @@ var crashPoints = map[string][]string{
 	"delete":  {"metasnap.before-manifest-write", "metasnap.after-manifest-write", "metasnap.delete.after-manifest"},
 	"prune":   {"metasnap.before-manifest-write", "metasnap.after-manifest-write", "metasnap.delete.after-manifest"},
 	"copy":    {"metasnap.after-snapshot-upload", "metasnap.before-manifest-write", "metasnap.after-manifest-write"},
+	"orphans": {},
 	"verify":  {},
 	"restore": {"restore.before-claim", "restore.after-marker", "restore.after-batch#1", "restore.after-batch#2", "restore.before-checkpoint", "restore.after-checkpoint", "restore.before-readback", "restore.during-readback", "restore.before-marker-removal"},
 }
@@ -341,6 +342,11 @@ func (c *campaign) step(ctx context.Context) {
 					c.prune(l, crash, kill)
 				case "copy":
 					c.copy(l, crash, kill)
+				case "orphans":
+					// With no minimum age, only the pending markers of
+					// running backups keep their objects from being taken
+					// for orphans.
+					c.run("orphans", crash, kill, c.cmd(l.args, "meta", "prune", "--keep-last", "1000", "--orphans", "--orphans-min-age", "0s", "-q")...)
 				case "verify":
 					c.run("verify", crash, kill, c.cmd(l.args, "meta", "verify-meta-snapshot", "--all", "-o", "json", "-q")...)
 				}
@@ -369,6 +375,8 @@ func (c *campaign) pickOp(l *loc) string {
 		return "prune"
 	case r < 8:
 		return "copy"
+	case r < 9:
+		return "orphans"
 	default:
 		return "verify"
 	}
