@@ -214,7 +214,9 @@ func TestRestoreCompletedWhileAnotherWaited(t *testing.T) {
 	if ra.code != 0 {
 		t.Fatalf("restore A: %s", ra)
 	}
-	if rb.code != 1 || !(strings.Contains(rb.stderr, "keys appeared in the target etcd after this restore found it empty") || strings.Contains(rb.stderr, "another restore owns the target etcd")) {
+	// Usually B's claim finds A's keys; on a slow machine B may already
+	// find A's marker, or A's keys, at its check: refused all the same.
+	if rb.code != 1 || !(strings.Contains(rb.stderr, "meta store is not empty") || strings.Contains(rb.stderr, "another restore owns the target etcd")) {
 		t.Fatalf("restore B, after A completed: %s", rb)
 	}
 	diffKV(t, dumpEtcd(t, etcdtest.ClientT(t, b)), wants[0])
