@@ -120,6 +120,7 @@ func applyConfig(c *cli.Context) error {
 			{"etcd-key", cl.Etcd.Key, at + ".etcd.key"},
 			{"meta-addr", cl.MetaAddr, at + ".meta_addr"},
 			{"pg-url", cl.PgURL, at + ".pg_url"},
+			{"rw-version", cl.RisingWaveVersion, at + ".risingwave_version"},
 		} {
 			if err := set(s.flag, s.value, s.key); err != nil {
 				return err
@@ -243,7 +244,7 @@ func orDash(s string) string {
 
 // shownSettings are the flags config show resolves, in reading order.
 var shownSettings = []string{"etcd-endpoints", "etcd-username", "etcd-password", "etcd-cacert", "etcd-cert", "etcd-key",
-	"meta-addr", "pg-url", "backup-storage-url", "backup-storage-directory", "hummock-storage-url", "hummock-storage-directory"}
+	"meta-addr", "pg-url", "rw-version", "backup-storage-url", "backup-storage-directory", "hummock-storage-url", "hummock-storage-directory"}
 
 func configCommand() *cli.Command {
 	return &cli.Command{

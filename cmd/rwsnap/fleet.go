@@ -21,7 +21,7 @@ import (
 // --stop-timeout, --dry-run, ...) to every cluster.
 var clusterFlags = map[string]bool{
 	"etcd-endpoints": true, "etcd-username": true, "etcd-password": true, "user": true, "etcd-auth": true,
-	"etcd-cacert": true, "etcd-cert": true, "etcd-key": true, "meta-addr": true,
+	"etcd-cacert": true, "etcd-cert": true, "etcd-key": true, "meta-addr": true, "rw-version": true,
 	"backup-storage-url": true, "backup-storage-directory": true, "hummock-storage-url": true, "hummock-storage-directory": true,
 	"every": true, "jitter": true, "remarks": true, "metrics-addr": true, "cluster": true, "repo": true, "config": true,
 	"keep-last": true, "keep-within": true, "keep-hourly": true, "keep-daily": true, "keep-weekly": true, "keep-monthly": true,
@@ -127,7 +127,7 @@ func clusterContext(c *cli.Context, f *config.File, name string) (*cli.Context, 
 		{"etcd-endpoints", strings.Join(cl.Etcd.Endpoints, ",")},
 		{"etcd-username", cl.Etcd.Username}, {"etcd-password", cl.Etcd.Password},
 		{"etcd-cacert", cl.Etcd.CACert}, {"etcd-cert", cl.Etcd.Cert}, {"etcd-key", cl.Etcd.Key},
-		{"meta-addr", cl.MetaAddr}, {"remarks", s.Remarks},
+		{"meta-addr", cl.MetaAddr}, {"remarks", s.Remarks}, {"rw-version", cl.RisingWaveVersion},
 		{"every", time.Duration(s.Every).String()},
 	}
 	if s.Jitter > 0 {
@@ -149,7 +149,7 @@ func clusterContext(c *cli.Context, f *config.File, name string) (*cli.Context, 
 		values = append(values, struct{ flag, value string }{"backup-storage-url", r.URL}, struct{ flag, value string }{"backup-storage-directory", r.Directory})
 	}
 	for _, v := range values {
-		if v.value == "" {
+		if v.value == "" || set.Lookup(v.flag) == nil {
 			continue
 		}
 		val, err := config.Resolve(v.value)

@@ -272,7 +272,7 @@ func TestJSONSchemas(t *testing.T) {
 	// A config file naming the cluster and its repository; the password
 	// comes from the environment.
 	cfgPath := filepath.Join(dir, "config.yaml")
-	cfg := fmt.Sprintf("clusters:\n  sim:\n    etcd: {endpoints: [%s]}\n    repository: main\nrepositories:\n  main: {url: %q, directory: hummock_001/backup}\n",
+	cfg := fmt.Sprintf("clusters:\n  sim:\n    etcd: {endpoints: [%s]}\n    repository: main\n    risingwave_version: v1.7.0\nrepositories:\n  main: {url: %q, directory: hummock_001/backup}\n",
 		strings.Join(etcd.Endpoints(), ", "), storage)
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
@@ -287,6 +287,7 @@ func TestJSONSchemas(t *testing.T) {
 		"etcd-endpoints":      "file " + cfgPath + " (clusters.sim.etcd.endpoints)",
 		"backup-storage-url":  "file " + cfgPath + " (repositories.main.url)",
 		"hummock-storage-url": "cluster params (etcd ",
+		"rw-version":          "file " + cfgPath + " (clusters.sim.risingwave_version)",
 		"etcd-username":       "",
 	} {
 		if got := sources[name]; !strings.HasPrefix(got, want) || (want == "" && got != "") {
