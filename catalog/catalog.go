@@ -306,8 +306,16 @@ func Decode(md *metasnap.ClusterMetadata) *Catalog {
 		for k, v := range m.SecretRefs {
 			refsMap[k] = v
 		}
+		// StreamSourceInfo field 16 is v1.10's secret_ref (of the WITH
+		// properties) and v2.0's format_encode_secret_refs (Source field 19
+		// took over the WITH properties). v2.0 snapshots carry the secret
+		// list (section 20); v1.10 ones do not.
+		prefix := "format_encode."
+		if !md.HasSecrets {
+			prefix = ""
+		}
 		for k, v := range m.GetInfo().GetFormatEncodeSecretRefs() {
-			refsMap["format_encode."+k] = v
+			refsMap[prefix+k] = v
 		}
 		r.setProperties(props, refsMap)
 		if m.ConnectionId != nil {

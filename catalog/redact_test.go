@@ -3,6 +3,11 @@ package catalog
 import (
 	"strings"
 	"testing"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/rwsnap/rwsnap/catalog/catalogpb"
+	"github.com/rwsnap/rwsnap/metasnap"
 )
 
 func TestIsSecret(t *testing.T) {
@@ -78,5 +83,23 @@ func TestRedactSQL(t *testing.T) {
 	}
 	if got, _ := RedactSQL("x = 'unterminated", rep); !strings.HasPrefix(got, "x = ") {
 		t.Errorf("unterminated literal: %q", got)
+	}
+}
+
+// TestSecretRefField16: StreamSourceInfo field 16 means the WITH
+// properties' secret refs in v1.10 (no secret list in the snapshot) and
+// the FORMAT ... ENCODE options' in v2.0.
+func TestSecretRefField16(t *testing.T) {
+	src := &catalogpb.Source{Id: 1001, Name: "s", Info: &catalogpb.StreamSourceInfo{
+		FormatEncodeSecretRefs: map[string]*catalogpb.SecretRef{"properties.sasl.password": {SecretId: 3}}}}
+	b, _ := proto.Marshal(src)
+	for _, tc := range []struct {
+		v20  bool
+		want string
+	}{{false, "properties.sasl.password"}, {true, "format_encode.properties.sasl.password"}} {
+		c := Decode(&metasnap.ClusterMetadata{Sources: [][]byte{b}, HasSecrets: tc.v20})
+		if _, ok := c.Relations[0].SecretRefs[tc.want]; !ok || len(c.Relations[0].SecretRefs) != 1 {
+			t.Errorf("v2.0=%v: secret refs %v, want %s", tc.v20, c.Relations[0].SecretRefs, tc.want)
+		}
 	}
 }
