@@ -140,6 +140,7 @@ func applyConfig(c *cli.Context) error {
 				{"jitter", durationText(sc.Jitter), at + ".schedule.jitter"},
 				{"remarks", sc.Remarks, at + ".schedule.remarks"},
 				{"keep-within", durationText(sc.Keep.Within), at + ".schedule.keep.within"},
+				{"job-timeout", durationText(sc.Timeout), at + ".schedule.timeout"},
 			}
 			if sc.Retries != nil {
 				sched = append(sched, struct{ flag, value, key string }{"retries", strconv.Itoa(*sc.Retries), at + ".schedule.retries"})

@@ -136,6 +136,9 @@ func clusterContext(c *cli.Context, f *config.File, name string) (*cli.Context, 
 	if s.Retries != nil {
 		values = append(values, struct{ flag, value string }{"retries", strconv.Itoa(*s.Retries)})
 	}
+	if s.Timeout > 0 {
+		values = append(values, struct{ flag, value string }{"job-timeout", time.Duration(s.Timeout).String()})
+	}
 	if s.Keep.Within > 0 {
 		values = append(values, struct{ flag, value string }{"keep-within", time.Duration(s.Keep.Within).String()})
 	}
