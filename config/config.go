@@ -95,14 +95,14 @@ type Repository struct {
 type Schedule struct {
 	Every   Duration `yaml:"every"`
 	Jitter  Duration `yaml:"jitter"`
-	Timeout Duration `yaml:"timeout"` // of one job; 0: the daemon's default
+	Timeout Duration `yaml:"timeout"` // of one attempt (--job-timeout); 0: the daemon's
 	Retries *int     `yaml:"retries"`
 	Remarks string   `yaml:"remarks"`
 	// Repository overrides the cluster's default repository for the job.
 	Repository string `yaml:"repository"`
 	Keep       Keep   `yaml:"keep"`
-	// WithData also protects the SSTs the snapshot pins, in the
-	// repository's data location (when rwsnap supports it).
+	// WithData also copies the SSTs each snapshot references into the
+	// repository's data location (--with-data).
 	WithData bool `yaml:"with_data"`
 }
 

@@ -142,6 +142,9 @@ func applyConfig(c *cli.Context) error {
 				{"keep-within", durationText(sc.Keep.Within), at + ".schedule.keep.within"},
 				{"job-timeout", durationText(sc.Timeout), at + ".schedule.timeout"},
 			}
+			if sc.WithData {
+				sched = append(sched, struct{ flag, value, key string }{"with-data", "true", at + ".schedule.with_data"})
+			}
 			if sc.Retries != nil {
 				sched = append(sched, struct{ flag, value, key string }{"retries", strconv.Itoa(*sc.Retries), at + ".schedule.retries"})
 			}
@@ -167,6 +170,12 @@ func applyConfig(c *cli.Context) error {
 			return err
 		}
 		if err := set("backup-storage-directory", r.Directory, at+".directory"); err != nil {
+			return err
+		}
+		if err := set("data-storage-url", r.DataURL, at+".data_url"); err != nil {
+			return err
+		}
+		if err := set("data-storage-directory", r.DataDirectory, at+".data_directory"); err != nil {
 			return err
 		}
 	}

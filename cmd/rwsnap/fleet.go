@@ -22,6 +22,7 @@ import (
 var clusterFlags = map[string]bool{
 	"etcd-endpoints": true, "etcd-username": true, "etcd-password": true, "user": true, "etcd-auth": true,
 	"etcd-cacert": true, "etcd-cert": true, "etcd-key": true, "meta-addr": true, "rw-version": true,
+	"data-storage-url": true, "data-storage-directory": true,
 	"backup-storage-url": true, "backup-storage-directory": true, "hummock-storage-url": true, "hummock-storage-directory": true,
 	"every": true, "jitter": true, "remarks": true, "metrics-addr": true, "cluster": true, "repo": true, "config": true,
 	"keep-last": true, "keep-within": true, "keep-hourly": true, "keep-daily": true, "keep-weekly": true, "keep-monthly": true,
@@ -133,11 +134,14 @@ func clusterContext(c *cli.Context, f *config.File, name string) (*cli.Context, 
 	if s.Jitter > 0 {
 		values = append(values, struct{ flag, value string }{"jitter", time.Duration(s.Jitter).String()})
 	}
-	if s.Retries != nil {
-		values = append(values, struct{ flag, value string }{"retries", strconv.Itoa(*s.Retries)})
-	}
 	if s.Timeout > 0 {
 		values = append(values, struct{ flag, value string }{"job-timeout", time.Duration(s.Timeout).String()})
+	}
+	if s.WithData {
+		values = append(values, struct{ flag, value string }{"with-data", "true"})
+	}
+	if s.Retries != nil {
+		values = append(values, struct{ flag, value string }{"retries", strconv.Itoa(*s.Retries)})
 	}
 	if s.Keep.Within > 0 {
 		values = append(values, struct{ flag, value string }{"keep-within", time.Duration(s.Keep.Within).String()})
@@ -149,7 +153,8 @@ func clusterContext(c *cli.Context, f *config.File, name string) (*cli.Context, 
 	}
 	if repoName != "" {
 		r := f.Repositories[repoName]
-		values = append(values, struct{ flag, value string }{"backup-storage-url", r.URL}, struct{ flag, value string }{"backup-storage-directory", r.Directory})
+		values = append(values, struct{ flag, value string }{"backup-storage-url", r.URL}, struct{ flag, value string }{"backup-storage-directory", r.Directory},
+			struct{ flag, value string }{"data-storage-url", r.DataURL}, struct{ flag, value string }{"data-storage-directory", r.DataDirectory})
 	}
 	for _, v := range values {
 		if v.value == "" || set.Lookup(v.flag) == nil {
