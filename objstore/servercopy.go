@@ -26,7 +26,8 @@ var ErrNoServerCopy = errors.New("no server-side copy between these stores")
 // passing through this process, when both are S3 buckets on the same
 // endpoint with the same access key: CopyObject, or UploadPartCopy parts
 // for objects over 5 GiB. Otherwise it returns ErrNoServerCopy. size is
-// the source object's size.
+// the source object's size, or -1 when unknown (one request is saved: the
+// copy is tried whole, and split only if the server says it is too large).
 func ServerCopy(ctx context.Context, src Store, srcKey string, dst Store, dstKey string, size int64) error {
 	s, ok1 := src.(*s3Store)
 	d, ok2 := dst.(*s3Store)
@@ -37,14 +38,26 @@ func ServerCopy(ctx context.Context, src Store, srcKey string, dst Store, dstKey
 		return err
 	}
 	source := s.bucket + "/" + escapeCopySource(srcKey)
-	if size <= maxCopyObject {
-		if _, err := d.client.CopyObject(ctx, &s3.CopyObjectInput{Bucket: &d.bucket, Key: &dstKey, CopySource: &source}); err != nil {
-			if isNotFound(err) {
-				return fmt.Errorf("objstore: %s: copy %q: %w", s.url, srcKey, ErrNotFound)
-			}
+	if size <= maxCopyObject { // size < 0: unknown, try the single copy first
+		_, err := d.client.CopyObject(ctx, &s3.CopyObjectInput{Bucket: &d.bucket, Key: &dstKey, CopySource: &source})
+		if err == nil {
+			return nil
+		}
+		if isNotFound(err) {
+			return fmt.Errorf("objstore: %s: copy %q: %w", s.url, srcKey, ErrNotFound)
+		}
+		code, _ := errCode(err)
+		if size >= 0 || (code != "InvalidRequest" && code != "EntityTooLarge") {
 			return d.wrap(ctx, "copy to", dstKey, err)
 		}
-		return nil
+		// Too large for CopyObject: part by part.
+		info, serr := s.Stat(ctx, srcKey)
+		if serr != nil {
+			return serr
+		}
+		if size = info.Size; size <= maxCopyObject {
+			return d.wrap(ctx, "copy to", dstKey, err)
+		}
 	}
 	up, err := d.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: &d.bucket, Key: &dstKey})
 	if err != nil {

@@ -66,12 +66,12 @@ func run(objects, totalMiB, newPct int, bin, mc string, par int) error {
 		return err
 	}
 	defer stop()
-	for _, b := range []string{"hummock", "dr", "mirror"} {
+	for _, b := range []string{"hummock", "datacopy", "mirror"} {
 		if err := srv.CreateBucketErr(ctx, b); err != nil {
 			return err
 		}
 	}
-	hsURL, drURL := srv.URL("hummock"), srv.URL("dr")
+	hsURL, drURL := srv.URL("hummock"), srv.URL("datacopy")
 	hs, err := objstore.Open(ctx, hsURL)
 	if err != nil {
 		return err
