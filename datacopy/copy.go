@@ -154,6 +154,22 @@ func contentMD5(ctx context.Context, s objstore.Store, info objstore.ObjectInfo)
 	return hashObject(ctx, s, info.Key, info.Size)
 }
 
+// serverCopyFactor multiplies --data-parallelism for server-side copies:
+// their bytes never pass through rwsnap (no buffers), and each costs the
+// server a copy while rwsnap waits on one request.
+const serverCopyFactor = 4
+
+// copyParallelism is how many objects to copy at once between two stores.
+func copyParallelism(ctx context.Context, n int, src, dst objstore.Store) int {
+	if n <= 0 {
+		n = DefaultParallelism
+	}
+	if objstore.CanServerCopy(ctx, src, dst) {
+		n *= serverCopyFactor
+	}
+	return n
+}
+
 // parallel runs fn for every id with at most n at once, stopping at the
 // first error (which it returns).
 func parallel(ctx context.Context, n int, ids []uint64, fn func(ctx context.Context, id uint64) error) error {

@@ -106,7 +106,7 @@ func Restore(ctx context.Context, o RestoreOptions) (*RestoreResult, error) {
 	prefixed := hummock.PrefixedScheme(o.Dest.Scheme())
 	var mu sync.Mutex
 	bar := progress.New("restore data", int64(len(ids)), "objects")
-	err = parallel(ctx, o.Parallelism, ids, func(ctx context.Context, id uint64) error {
+	err = parallel(ctx, copyParallelism(ctx, o.Parallelism, o.Data.Store, o.Dest), ids, func(ctx context.Context, id uint64) error {
 		want := rec[id]
 		dstKey := hummock.SSTPath(o.DestDir, id, prefixed)
 		if di, err := o.Dest.Stat(ctx, dstKey); err == nil {

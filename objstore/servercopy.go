@@ -29,11 +29,10 @@ var ErrNoServerCopy = errors.New("no server-side copy between these stores")
 // the source object's size, or -1 when unknown (one request is saved: the
 // copy is tried whole, and split only if the server says it is too large).
 func ServerCopy(ctx context.Context, src Store, srcKey string, dst Store, dstKey string, size int64) error {
-	s, ok1 := src.(*s3Store)
-	d, ok2 := dst.(*s3Store)
-	if !ok1 || !ok2 || s.where != d.where || s.accessKeyID(ctx) != d.accessKeyID(ctx) || s.accessKeyID(ctx) == "?" {
+	if !CanServerCopy(ctx, src, dst) {
 		return ErrNoServerCopy
 	}
+	s, d := src.(*s3Store), dst.(*s3Store)
 	if err := checkKey(dstKey); err != nil {
 		return err
 	}
@@ -121,4 +120,12 @@ func ContentMD5(s Store, info ObjectInfo) (string, bool) {
 		}
 	}
 	return e, true
+}
+
+// CanServerCopy says whether ServerCopy works between two stores: S3
+// buckets on one endpoint reached with one access key.
+func CanServerCopy(ctx context.Context, src, dst Store) bool {
+	s, ok1 := src.(*s3Store)
+	d, ok2 := dst.(*s3Store)
+	return ok1 && ok2 && s.where == d.where && s.accessKeyID(ctx) != "?" && s.accessKeyID(ctx) == d.accessKeyID(ctx)
 }
