@@ -238,6 +238,21 @@ func TestJSONSchemas(t *testing.T) {
 	if sched["ok"] != true || sched["snapshot_id"].(float64) == 0 {
 		t.Errorf("schedule --once: %v", sched)
 	}
+	// schedule --with-data protects what it takes, and its retention
+	// garbage-collects the data copy.
+	sd := r.run("schedule", 0, append([]string{"--once", "--with-data", "--keep-last", "2"}, ep...)...)[0]
+	found := false
+	for _, s := range r.run("meta list-meta-snapshots", 0, ep...)[0]["snapshots"].([]any) {
+		if m := s.(map[string]any); m["id"] == sd["snapshot_id"] {
+			found = true
+			if m["data"] != "complete" {
+				t.Errorf("schedule --with-data: snapshot %v data %v, want complete", m["id"], m["data"])
+			}
+		}
+	}
+	if !found {
+		t.Errorf("schedule --with-data: snapshot %v not listed", sd["snapshot_id"])
+	}
 
 	// Time travel, from the manifest and from a frontend.
 	bk := metasnap.NewStorage(hs, "hummock_001/backup")
