@@ -132,11 +132,12 @@ func putBatched(ctx context.Context, cli *clientv3.Client, own *Owner, g *Group,
 				return err
 			}
 		}
-		if arena == nil {
-			arena = make([]byte, 0, max(maxTxnBytes, sz))
-		}
-		if cap(arena)-len(arena) < sz {
-			arena = make([]byte, 0, max(maxTxnBytes, sz)) // the old one stays with its KVs
+		// Buffers grow with what the batch holds (a batch of 128 small
+		// rows needs ~40 KiB, not its 1 MiB limit): a fixed 1 MiB per batch
+		// made gigabytes of garbage at 1M keys, and the heap's peak (RSS)
+		// grew with the store.
+		if cap(arena)-len(arena) < len(kv.Value) {
+			arena = make([]byte, 0, max(64<<10, len(kv.Value))) // the old one stays with its KVs
 		}
 		off := len(arena)
 		arena = append(arena, kv.Value...)

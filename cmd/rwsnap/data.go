@@ -58,13 +58,14 @@ func dataOwner(cl *cluster, clusterID string) datacopy.Owner {
 	return datacopy.Owner{ClusterID: clusterID, Backup: datacopy.BackupIdentity(cl.loc.BackupURL, cl.loc.BackupDir)}
 }
 
-// snapshotClusterID reads the cluster id stored in a snapshot.
+// snapshotClusterID reads the cluster id stored in a snapshot, streaming it
+// once (its lists are checked and skipped, not held).
 func snapshotClusterID(ctx context.Context, st *metasnap.Storage, id uint64) (string, error) {
-	snap, _, err := st.Load(ctx, id)
+	h, err := st.Scan(ctx, id)
 	if err != nil {
 		return "", err
 	}
-	return snap.Metadata.ClusterID, nil
+	return h.Meta.ClusterID, nil
 }
 
 // dataBackup is the state of one data backup run from a command.

@@ -24,8 +24,9 @@ var version = "dev"
 
 func main() {
 	ctx, signalled, stop := signalContext()
-	stopProfile := startProfile()
+	stopProfile, stopMem := startProfile(), startMemProfile()
 	code := run(ctx, os.Args, os.Stdout, os.Stderr)
+	stopMem()
 	stopProfile()
 	stop()
 	// Stopped by a signal: 130 or 143, whatever the command made of it

@@ -1,9 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
 	"os"
+	"runtime"
 	"runtime/pprof"
+	"time"
 )
 
 // cpuProfileEnv names a file to write a CPU profile of the whole run to
@@ -29,5 +32,44 @@ func startProfile() func() {
 	return func() {
 		pprof.StopCPUProfile()
 		f.Close()
+	}
+}
+
+// memProfileEnv names a file to write the heap profile taken when the heap
+// was largest (sampled every 100 ms): what holds the peak.
+const memProfileEnv = "RWSNAP_MEMPROFILE"
+
+func startMemProfile() func() {
+	path := os.Getenv(memProfileEnv)
+	if path == "" {
+		return func() {}
+	}
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		var peak uint64
+		var best bytes.Buffer
+		t := time.NewTicker(100 * time.Millisecond)
+		defer t.Stop()
+		for {
+			var ms runtime.MemStats
+			runtime.ReadMemStats(&ms)
+			if ms.HeapInuse > peak {
+				peak = ms.HeapInuse
+				best.Reset()
+				pprof.Lookup("heap").WriteTo(&best, 0)
+			}
+			select {
+			case <-done:
+				os.WriteFile(path, best.Bytes(), 0o644)
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		<-finished
 	}
 }

@@ -215,13 +215,13 @@ func (b *bench) size(tw *tabwriter.Writer, n int) error {
 	}
 	rev := strconv.FormatInt(resp.Header.Revision, 10)
 	save, err := measure(b.runs, nil, func() *exec.Cmd {
-		return exec.Command(b.etcdctl, "--endpoints", ep, "snapshot", "save", filepath.Join(dir, "etcd.db"))
+		return exec.Command(b.etcdctl, "--endpoints", ep, "--command-timeout", "1h", "snapshot", "save", filepath.Join(dir, "etcd.db"))
 	})
 	if err != nil {
 		return err
 	}
 	get, err := measure(b.runs, nil, func() *exec.Cmd {
-		return exec.Command(b.etcdctl, "--endpoints", ep, "get", "", "--prefix", "--rev", rev)
+		return exec.Command(b.etcdctl, "--endpoints", ep, "--command-timeout", "1h", "get", "", "--prefix", "--rev", rev)
 	})
 	if err != nil {
 		return fmt.Errorf("etcdctl get: %w", err)
@@ -230,6 +230,7 @@ func (b *bench) size(tw *tabwriter.Writer, n int) error {
 		if err := b.store(tw, dir, store, ep, storage, n, save, get); err != nil {
 			return fmt.Errorf("%s: %w", store, err)
 		}
+		tw.Flush()
 	}
 	return nil
 }
