@@ -34,24 +34,34 @@ type Param struct {
 	HasDefault bool   `json:"has_default"`
 	Mutable    bool   `json:"mutable"`
 	Doc        string `json:"doc"`
+	// Since is the release line that added the parameter ("" for v1.x's
+	// own); a meta store of an older line has no key for it.
+	Since string `json:"since,omitempty"`
+	// Secret marks a value printed only redacted (license_key).
+	Secret bool `json:"-"`
 }
 
-// Params is the v1.7–v1.10 table, in RisingWave's declaration order.
+// Params is the v1.7–v2.0.7 table, in RisingWave's declaration order; the
+// last three are v2.0's (src/common/src/system_param/mod.rs v2.0.7).
 var Params = []Param{
-	{"barrier_interval_ms", ParamU32, "1000", true, true, "The interval of periodic barrier."},
-	{"checkpoint_frequency", ParamU64, "1", true, true, "There will be a checkpoint for every n barriers."},
-	{"sstable_size_mb", ParamU32, "256", true, false, "Target size of the Sstable."},
-	{"parallel_compact_size_mb", ParamU32, "512", true, false, "The size of parallel task for one compact/flush job."},
-	{"block_size_kb", ParamU32, "64", true, false, "Size of each block in bytes in SST."},
-	{"bloom_false_positive", ParamF64, "0.001", true, false, "False positive probability of bloom filter."},
-	{"state_store", ParamString, "", false, false, "URL for the state store."},
-	{"data_directory", ParamString, "", false, false, "Remote directory for storing data and metadata objects."},
-	{"backup_storage_url", ParamString, "", false, true, "Remote storage url for storing snapshots."},
-	{"backup_storage_directory", ParamString, "", false, true, "Remote directory for storing snapshots."},
-	{"max_concurrent_creating_streaming_jobs", ParamU32, "1", true, true, "Max number of concurrent creating streaming jobs."},
-	{"pause_on_next_bootstrap", ParamBool, "false", true, true, "Whether to pause all data sources on next bootstrap."},
-	{"enable_tracing", ParamBool, "false", true, true, "Whether to enable distributed tracing."},
+	{"barrier_interval_ms", ParamU32, "1000", true, true, "The interval of periodic barrier.", "", false},
+	{"checkpoint_frequency", ParamU64, "1", true, true, "There will be a checkpoint for every n barriers.", "", false},
+	{"sstable_size_mb", ParamU32, "256", true, false, "Target size of the Sstable.", "", false},
+	{"parallel_compact_size_mb", ParamU32, "512", true, false, "The size of parallel task for one compact/flush job.", "", false},
+	{"block_size_kb", ParamU32, "64", true, false, "Size of each block in bytes in SST.", "", false},
+	{"bloom_false_positive", ParamF64, "0.001", true, false, "False positive probability of bloom filter.", "", false},
+	{"state_store", ParamString, "", false, false, "URL for the state store.", "", false},
+	{"data_directory", ParamString, "", false, false, "Remote directory for storing data and metadata objects.", "", false},
+	{"backup_storage_url", ParamString, "", false, true, "Remote storage url for storing snapshots.", "", false},
+	{"backup_storage_directory", ParamString, "", false, true, "Remote directory for storing snapshots.", "", false},
+	{"max_concurrent_creating_streaming_jobs", ParamU32, "1", true, true, "Max number of concurrent creating streaming jobs.", "", false},
+	{"pause_on_next_bootstrap", ParamBool, "false", true, true, "Whether to pause all data sources on next bootstrap.", "", false},
+	{"enable_tracing", ParamBool, "false", true, true, "Whether to enable distributed tracing.", "", false},
+	{"use_new_object_prefix_strategy", ParamBool, "", false, false, "Whether to split object prefix (set once when the cluster first starts: true for a new v2.0 cluster, false for one upgraded from v1.x).", "2.0", false},
+	{"license_key", ParamString, "", true, true, "The license key to activate enterprise features.", "2.0", true},
+	{"time_travel_retention_ms", ParamU64, "0", true, true, "The data retention period for time travel, where 0 indicates that it's disabled.", "2.0", false},
 }
+
 
 // Well-known parameter names.
 const (

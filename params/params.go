@@ -45,6 +45,9 @@ func List(ctx context.Context, cli *clientv3.Client) ([]Value, error) {
 	out := make([]Value, 0, len(kv))
 	for _, p := range metastore.Params {
 		v, ok := kv[p.Name]
+		if !ok && p.Since != "" {
+			continue // a newer line's parameter, absent from this older store
+		}
 		if !ok {
 			v = p.Default
 		}
@@ -57,7 +60,7 @@ func List(ctx context.Context, cli *clientv3.Client) ([]Value, error) {
 	}
 	sort.Strings(extra)
 	for _, name := range extra {
-		out = append(out, Value{Param: metastore.Param{Name: name, Type: "?", Doc: "not a RisingWave v1.7-v1.10 parameter"}, Value: kv[name], Stored: true})
+		out = append(out, Value{Param: metastore.Param{Name: name, Type: "?", Doc: "not a RisingWave v1.0-v2.0.7 parameter"}, Value: kv[name], Stored: true})
 	}
 	return out, nil
 }
@@ -147,6 +150,9 @@ func Check(ctx context.Context, cli *clientv3.Client, name, value string, o SetO
 	}
 	if len(kv) == 0 {
 		return nil, metastore.ErrNotRisingWave
+	}
+	if _, stored := kv[p.Name]; !stored && p.Since != "" {
+		return nil, fmt.Errorf("%s exists from RisingWave v%s on, and this meta store has no v%s parameters (it is an older release): RisingWave would ignore it", p.Name, p.Since, p.Since)
 	}
 	plan := &Plan{Name: p.Name, Old: kv[p.Name], New: value}
 	if !p.Mutable {

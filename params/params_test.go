@@ -59,7 +59,13 @@ func TestSetEveryType(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(all) != len(metastore.Params)+1 || all[len(all)-1].Name != "some_newer_param" {
+	v1 := 0 // a v1.x store lists v1.x's parameters, not v2.0's
+	for _, p := range metastore.Params {
+		if p.Since == "" {
+			v1++
+		}
+	}
+	if len(all) != v1+1 || all[len(all)-1].Name != "some_newer_param" {
 		t.Fatalf("list: %d entries, last %q", len(all), all[len(all)-1].Name)
 	}
 }
@@ -175,5 +181,55 @@ func TestSuggestedSQLUsesPlaceholders(t *testing.T) {
 	}
 	if p := (&Plan{Name: "barrier_interval_ms", New: "500"}); p.SuggestedSQL() != p.AlterSQL() {
 		t.Fatalf("no secret, no note: %s", p.SuggestedSQL())
+	}
+}
+
+// v2.0's three parameters: listed and settable on a v2.0 store, refused on
+// an older one (RisingWave v1.x would ignore the key), and the immutable
+// prefix strategy guarded like v1.x's immutable ones.
+func TestV20Params(t *testing.T) {
+	ctx := context.Background()
+	old := seed(t, "fs://"+t.TempDir())
+	oldCli := etcdtest.ClientT(t, old)
+	for name, value := range map[string]string{"time_travel_retention_ms": "1", "license_key": "k", "use_new_object_prefix_strategy": "true"} {
+		if _, err := Check(ctx, oldCli, name, value, SetOptions{Force: true}); err == nil || !strings.Contains(err.Error(), "v2.0") {
+			t.Errorf("%s on a v1.x store: %v, want a refusal naming v2.0", name, err)
+		}
+	}
+	all, err := List(ctx, oldCli)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range all {
+		if v.Since != "" {
+			t.Errorf("a v1.x store lists %s", v.Name)
+		}
+	}
+
+	c := seed(t, "fs://"+t.TempDir())
+	cli := etcdtest.ClientT(t, c)
+	for k, v := range map[string]string{"use_new_object_prefix_strategy": "true", "license_key": "", "time_travel_retention_ms": "0"} {
+		if _, err := cli.Put(ctx, "cf/system_params/"+k, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	plan, err := Check(ctx, cli, "time_travel_retention_ms", "600000", SetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Apply(ctx, cli, plan); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := Get(ctx, cli, "time_travel_retention_ms"); err != nil || v.Value != "600000" || v.Type != metastore.ParamU64 {
+		t.Fatalf("time_travel_retention_ms = %+v, %v", v, err)
+	}
+	if _, err := Check(ctx, cli, "time_travel_retention_ms", "-1", SetOptions{}); err == nil {
+		t.Error("a negative u64 was accepted")
+	}
+	if _, err := Check(ctx, cli, "use_new_object_prefix_strategy", "false", SetOptions{}); err == nil || !strings.Contains(err.Error(), "immutable") {
+		t.Errorf("use_new_object_prefix_strategy: %v, want immutable", err)
+	}
+	if _, err := Check(ctx, cli, "license_key", "eyJhbGciOi.secret.sig", SetOptions{}); err != nil {
+		t.Errorf("license_key: %v", err)
 	}
 }

@@ -149,8 +149,12 @@ Examples:
 	}
 }
 
-// redactParam hides credentials inside URL-valued parameters.
+// redactParam hides credentials inside URL-valued parameters, and the
+// whole value of a secret one (v2.0's license_key).
 func redactParam(name, v string) string {
+	if p, ok := metastore.LookupParam(name); ok && p.Secret && v != "" {
+		return "<redacted>"
+	}
 	switch name {
 	case metastore.ParamStateStore, metastore.ParamBackupStorageURL:
 		return objstore.RedactText(v)
