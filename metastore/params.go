@@ -62,7 +62,6 @@ var Params = []Param{
 	{"time_travel_retention_ms", ParamU64, "0", true, true, "The data retention period for time travel, where 0 indicates that it's disabled.", "2.0", false},
 }
 
-
 // Well-known parameter names.
 const (
 	ParamStateStore             = "state_store"
