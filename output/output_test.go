@@ -14,13 +14,12 @@ type inner struct {
 }
 
 type res struct {
-	Names  []string          `json:"names"`
-	Inner  inner             `json:"inner"`
-	Ptr    *inner            `json:"ptr"`
-	List   []inner           `json:"list"`
-	Map    map[string]*inner `json:"map"`
-	Raw    json.RawMessage   `json:"raw,omitempty"`
-	hidden []int
+	Names []string          `json:"names"`
+	Inner inner             `json:"inner"`
+	Ptr   *inner            `json:"ptr"`
+	List  []inner           `json:"list"`
+	Map   map[string]*inner `json:"map"`
+	Raw   json.RawMessage   `json:"raw,omitempty"`
 }
 
 func (r *res) WriteTable(w io.Writer) error {
