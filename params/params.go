@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/rwsnap/rwsnap/internal/textdist"
 	"sort"
 	"strings"
 
@@ -72,7 +73,7 @@ func Lookup(name string) (metastore.Param, error) {
 	}
 	best, bestD := "", 1<<30
 	for _, p := range metastore.Params {
-		if d := distance(name, p.Name); d < bestD {
+		if d := textdist.Distance(name, p.Name); d < bestD {
 			best, bestD = p.Name, d
 		}
 	}
@@ -243,27 +244,6 @@ func Apply(ctx context.Context, cli *clientv3.Client, plan *Plan) error {
 		return fmt.Errorf("%s changed while rwsnap was checking it; nothing written, run the command again", plan.Name)
 	}
 	return nil
-}
-
-// distance is the Levenshtein edit distance, for "did you mean".
-func distance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }
 
 // ApplySQL runs the ALTER SYSTEM SET statement over pgwire, the way to

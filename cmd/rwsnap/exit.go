@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/rwsnap/rwsnap/internal/textdist"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -261,7 +262,7 @@ func suggest(name string, candidates []string) []string {
 		if len(c) < 2 {
 			continue
 		}
-		d := editDistance(name, c)
+		d := textdist.Distance(name, c)
 		if strings.HasPrefix(c, name) || strings.HasPrefix(name, c) {
 			d = min(d, 1)
 		}
@@ -278,24 +279,4 @@ func suggest(name string, candidates []string) []string {
 		}
 	}
 	return res
-}
-
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }
