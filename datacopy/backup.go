@@ -22,7 +22,11 @@ type BackupOptions struct {
 	// Source is the hummock location the SSTs are read from.
 	Source    objstore.Store
 	SourceDir string
-	Data      *Location
+	// SourceNewPrefixStrategy is the cluster's v2.0
+	// use_new_object_prefix_strategy: with Source's scheme it decides
+	// where the SSTs lie (hummock.Prefixed).
+	SourceNewPrefixStrategy bool
+	Data                    *Location
 	// Owner is who the copy belongs to (Claim).
 	Owner       Owner
 	Parallelism int
@@ -115,7 +119,7 @@ func Backup(ctx context.Context, o BackupOptions, entries []metasnap.SnapshotMet
 	if err != nil {
 		return nil, err
 	}
-	srcPrefixed := hummock.PrefixedScheme(o.Source.Scheme())
+	srcPrefixed := hummock.Prefixed(o.Source.Scheme(), o.SourceNewPrefixStrategy)
 	var mu sync.Mutex
 	done := map[uint64]Object{}
 	missing := map[uint64]bool{}
@@ -353,7 +357,7 @@ func dryRun(ctx context.Context, o BackupOptions, entries []metasnap.SnapshotMet
 	if err != nil {
 		return nil, err
 	}
-	srcPrefixed := hummock.PrefixedScheme(o.Source.Scheme())
+	srcPrefixed := hummock.Prefixed(o.Source.Scheme(), o.SourceNewPrefixStrategy)
 	sizes := map[uint64]int64{}
 	missing := map[uint64]bool{}
 	for _, e := range entries {

@@ -124,7 +124,7 @@ func TestBackupIncrementalVerifyGCRestore(t *testing.T) {
 			t.Fatalf("object %d at the new location: %v", id, err)
 		}
 	}
-	if err := ValidateAt(ctx, f.data, e2, dst, "new"); err != nil {
+	if err := ValidateAt(ctx, f.data, e2, dst, "new", false); err != nil {
 		t.Fatal(err)
 	}
 	// A different object under a referenced id is refused.
@@ -245,5 +245,59 @@ func TestGCKeepsInFlightBackup(t *testing.T) {
 	unlock()
 	if err := f.data.waitForGC(ctx, slog.New(slog.DiscardHandler)); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A v2.0 cluster started on fs:// (use_new_object_prefix_strategy true)
+// keeps its SSTs under crc32 prefix directories: backup-data reads them
+// there, and a restore writes them where that cluster will look.
+func TestV20PrefixStrategyOnFS(t *testing.T) {
+	ctx := context.Background()
+	hs, err := objstore.Open(ctx, "fs://"+t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hs.Close()
+	ids := []uint64{1, 2, 300, 4097}
+	for _, id := range ids {
+		if err := hs.Put(ctx, hummock.SSTPath("hummock_001", id, true), sst(id)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f := &fixture{hs: hs, backup: metasnap.NewStorage(objstore.NewMemory(), "backup")}
+	f.data = NewLocation(f.backup.Store, "backup/data")
+	e := f.addEntry(t, 1001, ids...)
+
+	// The v1.x rule (no prefixes on fs) finds none of them.
+	r, err := Backup(ctx, f.opts(), []metasnap.SnapshotMetadata{e})
+	if err == nil && r.Snapshots[0].State == StateComplete {
+		t.Fatal("backup with the v1.x layout claimed a complete copy of prefixed objects")
+	}
+	o := f.opts()
+	o.SourceNewPrefixStrategy = true
+	r, err = Backup(ctx, o, []metasnap.SnapshotMetadata{e})
+	if err != nil || r.Snapshots[0].State != StateComplete {
+		t.Fatalf("backup with the v2.0 layout: %+v, %v", r, err)
+	}
+
+	dst, err := objstore.Open(ctx, "fs://"+t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dst.Close()
+	if _, err := Restore(ctx, RestoreOptions{Data: f.data, Entry: e, ClusterID: "c1", Dest: dst, DestDir: "new", NewPrefixStrategy: true}); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range ids {
+		got, _, err := dst.Get(ctx, hummock.SSTPath("new", id, true))
+		if err != nil || !bytes.Equal(got, sst(id)) {
+			t.Fatalf("object %d not at its prefixed path: %v", id, err)
+		}
+	}
+	if err := ValidateAt(ctx, f.data, e, dst, "new", true); err != nil {
+		t.Fatal(err)
+	}
+	if err := ValidateAt(ctx, f.data, e, dst, "new", false); err == nil {
+		t.Fatal("validation with the v1.x layout passed on a prefixed location")
 	}
 }

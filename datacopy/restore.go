@@ -25,6 +25,10 @@ type RestoreOptions struct {
 	ClusterID string
 	Dest      objstore.Store
 	DestDir   string
+	// NewPrefixStrategy is the snapshot's v2.0
+	// use_new_object_prefix_strategy, which the restored cluster keeps:
+	// with Dest's scheme it decides where RisingWave will look for the SSTs.
+	NewPrefixStrategy bool
 	// Overwrite replaces an existing different object at the destination
 	// (refused otherwise).
 	Overwrite   bool
@@ -103,7 +107,7 @@ func Restore(ctx context.Context, o RestoreOptions) (*RestoreResult, error) {
 		res.Duration = time.Since(start)
 		return res, nil
 	}
-	prefixed := hummock.PrefixedScheme(o.Dest.Scheme())
+	prefixed := hummock.Prefixed(o.Dest.Scheme(), o.NewPrefixStrategy)
 	var mu sync.Mutex
 	bar := progress.New("restore data", int64(len(ids)), "objects")
 	err = parallel(ctx, copyParallelism(ctx, o.Parallelism, o.Data.Store, o.Dest), ids, func(ctx context.Context, id uint64) error {
@@ -158,7 +162,7 @@ func Restore(ctx context.Context, o RestoreOptions) (*RestoreResult, error) {
 // ValidateAt checks every SST of the snapshot at a hummock location by
 // size and content MD5 against the data copy's index (restore-meta
 // --validate-integrity after --from-backup-data).
-func ValidateAt(ctx context.Context, l *Location, e metasnap.SnapshotMetadata, hs objstore.Store, dir string) error {
+func ValidateAt(ctx context.Context, l *Location, e metasnap.SnapshotMetadata, hs objstore.Store, dir string, newPrefixStrategy bool) error {
 	x, err := l.ReadIndex(ctx, e.ID)
 	if err != nil {
 		return err
@@ -167,7 +171,7 @@ func ValidateAt(ctx context.Context, l *Location, e metasnap.SnapshotMetadata, h
 	for _, ob := range x.Objects {
 		rec[ob.ID] = ob
 	}
-	prefixed := hummock.PrefixedScheme(hs.Scheme())
+	prefixed := hummock.Prefixed(hs.Scheme(), newPrefixStrategy)
 	var bad []string
 	for _, id := range uniq(e.SSTs) {
 		key := hummock.SSTPath(dir, id, prefixed)

@@ -63,10 +63,32 @@ func ParseSSTObjectID(key string) (uint64, bool) {
 	return id, true
 }
 
-// PrefixedScheme says whether RisingWave's object store for a URL scheme
-// spreads SSTs over crc32 prefixes: only its native S3 backend (s3://,
-// minio://) does.
+// PrefixedScheme says whether RisingWave v1.x's object store for a URL
+// scheme spreads SSTs over crc32 prefixes: only its native S3 backend
+// (s3://, minio://) does. It is also the fixed layout of rwsnap's own data
+// copies, which have no cluster parameters.
 func PrefixedScheme(scheme string) bool { return scheme == "s3" || scheme == "minio" }
+
+// ParamNewObjectPrefixStrategy is v2.0's system parameter that decides the
+// layout of OpenDAL-backed hummock locations (fs:// among them).
+const ParamNewObjectPrefixStrategy = "use_new_object_prefix_strategy"
+
+// Prefixed is the SST layout of a cluster's hummock location. S3 and MinIO
+// always use crc32 prefixes (v1.x's native S3 store; v2.0's S3 store and
+// OpenDAL's S3/MinIO media); memory never does; fs:// and the other OpenDAL
+// stores use them only from v2.0, when use_new_object_prefix_strategy is
+// true: set at a v2.0 cluster's first start, false for one upgraded from
+// v1.x (src/object_store/src/object/prefix.rs and opendal_object_store.rs
+// get_object_prefix, v2.0.1..v2.0.7; v1.x has no such parameter).
+func Prefixed(scheme string, newObjectPrefixStrategy bool) bool {
+	switch scheme {
+	case "s3", "minio":
+		return true
+	case "memory":
+		return false
+	}
+	return newObjectPrefixStrategy
+}
 
 // RisingWave's epoch (src/common/src/util/epoch.rs): milliseconds since
 // 2021-04-01T00:00:00Z shifted left by 16 bits.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/rwsnap/rwsnap/hummock"
 	"github.com/rwsnap/rwsnap/metastore"
 	"github.com/rwsnap/rwsnap/objstore"
 )
@@ -24,6 +25,10 @@ type Locations struct {
 	// true. metaclient.Choose settles it with the live meta node
 	// (metasnap.Identify).
 	OwnLocation bool
+	// NewObjectPrefixStrategy is v2.0's use_new_object_prefix_strategy
+	// param (false without it): with HummockURL's scheme it decides where
+	// the cluster's SSTs lie (hummock.Prefixed).
+	NewObjectPrefixStrategy bool
 }
 
 // Overrides are the user's flags; empty fields fall back to the params.
@@ -48,6 +53,7 @@ func ResolveLocations(params map[string]string, o Overrides) (Locations, error) 
 		clusterDir = dataDir + "/backup"
 	}
 	l := Locations{BackupURL: o.BackupURL, BackupDir: o.BackupDir, HummockURL: o.HummockURL, DataDir: o.DataDir}
+	l.NewObjectPrefixStrategy = params[hummock.ParamNewObjectPrefixStrategy] == "true"
 	if l.BackupURL == "" {
 		l.BackupURL = clusterURL
 	}

@@ -45,7 +45,8 @@ func CopySSTs(ctx context.Context, target *metasnap.MetaSnapshot, plan *Plan, ds
 	}
 	ids := hummock.ObjectIDs(plan.Version)
 	st.Objects = len(ids)
-	srcPrefixed, dstPrefixed := hummock.PrefixedScheme(src.Scheme()), hummock.PrefixedScheme(dst.Scheme())
+	strategy := newPrefixStrategy(target)
+	srcPrefixed, dstPrefixed := hummock.Prefixed(src.Scheme(), strategy), hummock.Prefixed(dst.Scheme(), strategy)
 	var copied, skipped atomic.Int64
 	var bytes atomic.Int64
 	ctx, cancel := context.WithCancel(ctx)

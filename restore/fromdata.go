@@ -40,7 +40,8 @@ func dataEntry(target *metasnap.MetaSnapshot, plan *Plan) metasnap.SnapshotMetad
 func restoreData(ctx context.Context, o Options, data *datacopy.Location, target *metasnap.MetaSnapshot, plan *Plan, hs objstore.Store, dryRun bool, log *slog.Logger) (*datacopy.RestoreResult, error) {
 	return datacopy.Restore(ctx, datacopy.RestoreOptions{
 		Data: data, Entry: dataEntry(target, plan), ClusterID: target.Metadata.ClusterID,
-		Dest: hs, DestDir: o.HummockDir, Overwrite: o.OverwriteSSTs, Parallelism: o.DataParallelism,
+		Dest: hs, DestDir: o.HummockDir, NewPrefixStrategy: newPrefixStrategy(target),
+		Overwrite: o.OverwriteSSTs, Parallelism: o.DataParallelism,
 		DryRun: dryRun, Logger: log,
 	})
 }

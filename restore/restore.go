@@ -321,7 +321,7 @@ func Restore(ctx context.Context, o Options) (*Result, error) {
 			return res, err
 		}
 		if o.ValidateIntegrity {
-			if err := datacopy.ValidateAt(ctx, data, dataEntry(target, plan), hs, o.HummockDir); err != nil {
+			if err := datacopy.ValidateAt(ctx, data, dataEntry(target, plan), hs, o.HummockDir, newPrefixStrategy(target)); err != nil {
 				return res, err
 			}
 			log.Info("integrity validated: every referenced object at the new location has its recorded size and MD5", "objects", res.Data.Objects)
@@ -347,6 +347,14 @@ func Restore(ctx context.Context, o Options) (*Result, error) {
 }
 
 // snapshotHummock opens the hummock location a snapshot names.
+// newPrefixStrategy is the snapshot's v2.0 use_new_object_prefix_strategy
+// (false before v2.0, or when the params do not decode): the restored
+// cluster keeps it, so it decides the SST layout at both ends of a copy.
+func newPrefixStrategy(s *metasnap.MetaSnapshot) bool {
+	sp, err := metastore.DecodeSystemParams(s.Metadata.SystemParams)
+	return err == nil && sp.GetUseNewObjectPrefixStrategy()
+}
+
 func snapshotHummock(ctx context.Context, s *metasnap.MetaSnapshot) (objstore.Store, string, error) {
 	sp, err := metastore.DecodeSystemParams(s.Metadata.SystemParams)
 	if err != nil {

@@ -3,6 +3,7 @@ package rwsim
 import (
 	"fmt"
 	"slices"
+	"strconv"
 
 	"google.golang.org/protobuf/proto"
 
@@ -221,7 +222,7 @@ func (c *Cluster) liveChangeLogObjects(live map[uint64]bool) {
 // params (mod.rs@v2.0.1:92-94) and a secret whose value is ciphertext under
 // the meta node's secret-store key (src/common/secret/src/encryption.rs).
 func (c *Cluster) v20Bootstrap() {
-	c.params = append(c.params, [][2]string{{"use_new_object_prefix_strategy", "false"}, {"license_key", ""}, {"time_travel_retention_ms", "0"}}...)
+	c.params = append(c.params, [][2]string{{"use_new_object_prefix_strategy", strconv.FormatBool(c.opts.NewObjectPrefixStrategy)}, {"license_key", ""}, {"time_travel_retention_ms", "0"}}...)
 	for _, p := range c.params[len(c.params)-3:] {
 		c.pending = append(c.pending, kv{key: string(metastore.EtcdKey(metastore.CFSystemParams, []byte(p[0]))), val: []byte(p[1])})
 	}

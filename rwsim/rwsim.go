@@ -70,6 +70,10 @@ type Options struct {
 	// v2.0 (secrets, v2.0's system params, its snapshot layout). See
 	// rwsim/modes.go.
 	RWVersion rwversion.Version
+	// NewObjectPrefixStrategy simulates a cluster first started on v2.0
+	// (use_new_object_prefix_strategy true: SSTs under crc32 prefixes on
+	// fs:// too); false is one upgraded from v1.x. Ignored before v2.0.
+	NewObjectPrefixStrategy bool
 }
 
 func (o *Options) setDefaults() {
@@ -234,7 +238,7 @@ func Seed(ctx context.Context, cli *clientv3.Client, hummockStore objstore.Store
 		opts:       opts,
 		cli:        cli,
 		store:      hummockStore,
-		prefixed:   hummockStore.Scheme() == "s3" || hummockStore.Scheme() == "minio",
+		prefixed:   hummock.Prefixed(hummockStore.Scheme(), opts.NewObjectPrefixStrategy && opts.RWVersion.AtLeast(rwversion.V2_0)),
 		rng:        rand.New(rand.NewSource(opts.Seed)),
 		gens:       newGenerators(),
 		relations:  map[uint32]*Relation{},

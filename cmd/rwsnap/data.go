@@ -115,7 +115,7 @@ func (d *dataBackup) Close() {
 }
 
 func (d *dataBackup) run(ctx context.Context, entries []metasnap.SnapshotMetadata, clusterID string, keep bool) (*datacopy.BackupResult, error) {
-	o := datacopy.BackupOptions{Source: d.hs, SourceDir: d.cl.loc.DataDir, Data: d.data, Owner: dataOwner(d.cl, clusterID),
+	o := datacopy.BackupOptions{Source: d.hs, SourceDir: d.cl.loc.DataDir, SourceNewPrefixStrategy: d.cl.loc.NewObjectPrefixStrategy, Data: d.data, Owner: dataOwner(d.cl, clusterID),
 		Parallelism: d.c.Int("data-parallelism"), Keep: keep, Logger: slog.Default(), DryRun: d.dryRun}
 	if d.metrics != nil {
 		o.OnCopied = d.metrics.DataCopied

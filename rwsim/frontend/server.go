@@ -57,6 +57,9 @@ type Options struct {
 	// served from memory; their existence in hummock is what is checked).
 	Hummock objstore.Store
 	DataDir string
+	// NewObjectPrefixStrategy is the cluster's v2.0
+	// use_new_object_prefix_strategy (the SST layout on fs://).
+	NewObjectPrefixStrategy bool
 	// FirstTableID is the id of the first demo table (default 1001): match
 	// it to a table of the simulated cluster so that v1.10's per-table
 	// state_table_info has an entry for it.
@@ -493,7 +496,7 @@ func (s *Server) checkHummock(ctx context.Context) error {
 	if err != nil {
 		return rwError("Failed to run the query\n\nCaused by:\n  Storage error: Hummock error: %v", err)
 	}
-	prefixed := hummock.PrefixedScheme(hs.Scheme())
+	prefixed := hummock.Prefixed(hs.Scheme(), s.opts.NewObjectPrefixStrategy)
 	for _, id := range hummock.ObjectIDs(cp.GetVersion()) {
 		if _, err := hs.Stat(ctx, hummock.SSTPath(s.opts.DataDir, id, prefixed)); err != nil {
 			return rwError("Failed to run the query\n\nCaused by:\n  Storage error: Hummock error: Object error: sstable %d: %v", id, err)
