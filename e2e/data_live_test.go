@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"os/exec"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -60,8 +61,8 @@ func TestDataThroughMetaNode(t *testing.T) {
 	}
 	if v := run(t, nil, append([]string{"meta", "verify-meta-snapshot", strconv.FormatUint(id, 10), "--check-data"}, f.etcdArgs()...)...); v.code != 1 {
 		t.Fatalf("verify --check-data of a partial copy: exit %d, want 1\n%s", v.code, v)
-	} else {
-		t.Logf("verify of the partial copy:\n%s", v)
+	} else if !strings.Contains(v.stderr, "the data copy of snapshot "+strconv.FormatUint(id, 10)) {
+		t.Fatalf("verify's error does not name the partial data copy:\n%s", v)
 	}
 
 	// The rerun continues: backup-data completes it, and it verifies byte by byte.

@@ -264,7 +264,7 @@ Examples:
 				return err
 			}
 			if !vr.OK {
-				return errors.New("verification failed")
+				return errors.New(vr.failure())
 			}
 			return nil
 		},

@@ -201,6 +201,35 @@ type verifyResult struct {
 	Data *dataCheckResult `json:"data,omitempty"`
 }
 
+// failure names what failed, for the error line after the table (a
+// script reading stderr alone learns which snapshots to look at).
+func (r *verifyResult) failure() string {
+	var snaps, data []uint64
+	for _, s := range r.Snapshots {
+		if !s.OK {
+			snaps = append(snaps, s.ID)
+		}
+	}
+	if r.Data != nil {
+		for _, s := range r.Data.Snapshots {
+			if !s.OK {
+				data = append(data, s.ID)
+			}
+		}
+	}
+	var parts []string
+	if len(snaps) > 0 {
+		parts = append(parts, "snapshot "+metasnap.FormatIDs(snaps))
+	}
+	if len(data) > 0 {
+		parts = append(parts, "the data copy of snapshot "+metasnap.FormatIDs(data)+" (rwsnap meta backup-data IDS continues a partial copy)")
+	}
+	if len(parts) == 0 {
+		return "verification failed"
+	}
+	return "verification failed: " + strings.Join(parts, "; ") + " (problems listed above)"
+}
+
 type verifyCheck struct {
 	ID       uint64   `json:"id"`
 	OK       bool     `json:"ok"`
