@@ -191,7 +191,7 @@ func Backup(ctx context.Context, o BackupOptions, entries []metasnap.SnapshotMet
 			}
 		}
 	}()
-	err = parallel(ctx, copyParallelism(ctx, o.Parallelism, o.Source, o.Data.Store), toCopy, func(ctx context.Context, id uint64) error {
+	err = Parallel(ctx, copyParallelism(ctx, o.Parallelism, o.Source, o.Data.Store), toCopy, func(ctx context.Context, id uint64) error {
 		r, err := copyObject(ctx, o.Source, hummock.SSTPath(o.SourceDir, id, srcPrefixed), o.Data.Store, o.Data.ObjectKey(id), id, nil)
 		if errors.Is(err, objstore.ErrNotFound) {
 			mu.Lock()

@@ -170,9 +170,9 @@ func copyParallelism(ctx context.Context, n int, src, dst objstore.Store) int {
 	return n
 }
 
-// parallel runs fn for every id with at most n at once, stopping at the
-// first error (which it returns).
-func parallel(ctx context.Context, n int, ids []uint64, fn func(ctx context.Context, id uint64) error) error {
+// Parallel runs fn for every id with at most n at once (DefaultParallelism
+// when n <= 0), stopping at the first error (which it returns).
+func Parallel(ctx context.Context, n int, ids []uint64, fn func(ctx context.Context, id uint64) error) error {
 	if n <= 0 {
 		n = DefaultParallelism
 	}

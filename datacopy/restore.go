@@ -110,7 +110,7 @@ func Restore(ctx context.Context, o RestoreOptions) (*RestoreResult, error) {
 	prefixed := hummock.Prefixed(o.Dest.Scheme(), o.NewPrefixStrategy)
 	var mu sync.Mutex
 	bar := progress.New("restore data", int64(len(ids)), "objects")
-	err = parallel(ctx, copyParallelism(ctx, o.Parallelism, o.Data.Store, o.Dest), ids, func(ctx context.Context, id uint64) error {
+	err = Parallel(ctx, copyParallelism(ctx, o.Parallelism, o.Data.Store, o.Dest), ids, func(ctx context.Context, id uint64) error {
 		want := rec[id]
 		dstKey := hummock.SSTPath(o.DestDir, id, prefixed)
 		if di, err := o.Dest.Stat(ctx, dstKey); err == nil {

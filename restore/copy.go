@@ -2,11 +2,9 @@ package restore
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"sync/atomic"
 
 	"github.com/rwsnap/rwsnap/datacopy"
@@ -49,56 +47,22 @@ func CopySSTs(ctx context.Context, target *metasnap.MetaSnapshot, plan *Plan, ds
 	srcPrefixed, dstPrefixed := hummock.Prefixed(src.Scheme(), strategy), hummock.Prefixed(dst.Scheme(), strategy)
 	var copied, skipped atomic.Int64
 	var bytes atomic.Int64
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	bar := progress.New("copy SSTs", int64(len(ids)), "objects")
 	defer bar.Finish()
-	work := make(chan uint64)
-	errc := make(chan error, copyParallelism)
-	var wg sync.WaitGroup
-	for range copyParallelism {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for id := range work {
-				n, did, err := copyOne(ctx, src, hummock.SSTPath(srcDir, id, srcPrefixed), dst, hummock.SSTPath(dstDir, id, dstPrefixed), id, overwrite)
-				if err != nil {
-					errc <- fmt.Errorf("copy SST object %d: %w", id, err)
-					cancel()
-					return
-				}
-				if did {
-					copied.Add(1)
-					bytes.Add(n)
-				} else {
-					skipped.Add(1)
-				}
-				bar.Add(1, n)
-			}
-		}()
-	}
-feed:
-	for _, id := range ids {
-		select {
-		case work <- id:
-		case <-ctx.Done():
-			break feed
+	err = datacopy.Parallel(ctx, copyParallelism, ids, func(ctx context.Context, id uint64) error {
+		n, did, err := datacopy.CopyCompared(ctx, src, hummock.SSTPath(srcDir, id, srcPrefixed), dst, hummock.SSTPath(dstDir, id, dstPrefixed), id, overwrite)
+		if err != nil {
+			return fmt.Errorf("copy SST object %d: %w", id, err)
 		}
-	}
-	close(work)
-	wg.Wait()
-	close(errc)
+		if did {
+			copied.Add(1)
+			bytes.Add(n)
+		} else {
+			skipped.Add(1)
+		}
+		bar.Add(1, n)
+		return nil
+	})
 	st.Copied, st.Skipped, st.Bytes = int(copied.Load()), int(skipped.Load()), bytes.Load()
-	if err := <-errc; err != nil {
-		return st, err
-	}
-	if err := ctx.Err(); err != nil && !errors.Is(err, context.Canceled) {
-		return st, err
-	}
-	return st, nil
-}
-
-// copyOne compares content, never size alone: issue 11 item 3.
-func copyOne(ctx context.Context, src objstore.Store, srcKey string, dst objstore.Store, dstKey string, id uint64, overwrite bool) (int64, bool, error) {
-	return datacopy.CopyCompared(ctx, src, srcKey, dst, dstKey, id, overwrite)
+	return st, err
 }
