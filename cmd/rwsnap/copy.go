@@ -33,15 +33,11 @@ Examples:
 			outputFlag(),
 		}),
 		Action: func(c *cli.Context) error {
-			ids, err := parseIDs(c.Args().Slice())
+			ids, err := idsOrAll(c)
 			if err != nil {
 				return err
 			}
 			switch {
-			case len(ids) == 0 && !c.Bool("all"):
-				return usagef("name snapshot ids or pass --all")
-			case len(ids) > 0 && c.Bool("all"):
-				return usagef("give snapshot ids or --all, not both")
 			case c.String("to-url") == "" || c.String("to-directory") == "":
 				return usagef("--to-url and --to-directory are required")
 			}

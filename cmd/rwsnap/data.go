@@ -228,15 +228,9 @@ Examples:
 			outputFlag(),
 		}),
 		Action: func(c *cli.Context) error {
-			ids, err := parseIDs(c.Args().Slice())
+			ids, err := idsOrAll(c)
 			if err != nil {
 				return err
-			}
-			if len(ids) == 0 && !c.Bool("all") {
-				return usagef("name snapshot ids or pass --all")
-			}
-			if len(ids) > 0 && c.Bool("all") {
-				return usagef("give snapshot ids or --all, not both")
 			}
 			if c.Int("data-parallelism") < 1 {
 				return usagef("--data-parallelism %d: give at least 1", c.Int("data-parallelism"))

@@ -206,15 +206,9 @@ Examples:
 			outputFlag(),
 		}, dataFlags()[:2]),
 		Action: func(c *cli.Context) error {
-			ids, err := parseIDs(c.Args().Slice())
+			ids, err := idsOrAll(c)
 			if err != nil {
 				return err
-			}
-			if len(ids) == 0 && !c.Bool("all") {
-				return usagef("name snapshot ids or pass --all")
-			}
-			if len(ids) > 0 && c.Bool("all") {
-				return usagef("give snapshot ids or --all, not both")
 			}
 			ctx := c.Context
 			cl, st, err := openLocation(ctx, c, false)
@@ -328,6 +322,21 @@ Example:
 			return gcErr
 		},
 	}
+}
+
+// idsOrAll reads the snapshot ids of a command that takes ids or --all,
+// exactly one of the two.
+func idsOrAll(c *cli.Context) ([]uint64, error) {
+	ids, err := parseIDs(c.Args().Slice())
+	switch {
+	case err != nil:
+		return nil, err
+	case len(ids) == 0 && !c.Bool("all"):
+		return nil, usagef("name snapshot ids or pass --all")
+	case len(ids) > 0 && c.Bool("all"):
+		return nil, usagef("give snapshot ids or --all, not both")
+	}
+	return ids, nil
 }
 
 func parseIDs(args []string) ([]uint64, error) {
