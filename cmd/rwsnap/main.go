@@ -41,6 +41,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	app := newApp(stdout, stderr)
 	err := checkCommand(app, args)
 	if err == nil {
+		err = checkDecimalFlags(app, args)
+	}
+	if err == nil {
 		err = app.RunContext(ctx, flagsFirst(app, args))
 	}
 	if err == nil {
