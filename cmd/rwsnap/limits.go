@@ -1,6 +1,7 @@
 package main
 
 import (
+	"math"
 	"strconv"
 	"strings"
 
@@ -56,8 +57,14 @@ func parseSize(s string) (int64, error) {
 		}
 	}
 	f, err := strconv.ParseFloat(t, 64)
-	if err != nil || f <= 0 {
+	// !(f > 0) also refuses NaN; a size must be at least one byte and fit
+	// in an int64 (1e99, Inf and 0.1 B would silently switch a limit off).
+	if err != nil || !(f > 0) || math.IsInf(f, 0) {
 		return 0, strconv.ErrSyntax
 	}
-	return int64(f * float64(mult)), nil
+	b := f * float64(mult)
+	if b < 1 || b >= math.MaxInt64 {
+		return 0, strconv.ErrSyntax
+	}
+	return int64(b), nil
 }
