@@ -152,10 +152,13 @@ func parseBucket(redacted, bucket, form string) (string, error) {
 func Redact(rawURL string) string {
 	s := strings.TrimSpace(rawURL)
 	if rest, ok := strings.CutPrefix(s, "minio://"); ok {
-		cred, after, ok := strings.Cut(rest, "@")
-		if !ok {
+		// Up to the last '@': a secret holding '@' would otherwise show
+		// its tail (the host cannot hold one).
+		i := strings.LastIndex(rest, "@")
+		if i < 0 {
 			return s
 		}
+		cred, after := rest[:i], rest[i+1:]
 		if ak, _, ok := strings.Cut(cred, ":"); ok {
 			return "minio://" + ak + ":***@" + after
 		}
@@ -167,7 +170,7 @@ func Redact(rawURL string) string {
 
 var (
 	// RisingWave lets a minio secret hold '/', so only '@' or a space ends it.
-	minioSecretRE = regexp.MustCompile(`(minio://[^:@\s]*):[^@\s]*@`)
+	minioSecretRE = regexp.MustCompile(`(minio://[^:@\s]*):\S*@`)
 	// In other URLs an unescaped password cannot hold '/'.
 	urlSecretRE = regexp.MustCompile(`([A-Za-z][A-Za-z0-9+.-]*://[^:@\s/]*):[^@\s/]*@`)
 )
