@@ -14,3 +14,15 @@ func TestRedactSecretWithAt(t *testing.T) {
 		}
 	}
 }
+
+// A mistyped or hostless URL quoted in an error keeps its secret hidden.
+func TestRedactMalformedURLs(t *testing.T) {
+	for _, u := range []string{"minio:/AK:SEKRIT@127.0.0.1:1/b", "minio:AK:SEKRIT@127.0.0.1:1/b", "minio//AK:SEKRIT@127.0.0.1:1/b", "minio://AK:SEKRIT"} {
+		if got := Redact(u); strings.Contains(got, "SEKRIT") {
+			t.Errorf("Redact(%q) = %q", u, got)
+		}
+		if _, err := Open(t.Context(), u); err == nil || strings.Contains(err.Error(), "SEKRIT") {
+			t.Errorf("Open(%q): %v", u, err)
+		}
+	}
+}

@@ -156,6 +156,10 @@ func Redact(rawURL string) string {
 		// its tail (the host cannot hold one).
 		i := strings.LastIndex(rest, "@")
 		if i < 0 {
+			// No host part: what follows the access key may be the secret.
+			if ak, after, ok := strings.Cut(rest, ":"); ok && !portRE.MatchString(after) {
+				return "minio://" + ak + ":***"
+			}
 			return s
 		}
 		cred, after := rest[:i], rest[i+1:]
@@ -165,10 +169,19 @@ func Redact(rawURL string) string {
 		// No ':' means the whole userinfo may be a mistyped secret.
 		return "minio://***@" + after
 	}
+	// Not URL-shaped (a mistyped scheme such as minio:/AK:SK@HOST): hide
+	// everything between the first ':' and the last '@'.
+	if !strings.Contains(s, "://") {
+		if i, j := strings.Index(s, ":"), strings.LastIndex(s, "@"); i >= 0 && j > i {
+			return s[:i+1] + "***" + s[j:]
+		}
+	}
 	return RedactText(s)
 }
 
 var (
+	// portRE is a port after HOST: (minio://HOST:9000/BUCKET has no secret).
+	portRE = regexp.MustCompile(`^[0-9]+(/|$)`)
 	// RisingWave lets a minio secret hold '/', so only '@' or a space ends it.
 	minioSecretRE = regexp.MustCompile(`(minio://[^:@\s]*):\S*@`)
 	// In other URLs an unescaped password cannot hold '/'.
