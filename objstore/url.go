@@ -10,7 +10,7 @@ import (
 
 // supportedSchemes is quoted in every "unsupported URL" error so the user
 // learns what to type instead.
-const supportedSchemes = "s3://BUCKET, minio://AK:SK@[http(s)://]HOST:PORT/BUCKET, fs://PATH, memory, memory-shared"
+const supportedSchemes = "s3://BUCKET, minio://ACCESS_KEY:SECRET_KEY@[http(s)://]HOST:PORT/BUCKET, fs://PATH, memory, memory-shared"
 
 // location is a parsed object store URL.
 type location struct {
@@ -87,7 +87,7 @@ func parseURL(rawURL string) (location, error) {
 	return loc, fmt.Errorf("objstore: %q is not an object store URL; supported: %s", Redact(raw), supportedSchemes)
 }
 
-// parseMinio handles minio://AK:SK@[http(s)://]HOST:PORT/BUCKET. Like
+// parseMinio handles minio://ACCESS_KEY:SECRET_KEY@[http(s)://]HOST:PORT/BUCKET. Like
 // RisingWave, the access key ends at the first ':' and the secret at the
 // first '@' after it, so secrets may hold '/' and '+' (AWS-style keys do).
 func parseMinio(loc location) (location, error) {
@@ -163,7 +163,10 @@ func Redact(rawURL string) string {
 			return s
 		}
 		cred, after := rest[:i], rest[i+1:]
-		if ak, _, ok := strings.Cut(cred, ":"); ok {
+		if ak, sk, ok := strings.Cut(cred, ":"); ok {
+			if isPlaceholder("minio://"+ak, sk) {
+				return s
+			}
 			return "minio://" + ak + ":***@" + after
 		}
 		// No ':' means the whole userinfo may be a mistyped secret.
@@ -186,13 +189,38 @@ var (
 	minioSecretRE = regexp.MustCompile(`(minio://[^:@\s]*):\S*@`)
 	// In other URLs an unescaped password cannot hold '/'.
 	urlSecretRE = regexp.MustCompile(`([A-Za-z][A-Za-z0-9+.-]*://[^:@\s/]*):[^@\s/]*@`)
+	// A password as a parameter: libpq's key=value DSN (host=h
+	// password=x), or a URL's query (postgres://h/db?password=x).
+	paramSecretRE = regexp.MustCompile(`(?i)(^|[\s?&;])((?:ssl)?password=)('(?:[^'\\]|\\.)*'|[^\s&;]*)`)
+	// A PEM private key pasted where a file path was meant (--etcd-key).
+	pemKeyRE = regexp.MustCompile(`-----BEGIN ([A-Z0-9 ]*)PRIVATE KEY-----[\s\S]*?(-----END [A-Z0-9 ]*PRIVATE KEY-----|$)`)
 )
+
+// HasSecret says whether s holds a secret that Redact hides. It is the one
+// rule for "this value is a secret written literally" (the config file's
+// private-mode check uses it), so what is refused in a readable file and
+// what is hidden in output cannot drift apart.
+func HasSecret(s string) bool {
+	return Redact(s) != strings.TrimSpace(s)
+}
 
 // RedactText redacts every URL secret inside arbitrary text, such as an error
 // message or a log line that quotes a URL. Placeholders in hint texts
 // (minio://ACCESS_KEY:SECRET_KEY@HOST:PORT/BUCKET, <SECRET_KEY>) are no
 // secrets and stay readable.
 func RedactText(s string) string {
+	if strings.Contains(s, "PRIVATE KEY-----") {
+		s = pemKeyRE.ReplaceAllString(s, "-----BEGIN ${1}PRIVATE KEY----- *** ${2}")
+	}
+	if strings.Contains(strings.ToLower(s), "password=") {
+		s = paramSecretRE.ReplaceAllStringFunc(s, func(m string) string {
+			sub := paramSecretRE.FindStringSubmatch(m)
+			if v := strings.Trim(sub[3], "'"); v == "" || v == "***" || v == PasswordPlaceholder {
+				return m
+			}
+			return sub[1] + sub[2] + "***"
+		})
+	}
 	if !strings.Contains(s, "@") {
 		return s
 	}
@@ -203,11 +231,20 @@ func RedactText(s string) string {
 // redactMatch redacts one "scheme://user:secret@" match unless the secret
 // is a placeholder or already redacted.
 func redactMatch(m string) string {
-	i := strings.LastIndex(m[:len(m)-1], ":")
-	if i < 0 || isPlaceholder(m[i+1:len(m)-1]) {
+	user, secret := splitMatch(m)
+	if isPlaceholder(user, secret) {
 		return m
 	}
-	return m[:i] + ":***@"
+	return user + ":***@"
+}
+
+// splitMatch splits a "scheme://user:secret@" match at the first ':' after
+// the scheme: as in RisingWave, the user (access key) ends there and the
+// secret may hold ':' (all of it is hidden, not just its tail).
+func splitMatch(m string) (user, secret string) {
+	s := strings.Index(m, "://") + len("://")
+	i := s + strings.Index(m[s:], ":")
+	return m[:i], m[i+1 : len(m)-1]
 }
 
 // Placeholders rwsnap writes in hints and suggested commands where a secret
@@ -217,12 +254,22 @@ const (
 	PasswordPlaceholder  = "<PASSWORD>"
 )
 
-func isPlaceholder(s string) bool {
-	switch s {
-	case "***", "SECRET_KEY", "SK", SecretKeyPlaceholder, PasswordPlaceholder, "PASSWORD":
+// hintCredentials is the userinfo of the URL form quoted in hints
+// (minio://ACCESS_KEY:SECRET_KEY@HOST:PORT/BUCKET).
+const hintCredentials = "ACCESS_KEY:SECRET_KEY"
+
+// isPlaceholder says whether secret, after prefix ("scheme://user"), is
+// no secret: the redaction marker, one of the placeholders above, or the
+// hint form's whole ACCESS_KEY:SECRET_KEY. Nothing else, however short or
+// placeholder-like (a real secret key may well be "SK" or "SECRET_KEY"
+// under a real access key).
+func isPlaceholder(prefix, secret string) bool {
+	switch secret {
+	case "***", SecretKeyPlaceholder, PasswordPlaceholder:
 		return true
 	}
-	return false
+	_, user, _ := strings.Cut(prefix, "://")
+	return user+":"+secret == hintCredentials
 }
 
 // WithPlaceholders returns text with every URL secret replaced by an
@@ -235,15 +282,15 @@ func WithPlaceholders(s string) string {
 		return s
 	}
 	s = minioSecretRE.ReplaceAllStringFunc(s, func(m string) string {
-		i := strings.LastIndex(m[:len(m)-1], ":")
-		return m[:i] + ":" + SecretKeyPlaceholder + "@"
+		user, _ := splitMatch(m)
+		return user + ":" + SecretKeyPlaceholder + "@"
 	})
 	return urlSecretRE.ReplaceAllStringFunc(s, func(m string) string {
-		i := strings.LastIndex(m[:len(m)-1], ":")
-		if isPlaceholder(m[i+1 : len(m)-1]) {
+		user, secret := splitMatch(m)
+		if isPlaceholder(user, secret) {
 			return m
 		}
-		return m[:i] + ":" + PasswordPlaceholder + "@"
+		return user + ":" + PasswordPlaceholder + "@"
 	})
 }
 

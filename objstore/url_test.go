@@ -145,7 +145,27 @@ func TestRedactText(t *testing.T) {
 		{`open "minio://AK:s3cr3tKey@host:9000/bucket": boom`, `open "minio://AK:***@host:9000/bucket": boom`},
 		// Hints keep their placeholders readable; they are no secrets.
 		{"use minio://ACCESS_KEY:SECRET_KEY@HOST:PORT/BUCKET", "use minio://ACCESS_KEY:SECRET_KEY@HOST:PORT/BUCKET"},
-		{"supported: minio://AK:SK@[http(s)://]HOST:PORT/BUCKET", "supported: minio://AK:SK@[http(s)://]HOST:PORT/BUCKET"},
+		{"supported: minio://ACCESS_KEY:SECRET_KEY@[http(s)://]HOST:PORT/BUCKET", "supported: minio://ACCESS_KEY:SECRET_KEY@[http(s)://]HOST:PORT/BUCKET"},
+		// Only the exact placeholders are kept: a real secret that looks
+		// like one (short, or the hint's word under a real access key) is
+		// hidden.
+		{"open minio://AK:SK@host:9000/b", "open minio://AK:***@host:9000/b"},
+		{"open minio://myak:SECRET_KEY@host:9000/b", "open minio://myak:***@host:9000/b"},
+		{"open minio://ACCESS_KEY:SK@host:9000/b", "open minio://ACCESS_KEY:***@host:9000/b"},
+		{"dsn postgres://USER:PASSWORD@db/x", "dsn postgres://USER:***@db/x"},
+		{"dsn postgres://root:PASSWORD@db/x", "dsn postgres://root:***@db/x"},
+		// The access key ends at the first ':'; a secret holding ':' is
+		// hidden whole.
+		{"open minio://AKIA:wJal:rXU@h/b: boom", "open minio://AKIA:***@h/b: boom"},
+		{"dsn postgres://u:p:q@host/db", "dsn postgres://u:***@host/db"},
+		// Passwords as parameters, and pasted private keys.
+		{"connect host=db password=hunter2 user=u", "connect host=db password=*** user=u"},
+		{"connect host=db password='hun ter2' sslpassword=x", "connect host=db password=*** sslpassword=***"},
+		{"postgres://u@db/x?sslmode=disable&password=hunter2&a=b", "postgres://u@db/x?sslmode=disable&password=***&a=b"},
+		{"psql ... password=<PASSWORD>", "psql ... password=<PASSWORD>"},
+		{"open -----BEGIN EC PRIVATE KEY-----\nMHcCAQEEIB\n-----END EC PRIVATE KEY-----: no such file",
+			"open -----BEGIN EC PRIVATE KEY----- *** -----END EC PRIVATE KEY-----: no such file"},
+		{"open -----BEGIN PRIVATE KEY-----MIIEvQIBADAN", "open -----BEGIN PRIVATE KEY----- *** "},
 		{"TO 'minio://ak:<SECRET_KEY>@h:9000/b'", "TO 'minio://ak:<SECRET_KEY>@h:9000/b'"},
 		{"postgres://root:<PASSWORD>@h/dev", "postgres://root:<PASSWORD>@h/dev"},
 		{"a minio://A:S/x+y@h/b and minio://C:D@h2/b2.", "a minio://A:***@h/b and minio://C:***@h2/b2."},
@@ -163,12 +183,49 @@ func TestRedactText(t *testing.T) {
 	}
 }
 
+// HasSecret is true exactly where Redact hides something.
+func TestHasSecret(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want bool
+	}{
+		{"minio://AK:SK@host:9000/b", true},
+		{"minio:/AK:SK@host/b", true},
+		{"s3:AK:SK@x", true},
+		{"minio//AK:SK@host/b", true},
+		{"minio://AK:SK", true},
+		{"hummock+minio://AK:SK@host:9000/b", true},
+		{"postgres://u:pw@db/x", true},
+		{"host=db password=pw", true},
+		{"postgres://u@db/x?password=pw", true},
+		{"-----BEGIN RSA PRIVATE KEY-----\nabc\n-----END RSA PRIVATE KEY-----", true},
+		{"http://user:pw@meta:5690", true},
+		{"minio://ACCESS_KEY:SECRET_KEY@HOST:PORT/BUCKET", false},
+		{"minio://ak:<SECRET_KEY>@h:9000/b", false},
+		{"minio://host:9000/b", false},
+		{"s3://bucket", false},
+		{"fs:///var/lib/rwsnap", false},
+		{"postgres://root@db:4566/dev", false},
+		{"etcd-0:2379", false},
+		{"http://meta:5690", false},
+		{"/etc/etcd/client.key", false},
+		{"", false},
+	} {
+		if got := HasSecret(tc.in); got != tc.want {
+			t.Errorf("HasSecret(%q) = %v, want %v (Redact: %q)", tc.in, got, tc.want, Redact(tc.in))
+		}
+	}
+}
+
 func TestWithPlaceholders(t *testing.T) {
 	cases := []struct{ in, want string }{
 		{"ALTER SYSTEM SET backup_storage_url TO 'minio://ak:s3cr3t/x+y@h:9000/b';", "ALTER SYSTEM SET backup_storage_url TO 'minio://ak:<SECRET_KEY>@h:9000/b';"},
 		{"hummock+minio://ak:sk123456@https://h:9000/b", "hummock+minio://ak:<SECRET_KEY>@https://h:9000/b"},
 		{"psql postgres://root:pw1@h:4566/dev", "psql postgres://root:<PASSWORD>@h:4566/dev"},
 		{"s3://bucket", "s3://bucket"},
+		{"ALTER SYSTEM SET backup_storage_url TO 'minio://ak:SK@h:9000/b';", "ALTER SYSTEM SET backup_storage_url TO 'minio://ak:<SECRET_KEY>@h:9000/b';"},
+		{"psql postgres://root:PASSWORD@h:4566/dev", "psql postgres://root:<PASSWORD>@h:4566/dev"},
+		{"TO 'minio://ak:s3:cr3t@h:9000/b'", "TO 'minio://ak:<SECRET_KEY>@h:9000/b'"},
 	}
 	for _, tc := range cases {
 		got := WithPlaceholders(tc.in)
