@@ -18,12 +18,15 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"sort"
 	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/rwsnap/rwsnap/objstore"
 )
 
 // EnvPath names the config file when --config is not given.
@@ -75,7 +78,7 @@ type Cluster struct {
 type Etcd struct {
 	Endpoints []string `yaml:"endpoints"`
 	Username  string   `yaml:"username"`
-	Password  string   `yaml:"password"` // secret
+	Password  string   `yaml:"password" secret:"always"`
 	CACert    string   `yaml:"cacert"`
 	Cert      string   `yaml:"cert"`
 	Key       string   `yaml:"key"`
@@ -165,11 +168,8 @@ func (f *File) check(perm fs.FileMode) error {
 			continue
 		}
 		at := "clusters." + name
-		if IsInlineSecret(c.Etcd.Password) && !f.private {
-			problems = append(problems, fmt.Sprintf("%s.etcd.password is written inline", at))
-		}
-		if HasInlineCredentials(c.PgURL) && !f.private {
-			problems = append(problems, fmt.Sprintf("%s.pg_url holds a password inline", at))
+		if !f.private {
+			problems = append(problems, inlineSecrets(at, "", reflect.ValueOf(c).Elem())...)
 		}
 		if c.Repository != "" && f.Repositories[c.Repository] == nil {
 			problems = append(problems, fmt.Sprintf("%s.repository %q is not under repositories (%s)", at, c.Repository, strings.Join(sortedKeys(f.Repositories), ", ")))
@@ -191,8 +191,8 @@ func (f *File) check(perm fs.FileMode) error {
 			problems = append(problems, fmt.Sprintf("repositories.%s has no url", name))
 			continue
 		}
-		if (HasInlineCredentials(r.URL) || HasInlineCredentials(r.DataURL)) && !f.private {
-			problems = append(problems, fmt.Sprintf("repositories.%s has credentials inline in its url", name))
+		if !f.private {
+			problems = append(problems, inlineSecrets("repositories."+name, "", reflect.ValueOf(r).Elem())...)
 		}
 	}
 	if len(problems) == 0 {
@@ -212,18 +212,68 @@ func IsInlineSecret(v string) bool {
 	return v != "" && !strings.HasPrefix(v, "env:") && !strings.HasPrefix(v, "file:")
 }
 
-// HasInlineCredentials says whether a URL carries a secret literally:
-// minio://AK:SK@..., postgres://USER:PASSWORD@...
+// HasInlineCredentials says whether a value carries a secret literally:
+// minio://AK:SK@..., postgres://USER:PASSWORD@..., a mistyped
+// minio:/AK:SK@..., password=... in a DSN, a pasted private key. It is
+// objstore.HasSecret, the rule the redaction of every output follows, so
+// what must not sit in a readable file and what is hidden when shown are
+// the same.
 func HasInlineCredentials(u string) bool {
 	if u == "" || strings.HasPrefix(u, "env:") || strings.HasPrefix(u, "file:") {
 		return false
 	}
-	_, rest, ok := strings.Cut(u, "://")
-	if !ok {
-		return false
+	return objstore.HasSecret(u)
+}
+
+// inlineSecrets walks every key under at (a cluster or a repository) and
+// names each one holding a secret literally: a key tagged secret:"always"
+// (a password) unless it is a reference, and any other text key (URLs,
+// endpoints, paths, and keys added later) that HasInlineCredentials finds
+// a secret in.
+func inlineSecrets(at, key string, v reflect.Value) []string {
+	var out []string
+	t := v.Type()
+	for i := range t.NumField() {
+		sf := t.Field(i)
+		name, _, _ := strings.Cut(sf.Tag.Get("yaml"), ",")
+		if name == "" || name == "-" {
+			continue
+		}
+		k := name
+		if key != "" {
+			k = key + "." + name
+		}
+		fv := v.Field(i)
+		if fv.Kind() == reflect.Pointer {
+			if fv.IsNil() {
+				continue
+			}
+			fv = fv.Elem()
+		}
+		switch fv.Kind() {
+		case reflect.Struct:
+			out = append(out, inlineSecrets(at, k, fv)...)
+		case reflect.String:
+			out = append(out, inlineSecret(at, k, fv.String(), sf.Tag.Get("secret") == "always")...)
+		case reflect.Slice:
+			if fv.Type().Elem().Kind() == reflect.String {
+				for j := range fv.Len() {
+					out = append(out, inlineSecret(at, fmt.Sprintf("%s[%d]", k, j), fv.Index(j).String(), false)...)
+				}
+			}
+		}
 	}
-	cred, _, ok := strings.Cut(rest, "@")
-	return ok && strings.Contains(cred, ":")
+	return out
+}
+
+func inlineSecret(at, key, v string, always bool) []string {
+	switch {
+	case always && IsInlineSecret(v):
+		return []string{fmt.Sprintf("%s.%s is written inline", at, key)}
+	case HasInlineCredentials(v):
+		return []string{fmt.Sprintf("%s has credentials inline in its %s (%s)", at, key, objstore.Redact(v))}
+	}
+	return nil
 }
 
 // Resolve turns a value that may be a reference into the value itself.

@@ -134,3 +134,53 @@ func TestResolve(t *testing.T) {
 		t.Error("HasInlineCredentials")
 	}
 }
+
+// Every key that can carry a secret is checked, with every spelling the
+// redaction hides: malformed URLs, data locations, DSNs, endpoints, pasted
+// keys. References and secret-free values pass in a readable file.
+func TestInlineSecretsEveryKey(t *testing.T) {
+	cluster := func(kv string) string {
+		return "clusters:\n  a:\n    etcd: {endpoints: [x:2379]}\n    " + kv + "\n"
+	}
+	repo := func(kv string) string { return "repositories:\n  r: {url: s3://b, " + kv + "}\n" }
+	for _, tc := range []struct{ body, want string }{
+		{repo(`data_url: "minio://AK:SEKRIT@127.0.0.1:9000/data"`), "repositories.r has credentials inline in its data_url"},
+		{"repositories:\n  r: {url: \"minio:/AK:SEKRIT@h:9000/b\"}\n", "repositories.r has credentials inline in its url"},
+		{"repositories:\n  r: {url: \"s3:AK:SEKRIT@x\"}\n", "repositories.r has credentials inline in its url"},
+		{"repositories:\n  r: {url: \"minio//AK:SEKRIT@h:9000/b\"}\n", "in its url"},
+		{"repositories:\n  r: {url: \"minio://AK:SEKRIT\"}\n", "in its url"},
+		{"repositories:\n  r: {url: \"hummock+minio://AK:SEKRIT@h:9000/b\"}\n", "in its url"},
+		{repo(`data_url: "minio://AK:SK@h:9000/b"`), "in its data_url"}, // a real key "SK" is no placeholder
+		{cluster(`pg_url: "postgres://u:SEKRIT@h:4566/dev"`), "clusters.a has credentials inline in its pg_url"},
+		{cluster(`pg_url: "host=h user=u password=SEKRIT"`), "in its pg_url"},
+		{cluster(`pg_url: "postgres://u@h:4566/dev?password=SEKRIT"`), "in its pg_url"},
+		{cluster(`meta_addr: "http://u:SEKRIT@meta:5690"`), "in its meta_addr"},
+		{"clusters:\n  a:\n    etcd: {endpoints: [x:2379, \"https://u:SEKRIT@y:2379\"]}\n", "in its etcd.endpoints[1]"},
+		{"clusters:\n  a:\n    etcd: {endpoints: [x:2379], key: \"-----BEGIN PRIVATE KEY-----\\nSEKRIT\\n-----END PRIVATE KEY-----\"}\n", "in its etcd.key"},
+		{"clusters:\n  a:\n    etcd: {endpoints: [x:2379], password: SEKRIT}\n", "clusters.a.etcd.password is written inline"},
+	} {
+		_, err := Load(write(t, tc.body, 0o640))
+		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "chmod 600") {
+			t.Errorf("%q in a 0640 file: %v, want %q", tc.body, err, tc.want)
+		}
+		if err != nil && strings.Contains(err.Error(), "SEKRIT") {
+			t.Errorf("the refusal shows the secret: %v", err)
+		}
+		if _, err := Load(write(t, tc.body, 0o600)); err != nil {
+			t.Errorf("%q in a 0600 file: %v", tc.body, err)
+		}
+	}
+	for _, ok := range []string{
+		repo(`data_url: env:DATA_URL, data_directory: data`),
+		repo(`data_url: "file:/run/secrets/data-url"`),
+		repo(`data_url: "minio://ACCESS_KEY:SECRET_KEY@HOST:9000/BUCKET"`),
+		repo(`data_url: "minio://h:9000/b"`),
+		cluster(`pg_url: "postgres://root@h:4566/dev"`),
+		cluster(`meta_addr: "http://meta:5690"`),
+		"clusters:\n  a:\n    etcd: {endpoints: [x:2379], username: root, password: env:PW, cacert: /etc/ca.pem, cert: /etc/c.pem, key: /etc/c.key}\n",
+	} {
+		if _, err := Load(write(t, ok, 0o644)); err != nil {
+			t.Errorf("%q in a 0644 file: %v", ok, err)
+		}
+	}
+}
