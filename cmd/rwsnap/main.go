@@ -23,7 +23,8 @@ import (
 var version = "dev"
 
 func main() {
-	ctx, signalled, stop := signalContext()
+	ctx, sig, stop := signalContext()
+	signalled = sig
 	stopProfile, stopMem := startProfile(), startMemProfile()
 	code := run(ctx, os.Args, os.Stdout, os.Stderr)
 	stopMem()
@@ -31,7 +32,7 @@ func main() {
 	stop()
 	// Stopped by a signal: 130 or 143, whatever the command made of it
 	// (a daemon's graceful stop returns nil), as shells report it.
-	if s := signalled(); s != 0 {
+	if s := sig(); s != 0 {
 		code = s
 	}
 	os.Exit(code)
@@ -49,11 +50,66 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err == nil {
 		return exitOK
 	}
-	// Secrets can hide in URLs inside wrapped errors: redact the final text.
-	// Stored strings (remarks, names) quoted in errors must not drive the
-	// terminal.
-	fmt.Fprintln(stderr, "rwsnap: "+output.EscapeLines(objstore.RedactText(err.Error())))
-	return exitCode(err)
+	code := exitCode(err)
+	if signalled != nil {
+		if s := signalled(); s != 0 {
+			code = s
+		}
+	}
+	printFatal(stderr, fatalFormat(args), err, code)
+	return code
+}
+
+// signalled, set by main, says which signal stopped rwsnap (0: none), so
+// the final error record carries the status the process exits with.
+var signalled func() int
+
+// printFatal writes the error that ends rwsnap: a line "rwsnap: ..." for
+// people, or, when JSON logs were asked for, one JSON log record (level
+// ERROR, msg and err the error, exit_code) so a log pipeline does not meet
+// one line of plain text. Secrets in URLs inside wrapped errors are
+// redacted either way; in text, stored strings (remarks, names) quoted in
+// errors are escaped so they cannot drive the terminal (JSON escapes
+// them itself).
+func printFatal(stderr io.Writer, format string, err error, code int) {
+	msg := objstore.RedactText(err.Error())
+	if format != "json" {
+		fmt.Fprintln(stderr, "rwsnap: "+output.EscapeLines(msg))
+		return
+	}
+	l := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{ReplaceAttr: redactAttr}))
+	l.Error(msg, "err", msg, "exit_code", code)
+}
+
+// fatalFormat is the log format the user asked for, as setupLogging
+// reads it (the innermost --log-format, i.e. the last on the command line,
+// else $RWSNAP_LOG_FORMAT), found from the arguments themselves because
+// the error may have come before or while flags were parsed. Anything but
+// json is text.
+func fatalFormat(args []string) string {
+	format := os.Getenv("RWSNAP_LOG_FORMAT")
+	for i := 1; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			break
+		}
+		name, val, hasVal := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if !strings.HasPrefix(a, "-") || name != "log-format" {
+			continue
+		}
+		if !hasVal {
+			if i+1 >= len(args) {
+				break
+			}
+			i++
+			val = args[i]
+		}
+		format = val
+	}
+	if format == "json" {
+		return format
+	}
+	return "text"
 }
 
 func newApp(stdout, stderr io.Writer) *cli.App {

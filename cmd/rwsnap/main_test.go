@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"flag"
 	"io"
 	"os"
@@ -201,5 +202,84 @@ func TestRestoreDefaultDirectorySuggestsTheRightOne(t *testing.T) {
 		"--backup-storage-url", "fs://" + dir, "--hummock-storage-url", "fs://" + dir}, &out, &errb)
 	if code != 1 || !strings.Contains(errb.String(), "no manifest.json at") || !strings.Contains(errb.String(), "pass --backup-storage-directory hummock_001/backup") {
 		t.Fatalf("exit %d\n%s%s", code, out.String(), errb.String())
+	}
+}
+
+// With --log-format json (flag before or after the command, or
+// RWSNAP_LOG_FORMAT) the error that ends rwsnap is one JSON log record on
+// stderr, redacted, with the exit code; and stderr holds nothing but JSON
+// records. Text stays "rwsnap: ...". Exit codes do not change.
+func TestFatalErrorFollowsLogFormat(t *testing.T) {
+	corrupt := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(corrupt, "backup"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(corrupt, "backup", "manifest.json"), []byte("{not json"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	loc := []string{"--backup-storage-url", "fs://" + corrupt, "--backup-storage-directory", "backup"}
+	for _, tt := range []struct {
+		name string
+		env  string // RWSNAP_LOG_FORMAT
+		args []string
+		json bool
+		code int
+		want string
+	}{
+		{"runtime, global flag", "", append([]string{"--log-format", "json", "meta", "list-meta-snapshots"}, loc...), true, 1, "manifest"},
+		{"runtime, leaf flag", "", append([]string{"meta", "list-meta-snapshots", "--log-format=json"}, loc...), true, 1, "manifest"},
+		{"runtime, env", "json", append([]string{"meta", "list-meta-snapshots"}, loc...), true, 1, "manifest"},
+		{"runtime, flag beats env", "json", append([]string{"meta", "list-meta-snapshots", "--log-format", "text"}, loc...), false, 1, "manifest"},
+		{"unknown flag", "", []string{"--log-format", "json", "meta", "backup-meta", "--etcd-endpoint", "x"}, true, 2, "unknown flag --etcd-endpoint"},
+		{"unknown flag after", "", []string{"meta", "backup-meta", "--log-format", "json", "--nosuch"}, true, 2, "unknown flag --nosuch"},
+		{"unknown command", "", []string{"--log-format", "json", "meta", "nosuch"}, true, 2, `unknown command \"nosuch\"`},
+		{"bad integer", "", []string{"--log-format", "json", "meta", "prune", "--keep-last", "x"}, true, 2, "--keep-last"},
+		{"secret redacted", "", []string{"--log-format", "json", "meta", "list-meta-snapshots", "--backup-storage-url", "minio:/AK:SEKRIT@127.0.0.1:1/b", "--backup-storage-directory", "d"}, true, 2, "--backup-storage-url"},
+		{"secret redacted, text", "", []string{"meta", "list-meta-snapshots", "--backup-storage-url", "minio:/AK:SEKRIT@127.0.0.1:1/b", "--backup-storage-directory", "d"}, false, 2, "--backup-storage-url"},
+		{"hummock+ note as JSON", "", []string{"--log-format", "json", "meta", "list-meta-snapshots", "--backup-storage-url", "hummock+fs://" + corrupt, "--backup-storage-directory", "backup"}, true, 1, "manifest"},
+		{"bad log format stays text", "", []string{"--log-format", "xml", "meta", "list-meta-snapshots"}, false, 2, `--log-format \"xml\"`},
+		{"text", "", append([]string{"meta", "list-meta-snapshots"}, loc...), false, 1, "manifest"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Setenv("RWSNAP_LOG_FORMAT", tt.env)
+			if tt.env == "" {
+				os.Unsetenv("RWSNAP_LOG_FORMAT")
+			}
+			var out, errb bytes.Buffer
+			code := run(context.Background(), append([]string{"rwsnap"}, tt.args...), &out, &errb)
+			stderr := errb.String()
+			if code != tt.code {
+				t.Fatalf("exit %d, want %d:\n%s", code, tt.code, stderr)
+			}
+			if strings.Contains(stderr, "SEKRIT") {
+				t.Errorf("stderr shows the secret:\n%s", stderr)
+			}
+			lines := strings.Split(strings.TrimRight(stderr, "\n"), "\n")
+			last := lines[len(lines)-1]
+			if !tt.json {
+				if !strings.HasPrefix(last, "rwsnap: ") || !strings.Contains(last, strings.ReplaceAll(tt.want, `\"`, `"`)) {
+					t.Errorf("want a text error line with %q:\n%s", tt.want, stderr)
+				}
+				return
+			}
+			for _, l := range lines {
+				if !json.Valid([]byte(l)) {
+					t.Errorf("stderr line is not JSON: %q", l)
+				}
+			}
+			var rec struct {
+				Level    string `json:"level"`
+				Msg      string `json:"msg"`
+				Err      string `json:"err"`
+				ExitCode *int   `json:"exit_code"`
+			}
+			if err := json.Unmarshal([]byte(last), &rec); err != nil {
+				t.Fatalf("the final error is not one JSON record: %v\n%s", err, stderr)
+			}
+			want := strings.ReplaceAll(tt.want, `\"`, `"`)
+			if rec.Level != "ERROR" || !strings.Contains(rec.Msg, want) || !strings.Contains(rec.Err, want) || rec.ExitCode == nil || *rec.ExitCode != tt.code {
+				t.Errorf("record %+v, want level ERROR, msg and err with %q, exit_code %d:\n%s", rec, want, tt.code, stderr)
+			}
+		})
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/url"
 	"os"
@@ -277,9 +278,16 @@ func (p *point) choose(cat *timetravel.Catalog) (*timetravel.Choice, error) {
 
 // note prints a remark for people on stderr (not with --quiet).
 func note(c *cli.Context, format string, args ...any) {
-	if !c.Bool("quiet") {
-		fmt.Fprintf(c.App.ErrWriter, format+"\n", args...)
+	if lookup(c, "quiet", func(c *cli.Context, n string) bool { return c.Bool(n) }) {
+		return
 	}
+	msg := fmt.Sprintf(format, args...)
+	if lookup(c, "log-format", str) == "json" {
+		// With JSON logs, stderr holds only JSON records.
+		slog.Info(strings.TrimPrefix(msg, "note: "))
+		return
+	}
+	fmt.Fprintln(c.App.ErrWriter, msg)
 }
 
 func warnTableIgnored(c *cli.Context, cat *timetravel.Catalog, table *uint32) {
