@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -103,6 +104,12 @@ func TestTwoRestoresOneTarget(t *testing.T) {
 					for _, w := range []string{tc.want, "restore ", "host ", "pid ", "started ", fmt.Sprintf("snapshot %d", ids[tc.snap[1-i]])} {
 						if !strings.Contains(r.stderr, w) {
 							t.Errorf("the loser's error lacks %q:\n%s", w, r)
+						}
+					}
+					// It lost at its claim: it never said it writes or resumes.
+					for _, bad := range []string{"writing", "resum"} {
+						if strings.Contains(r.stdout+r.stderr, bad) {
+							t.Errorf("the loser says %q:\n%s", bad, r)
 						}
 					}
 				default:
@@ -220,4 +227,77 @@ func TestRestoreCompletedWhileAnotherWaited(t *testing.T) {
 		t.Fatalf("restore B, after A completed: %s", rb)
 	}
 	diffKV(t, dumpEtcd(t, etcdtest.ClientT(t, b)), wants[0])
+}
+
+// TestLiveRestoreNamedFromTheStart: a restore that finds the target held by
+// a live restore process (its marker and its leased owner key, as the
+// winner of a race leaves them) says from its first line that another
+// restore owns the target, naming that process, and never that it resumes
+// or writes; it changes nothing, dry run included. Once the owner is gone
+// the same restore resumes as before.
+func TestLiveRestoreNamedFromTheStart(t *testing.T) {
+	f := newFixture(t, rwsim.Options{Seed: 66})
+	ids, wants := twoSnapshots(t, f)
+	b := etcdtest.StartT(t, embedetcd.Config{})
+	bcli := etcdtest.ClientT(t, b)
+	ep := strings.Join(b.Endpoints(), ",")
+	// The winner: killed right after its claim, then held by a live process
+	// on this host (this test's own, whose pid runs) on a lease kept alive.
+	wasKilled(t, "restore.after-marker", run(t, []string{faultpoint.Env + "=restore.after-marker"}, f.restoreArgs(ids[0], ep)...))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	lease, err := bcli.Grant(ctx, 60)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ka, err := bcli.KeepAlive(ctx, lease.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		for range ka {
+		}
+	}()
+	host, _ := os.Hostname()
+	winner := fmt.Sprintf(`{"restore_id":"winner-7f3a","host":%q,"pid":%d,"started":"2026-01-02T03:04:05Z"}`, host, os.Getpid())
+	if _, err := bcli.Put(ctx, restore.OwnerKey, winner, clientv3.WithLease(lease.ID)); err != nil {
+		t.Fatal(err)
+	}
+	before := dumpEtcd(t, bcli)
+	for _, tc := range []struct {
+		name string
+		args []string
+	}{
+		{"same snapshot", f.restoreArgs(ids[0], ep)},
+		{"same snapshot, dry run", append(f.restoreArgs(ids[0], ep), "--dry-run")},
+		{"different snapshot", f.restoreArgs(ids[1], ep)},
+		{"same snapshot, json", append(f.restoreArgs(ids[0], ep), "-o", "json")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := run(t, nil, tc.args...)
+			if r.code != 1 {
+				t.Fatalf("want exit 1: %s", r)
+			}
+			for _, w := range []string{"another restore owns the target etcd", "winner-7f3a", fmt.Sprintf("pid %d", os.Getpid()), "host " + host, fmt.Sprintf("snapshot %d", ids[0])} {
+				if !strings.Contains(r.stderr, w) {
+					t.Errorf("the loser's error lacks %q:\n%s", w, r)
+				}
+			}
+			for _, bad := range []string{"resum", "interrupted", "half-restored", "writing", "restore claimed"} {
+				if strings.Contains(strings.ToLower(r.stdout+r.stderr), bad) {
+					t.Errorf("the loser says %q:\n%s", bad, r)
+				}
+			}
+			diffKV(t, dumpEtcd(t, bcli), before)
+		})
+	}
+	// The owner is gone: the same restore resumes and completes, saying so.
+	if _, err := bcli.Revoke(ctx, lease.ID); err != nil {
+		t.Fatal(err)
+	}
+	r := mustRun(t, nil, f.restoreArgs(ids[0], ep)...)
+	if !strings.Contains(r.stdout, "resuming an interrupted restore of snapshot") || !strings.Contains(r.stderr, "completing an interrupted restore") {
+		t.Errorf("the rerun did not say it resumed:\n%s", r)
+	}
+	diffKV(t, dumpEtcd(t, bcli), wants[0])
 }

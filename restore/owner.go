@@ -229,6 +229,33 @@ func Claim(ctx context.Context, cli *clientv3.Client, plan *Plan, resume bool, l
 	return o, nil
 }
 
+// refuseLiveOwner refuses, before anything is shown or written, a target
+// that a live process is restoring: one on this host whose pid runs, or,
+// for a different restore, one anywhere whose claim (lease) holds. Claim
+// would refuse the same later; saying so first keeps the loser from
+// describing the target as an interrupted restore it would resume. An owner
+// on another host running this same restore may have crashed with its
+// lease not yet expired: Claim waits for that, so it passes here.
+func refuseLiveOwner(ctx context.Context, cli *clientv3.Client, plan *Plan) error {
+	cur, _, own, _, err := readClaim(ctx, cli)
+	if err != nil || own == nil {
+		return err
+	}
+	host, _ := os.Hostname()
+	switch {
+	case cur == nil:
+		return fmt.Errorf("%w: %s holds it (its marker is not written yet, or was just removed); run the command again once it has finished", ErrRestoreInProgress, own)
+	case ownerGone(*own, host):
+		return nil // a dead process's restore: this one takes it over
+	case cur.Digest != plan.Digest:
+		return fmt.Errorf("%w: %s is running %s on it now (plan %s, not this one's %s); wait for it to finish and restore into another etcd, or stop it, wipe the target and start again",
+			ErrRestoreInProgress, own, cur, short(cur.Digest), short(plan.Digest))
+	case own.Host == host:
+		return fmt.Errorf("%w: %s is running this same restore of snapshot %d now (first started as restore %s at %s); wait for it, or stop it and run the command again", ErrRestoreInProgress, own, cur.SnapshotID, orUnknown(cur.RestoreID), orUnknown(cur.Started))
+	}
+	return nil
+}
+
 // readClaim reads the marker and the owner.
 func readClaim(ctx context.Context, cli *clientv3.Client) (*marker, int64, *owner, int64, error) {
 	resp, err := cli.Txn(ctx).Then(clientv3.OpGet(MarkerKey), clientv3.OpGet(OwnerKey)).Commit()

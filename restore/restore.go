@@ -57,6 +57,11 @@ type Options struct {
 	// the first write (never in a dry run), so the plan is shown before
 	// anything changes.
 	OnPlan func(*Result)
+	// OnClaim, when set, is called once this restore owns the target,
+	// before its first write: only then is it known to start afresh or to
+	// complete an interrupted restore (Result.Resumed); a restore that
+	// loses the target to another never says it is writing or resuming.
+	OnClaim func(*Result)
 	// Move the cluster: rewrite state_store, data_directory and the backup
 	// params (all three flags together, as in RisingWave).
 	OverwriteHummockEndpoint bool
@@ -293,6 +298,9 @@ func Restore(ctx context.Context, o Options) (*Result, error) {
 	}
 	defer own.Close()
 	log.Info("restore claimed the target etcd", "restore_id", own.ID(), "marker", own.Marker.String())
+	if o.OnClaim != nil {
+		o.OnClaim(res)
+	}
 	if o.CopySSTs {
 		if res.Copy, err = CopySSTs(ctx, target, plan, hs, o.HummockDir, o.OverwriteSSTs, log); err != nil {
 			if !resume && (errors.Is(err, datacopy.ErrChecksum) || errors.Is(err, datacopy.ErrDifferentObject)) {
@@ -410,6 +418,11 @@ func CheckTarget(ctx context.Context, cli *clientv3.Client, plan *Plan) (bool, e
 		return false, err
 	} else if l != nil {
 		return false, fmt.Errorf("a RisingWave meta node (%s) is live on the target etcd: stop every meta node before restoring", l.Addr)
+	}
+	// A restore running now is named from the start: the marker alone
+	// would read as an interrupted restore this one could resume.
+	if err := refuseLiveOwner(ctx, cli, plan); err != nil {
+		return false, err
 	}
 	resume := false
 	var foreign []string

@@ -133,6 +133,19 @@ Example (the upstream test's invocation):
 				describeRestorePlan(w, r, false)
 				planShown = true
 			}
+			// Whether it starts afresh or completes an interrupted restore
+			// is said once the target is this restore's.
+			o.OnClaim = func(r *restore.Result) {
+				w := c.App.Writer
+				if format(c) == output.JSON {
+					w = c.App.ErrWriter
+				}
+				if r.Resumed {
+					fmt.Fprintf(w, "resuming an interrupted restore of snapshot %d: writing...\n", r.Plan.SnapshotID)
+				} else {
+					fmt.Fprintln(w, "every check passed: writing...")
+				}
+			}
 			res, err := restore.Restore(c.Context, o)
 			if err != nil {
 				return err
@@ -173,8 +186,9 @@ Example (the upstream test's invocation):
 }
 
 // describeRestorePlan says what a restore will do (dry: would do): the
-// plan, whether it starts afresh or completes an interrupted restore, and
-// the checkpoint it replaces and where that is kept.
+// plan and the checkpoint it replaces and where that is kept, and for a
+// dry run whether a real run would start afresh or complete an interrupted
+// restore (a real run says so once it owns the target: OnClaim).
 func describeRestorePlan(w io.Writer, r *restore.Result, dry bool) {
 	r.Plan.Describe(w)
 	will := "will"
@@ -189,9 +203,5 @@ func describeRestorePlan(w io.Writer, r *restore.Result, dry bool) {
 		fmt.Fprintf(w, "dry run: the target etcd holds an interrupted restore of this same snapshot (its %s marker): a real run resumes and completes it; every check passed; nothing was written\n", restore.MarkerKey)
 	case dry:
 		fmt.Fprintln(w, "dry run: the target etcd is empty and every check passed; nothing was written")
-	case r.Resumed:
-		fmt.Fprintf(w, "resuming an interrupted restore of snapshot %d: writing...\n", r.Plan.SnapshotID)
-	default:
-		fmt.Fprintln(w, "every check passed: writing...")
 	}
 }
