@@ -115,7 +115,7 @@ func Backup(ctx context.Context, o BackupOptions, entries []metasnap.SnapshotMet
 		return nil, err
 	}
 
-	known, err := o.Data.known(ctx)
+	known, dstObjs, err := o.Data.known(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -132,6 +132,37 @@ func Backup(ctx context.Context, o BackupOptions, entries []metasnap.SnapshotMet
 			toCopy = append(toCopy, id)
 		}
 	}
+	// One listing of the source instead of a request per object, when it
+	// is the cheaper: it gives each object's size and ETag, so a
+	// server-side copy is one CopyObject (its response has the copy's
+	// ETag). An object the listing does not show is still tried (and
+	// found missing by the copy itself).
+	srcObjs := map[uint64]objstore.ObjectInfo{}
+	if listSourceWorthIt(len(toCopy), len(all)) {
+		if srcObjs, err = listSSTs(ctx, o.Source, o.SourceDir, srcPrefixed); err != nil {
+			return nil, err
+		}
+	}
+	// An object a killed run copied but did not record is in the copy with
+	// the source's size and content MD5 (both ETags are the MD5 of the
+	// bytes): recorded without copying it again.
+	var adopted []Object
+	rest := toCopy[:0]
+	for _, id := range toCopy {
+		si, ok1 := srcObjs[id]
+		di, ok2 := dstObjs[id]
+		sm, okS := objstore.ContentMD5(o.Source, si)
+		dm, okD := objstore.ContentMD5(o.Data.Store, di)
+		if ok1 && ok2 && okS && okD && sm == dm && si.Size == di.Size {
+			ob := Object{ID: id, Size: di.Size, MD5: dm}
+			done[id] = ob
+			adopted = append(adopted, ob)
+			res.Skipped++
+			continue
+		}
+		rest = append(rest, id)
+	}
+	toCopy = rest
 	// Snapshots whose index is complete and whose objects are all there
 	// keep their index untouched (a rerun never downgrades them).
 	untouched := map[uint64]bool{}
@@ -146,9 +177,7 @@ func Backup(ctx context.Context, o BackupOptions, entries []metasnap.SnapshotMet
 			untouched[e.ID] = all
 		}
 	}
-	writeIndexes := func(final bool) error {
-		mu.Lock()
-		defer mu.Unlock()
+	writeIndexes := func() error {
 		for _, e := range entries {
 			if untouched[e.ID] {
 				continue
@@ -162,22 +191,41 @@ func Backup(ctx context.Context, o BackupOptions, entries []metasnap.SnapshotMet
 					x.Missing = append(x.Missing, id)
 				}
 			}
-			if final && len(x.Missing) == 0 && len(x.Objects) == len(uniq(e.SSTs)) {
-				// Verified: every object was stat'ed (and hashed or
-				// ETag-checked) after its copy, or found with its record.
+			if len(x.Missing) == 0 && len(x.Objects) == len(uniq(e.SSTs)) {
+				// Verified: every object's size and MD5 were checked after
+				// its copy (the copy's ETag, a hash, or a stat), or found
+				// with its record.
 				x.State = StateComplete
 			}
 			if err := o.Data.WriteIndex(ctx, x); err != nil {
 				return err
 			}
+			faultpoint.Hit("datacopy.after-index")
 		}
 		return nil
+	}
+	jr, err := newJournal(o.Data)
+	if err != nil {
+		return nil, err
+	}
+	// Checkpoints: the objects copied since the last one, as one journal
+	// segment (the indexes are written once, at the end).
+	var fresh []Object
+	fresh = append(fresh, adopted...)
+	checkpoint := func() error {
+		mu.Lock()
+		seg := fresh
+		fresh = nil
+		mu.Unlock()
+		return jr.write(ctx, seg)
 	}
 	bar := progress.New("copy data", int64(len(toCopy)), "objects")
 	var copiedBytes atomic.Int64
 	stop := make(chan struct{})
+	ticker := make(chan struct{})
 	var ckErr atomic.Value
 	go func() {
+		defer close(ticker)
 		t := time.NewTicker(checkpointEvery)
 		defer t.Stop()
 		for {
@@ -185,14 +233,18 @@ func Backup(ctx context.Context, o BackupOptions, entries []metasnap.SnapshotMet
 			case <-stop:
 				return
 			case <-t.C:
-				if err := writeIndexes(false); err != nil {
+				if err := checkpoint(); err != nil {
 					ckErr.Store(err)
 				}
 			}
 		}
 	}()
 	err = Parallel(ctx, copyParallelism(ctx, o.Parallelism, o.Source, o.Data.Store), toCopy, func(ctx context.Context, id uint64) error {
-		r, err := copyObject(ctx, o.Source, hummock.SSTPath(o.SourceDir, id, srcPrefixed), o.Data.Store, o.Data.ObjectKey(id), id, nil)
+		var si *objstore.ObjectInfo
+		if info, ok := srcObjs[id]; ok {
+			si = &info
+		}
+		r, err := copyObject(ctx, o.Source, hummock.SSTPath(o.SourceDir, id, srcPrefixed), si, o.Data.Store, o.Data.ObjectKey(id), id, nil)
 		if errors.Is(err, objstore.ErrNotFound) {
 			mu.Lock()
 			missing[id] = true
@@ -204,6 +256,7 @@ func Backup(ctx context.Context, o BackupOptions, entries []metasnap.SnapshotMet
 		}
 		mu.Lock()
 		done[id] = r.Object
+		fresh = append(fresh, r.Object)
 		res.Copied++
 		if r.ServerSide {
 			res.ServerSide++
@@ -217,11 +270,12 @@ func Backup(ctx context.Context, o BackupOptions, entries []metasnap.SnapshotMet
 		return nil
 	})
 	close(stop)
+	<-ticker
 	bar.Finish()
 	res.CopiedBytes = copiedBytes.Load()
 	if err != nil {
 		// Record what did land, so the rerun skips it.
-		if werr := writeIndexes(false); werr != nil {
+		if werr := checkpoint(); werr != nil {
 			log.Warn("could not record the objects copied before the failure", "err", werr)
 		}
 		return res, err
@@ -229,9 +283,16 @@ func Backup(ctx context.Context, o BackupOptions, entries []metasnap.SnapshotMet
 	if v := ckErr.Load(); v != nil {
 		return res, v.(error)
 	}
-	faultpoint.Hit("datacopy.before-index")
-	if err := writeIndexes(true); err != nil {
+	if err := checkpoint(); err != nil {
 		return res, err
+	}
+	faultpoint.Hit("datacopy.before-index")
+	if err := writeIndexes(); err != nil {
+		return res, err
+	}
+	// Every object copied is now in an index: this run's journal is done.
+	if err := jr.remove(ctx); err != nil {
+		log.Warn("could not remove the copy journal (the next data GC does)", "err", err)
 	}
 	for _, e := range entries {
 		sd := SnapshotData{ID: e.ID, State: StateComplete, Missing: []uint64{}}
@@ -271,14 +332,15 @@ func Backup(ctx context.Context, o BackupOptions, entries []metasnap.SnapshotMet
 // location.
 var ErrMissingObjects = errors.New("referenced SST objects are missing")
 
-// known returns the objects the copy already holds as some index records
-// them: listed with the recorded size (and, where the store gives the
-// content MD5, with the recorded one). One listing, not a request per
-// object, so an incremental run costs the new objects plus a LIST.
-func (l *Location) known(ctx context.Context) (map[uint64]Object, error) {
+// known returns the objects the copy already holds as some index (or the
+// journal of an earlier run) records them: listed with the recorded size
+// (and, where the store gives the content MD5, with the recorded one).
+// One listing, not a request per object, so an incremental run costs the
+// new objects plus a LIST. It also returns that listing.
+func (l *Location) known(ctx context.Context) (map[uint64]Object, map[uint64]objstore.ObjectInfo, error) {
 	xs, err := l.Indexes(ctx)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	rec := map[uint64]Object{}
 	for _, x := range xs {
@@ -286,9 +348,18 @@ func (l *Location) known(ctx context.Context) (map[uint64]Object, error) {
 			rec[o.ID] = o
 		}
 	}
+	jobjs, _, err := l.journalObjects(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, o := range jobjs {
+		if _, ok := rec[o.ID]; !ok {
+			rec[o.ID] = o
+		}
+	}
 	objs, err := l.listObjects(ctx)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	out := make(map[uint64]Object, len(rec))
 	for id, info := range objs {
@@ -300,6 +371,31 @@ func (l *Location) known(ctx context.Context) (map[uint64]Object, error) {
 			continue
 		}
 		out[id] = r
+	}
+	return out, objs, nil
+}
+
+// listSourceWorthIt says whether one listing of the hummock directory is
+// cheaper than a request per object to copy. The directory holds about
+// the objects the snapshots reference (the live ones and those older
+// snapshots pin), a listing page 1000 of them: list when those pages are
+// fewer than half the objects to copy.
+func listSourceWorthIt(toCopy, referenced int) bool {
+	return toCopy > 0 && (referenced+999)/1000 < toCopy/2
+}
+
+// listSSTs lists the SST objects under dir of a hummock location, by id
+// (only keys where the path rule puts that id).
+func listSSTs(ctx context.Context, s objstore.Store, dir string, prefixed bool) (map[uint64]objstore.ObjectInfo, error) {
+	objs, err := s.List(ctx, dir+"/")
+	if err != nil {
+		return nil, fmt.Errorf("list the SST objects of %s directory %q: %w", s, dir, err)
+	}
+	out := make(map[uint64]objstore.ObjectInfo, len(objs))
+	for _, o := range objs {
+		if id, ok := hummock.ParseSSTObjectID(o.Key); ok && o.Key == hummock.SSTPath(dir, id, prefixed) {
+			out[id] = o
+		}
 	}
 	return out, nil
 }
@@ -353,7 +449,7 @@ func dryRun(ctx context.Context, o BackupOptions, entries []metasnap.SnapshotMet
 	} else if !errors.Is(err, objstore.ErrNotFound) {
 		return nil, err
 	}
-	known, err := o.Data.known(ctx)
+	known, _, err := o.Data.known(ctx)
 	if err != nil {
 		return nil, err
 	}

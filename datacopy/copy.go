@@ -18,6 +18,20 @@ import (
 // memory stays under DefaultParallelism x a few S3 parts whatever the SST sizes.
 const DefaultParallelism = 8
 
+// MaxParallelism bounds --data-parallelism: beyond it a copy only opens
+// more connections than any store serves at once (server-side copies run
+// ServerCopyFactor times as many).
+const MaxParallelism = 256
+
+// CheckParallelism refuses a --data-parallelism outside 1..MaxParallelism,
+// with the same words for every command and for a dry run.
+func CheckParallelism(n int) error {
+	if n < 1 || n > MaxParallelism {
+		return fmt.Errorf("--data-parallelism %d: give 1 to %d objects copied at once (default %d; server-side copies on one S3 endpoint run %d times as many)", n, MaxParallelism, DefaultParallelism, ServerCopyFactor)
+	}
+	return nil
+}
+
 // ErrChecksum means an object's bytes are not the ones recorded.
 var ErrChecksum = errors.New("checksum mismatch")
 
@@ -28,70 +42,74 @@ type copyResult struct {
 }
 
 // copyObject copies srcKey to dstKey and returns the object's size and
-// MD5. On one S3 endpoint the copy is server side (CopyObject) and the MD5
-// is the source's ETag when that is the content MD5, checked against the
-// destination's ETag; otherwise the bytes are streamed through an MD5
-// (never a whole object in memory). With want set, a size or MD5 that
-// differs from it fails with ErrChecksum and the destination object just
-// written is removed.
-func copyObject(ctx context.Context, src objstore.Store, srcKey string, dst objstore.Store, dstKey string, id uint64, want *Object) (copyResult, error) {
+// MD5. si is the source object as a listing gave it (nil: unknown, it is
+// read from the store). On one S3 endpoint the copy is server side: one
+// CopyObject, whose response carries the copy's ETag, the content MD5 the
+// server computed from the bytes it wrote; with si known nothing else is
+// asked (a backup copies at one request per object, as `mc mirror` does),
+// without it one HEAD of the copy gives the size. Otherwise the bytes are
+// streamed through an MD5 (never a whole object in memory). With want set,
+// a size or MD5 that differs from it fails with ErrChecksum and the
+// destination object just written is removed.
+func copyObject(ctx context.Context, src objstore.Store, srcKey string, si *objstore.ObjectInfo, dst objstore.Store, dstKey string, id uint64, want *Object) (copyResult, error) {
 	res := copyResult{Object: Object{ID: id}}
-	if want == nil && objstore.ServerCopy(ctx, src, srcKey, dst, dstKey, -1) == nil {
-		// The backup's fast path: one CopyObject and one HEAD of the copy,
-		// whose ETag the server computed from the bytes it wrote.
-		res.ServerSide = true
-		di, err := dst.Stat(ctx, dstKey)
-		if err != nil {
-			return res, fmt.Errorf("object %d: stat the copy %s: %w", id, dstKey, err)
-		}
-		res.Size = di.Size
-		if res.MD5, err = contentMD5(ctx, dst, di); err != nil {
-			return res, fmt.Errorf("object %d: %w", id, err)
-		}
-		faultpoint.Hit("datacopy.after-object")
-		return res, nil
-	}
-	si, err := src.Stat(ctx, srcKey)
-	if err != nil {
-		return res, err
-	}
-	res.Size = si.Size
-	if want != nil && si.Size != want.Size {
+	if si != nil && want != nil && si.Size != want.Size {
 		return res, fmt.Errorf("object %d at %s is %d bytes, the index records %d: %w", id, srcKey, si.Size, want.Size, ErrChecksum)
 	}
-	err = objstore.ServerCopy(ctx, src, srcKey, dst, dstKey, si.Size)
+	size := int64(-1)
+	if si != nil {
+		size = si.Size
+	}
+	etag, err := objstore.ServerCopy(ctx, src, srcKey, dst, dstKey, size)
 	switch {
 	case err == nil:
 		res.ServerSide = true
-		di, err := dst.Stat(ctx, dstKey)
-		if err != nil {
-			return res, fmt.Errorf("object %d: stat the copy %s: %w", id, dstKey, err)
+		di := objstore.ObjectInfo{Key: dstKey, Size: size, ETag: etag}
+		sm, okS := "", false
+		if si != nil {
+			sm, okS = objstore.ContentMD5(src, *si)
 		}
-		sm, okS := objstore.ContentMD5(src, si)
+		if !okS {
+			// The size is unknown, or the source's ETag cannot vouch for
+			// the copy's bytes: one HEAD of the copy says what landed.
+			if di, err = dst.Stat(ctx, dstKey); err != nil {
+				return res, fmt.Errorf("object %d: stat the copy %s: %w", id, dstKey, err)
+			}
+			if si != nil && di.Size != si.Size {
+				removeBad(ctx, dst, dstKey)
+				return res, fmt.Errorf("object %d: the server-side copy %s has %d bytes, the source %s %d: %w", id, dstKey, di.Size, srcKey, si.Size, ErrChecksum)
+			}
+		}
+		res.Size = di.Size
 		dm, okD := objstore.ContentMD5(dst, di)
 		switch {
-		case okS && okD && sm == dm && di.Size == si.Size:
-			res.MD5 = dm
-		case okS && okD:
+		case okS && okD && sm != dm:
 			removeBad(ctx, dst, dstKey)
-			return res, fmt.Errorf("object %d: the server-side copy %s has ETag %s and %d bytes, the source %s has %s and %d: %w", id, dstKey, dm, di.Size, srcKey, sm, si.Size, ErrChecksum)
+			return res, fmt.Errorf("object %d: the server-side copy %s has ETag %s, the source %s has %s: %w", id, dstKey, dm, srcKey, sm, ErrChecksum)
+		case okD:
+			res.MD5 = dm
 		default:
 			// No content MD5 from the store (multipart or encrypted
 			// objects): hash what landed.
-			if res.MD5, err = hashObject(ctx, dst, dstKey, si.Size); err != nil {
+			if res.MD5, err = hashObject(ctx, dst, dstKey, di.Size); err != nil {
 				return res, fmt.Errorf("object %d: %w", id, err)
 			}
 		}
 	case errors.Is(err, objstore.ErrNoServerCopy):
-		rc, _, err := src.Open(ctx, srcKey)
+		rc, oi, err := src.Open(ctx, srcKey)
 		if err != nil {
 			return res, err
+		}
+		res.Size = oi.Size
+		if want != nil && oi.Size != want.Size {
+			rc.Close()
+			return res, fmt.Errorf("object %d at %s is %d bytes, the index records %d: %w", id, srcKey, oi.Size, want.Size, ErrChecksum)
 		}
 		h := md5.New()
 		err = objstore.PutStream(ctx, dst, dstKey, func(w io.Writer) error {
 			n, err := io.Copy(w, io.TeeReader(rc, h))
-			if err == nil && n != si.Size {
-				err = fmt.Errorf("read %d bytes of %s, its size is %d", n, srcKey, si.Size)
+			if err == nil && n != oi.Size {
+				err = fmt.Errorf("read %d bytes of %s, its size is %d", n, srcKey, oi.Size)
 			}
 			return err
 		})
@@ -100,20 +118,22 @@ func copyObject(ctx context.Context, src objstore.Store, srcKey string, dst objs
 			return res, err
 		}
 		res.MD5 = hex.EncodeToString(h.Sum(nil))
+		// What landed, not what was sent: a local stat on fs, a HEAD on S3
+		// (a streamed copy's cost is its bytes, not this request).
 		di, err := dst.Stat(ctx, dstKey)
 		if err != nil {
 			return res, fmt.Errorf("object %d: stat the copy %s: %w", id, dstKey, err)
 		}
-		if di.Size != si.Size {
+		if di.Size != oi.Size {
 			removeBad(ctx, dst, dstKey)
-			return res, fmt.Errorf("object %d: the copy %s has %d bytes, the source %d: %w", id, dstKey, di.Size, si.Size, ErrChecksum)
+			return res, fmt.Errorf("object %d: the copy %s has %d bytes, the source %d: %w", id, dstKey, di.Size, oi.Size, ErrChecksum)
 		}
 	default:
 		return res, err
 	}
-	if want != nil && res.MD5 != want.MD5 {
+	if want != nil && (res.MD5 != want.MD5 || res.Size != want.Size) {
 		removeBad(ctx, dst, dstKey)
-		return res, fmt.Errorf("object %d: the bytes at %s have MD5 %s, the index records %s (the data copy is damaged; the bad copy at the destination was removed): %w", id, srcKey, res.MD5, want.MD5, ErrChecksum)
+		return res, fmt.Errorf("object %d: the bytes at %s have MD5 %s (%d bytes), the index records %s (%d bytes) (the data copy is damaged; the bad copy at the destination was removed): %w", id, srcKey, res.MD5, res.Size, want.MD5, want.Size, ErrChecksum)
 	}
 	// Crash tests: killed after an object landed, before it is recorded.
 	faultpoint.Hit("datacopy.after-object")
@@ -154,10 +174,10 @@ func contentMD5(ctx context.Context, s objstore.Store, info objstore.ObjectInfo)
 	return hashObject(ctx, s, info.Key, info.Size)
 }
 
-// serverCopyFactor multiplies --data-parallelism for server-side copies:
+// ServerCopyFactor multiplies --data-parallelism for server-side copies:
 // their bytes never pass through rwsnap (no buffers), and each costs the
 // server a copy while rwsnap waits on one request.
-const serverCopyFactor = 4
+const ServerCopyFactor = 4
 
 // copyParallelism is how many objects to copy at once between two stores.
 func copyParallelism(ctx context.Context, n int, src, dst objstore.Store) int {
@@ -165,7 +185,7 @@ func copyParallelism(ctx context.Context, n int, src, dst objstore.Store) int {
 		n = DefaultParallelism
 	}
 	if objstore.CanServerCopy(ctx, src, dst) {
-		n *= serverCopyFactor
+		n *= ServerCopyFactor
 	}
 	return n
 }
@@ -242,7 +262,7 @@ func CopyCompared(ctx context.Context, src objstore.Store, srcKey string, dst ob
 	case !errors.Is(err, objstore.ErrNotFound):
 		return 0, false, fmt.Errorf("destination %s: %w", dstKey, err)
 	}
-	r, err := copyObject(ctx, src, srcKey, dst, dstKey, id, nil)
+	r, err := copyObject(ctx, src, srcKey, &si, dst, dstKey, id, nil)
 	if err != nil {
 		return 0, false, err
 	}

@@ -108,12 +108,18 @@ func Restore(ctx context.Context, o RestoreOptions) (*RestoreResult, error) {
 		return res, nil
 	}
 	prefixed := hummock.Prefixed(o.Dest.Scheme(), o.NewPrefixStrategy)
+	// One listing of the destination instead of a HEAD per object: what is
+	// already there (a rerun, or another cluster's data) is compared by it.
+	dstObjs, err := listSSTs(ctx, o.Dest, o.DestDir, prefixed)
+	if err != nil {
+		return nil, err
+	}
 	var mu sync.Mutex
 	bar := progress.New("restore data", int64(len(ids)), "objects")
 	err = Parallel(ctx, copyParallelism(ctx, o.Parallelism, o.Data.Store, o.Dest), ids, func(ctx context.Context, id uint64) error {
 		want := rec[id]
 		dstKey := hummock.SSTPath(o.DestDir, id, prefixed)
-		if di, err := o.Dest.Stat(ctx, dstKey); err == nil {
+		if di, ok := dstObjs[id]; ok {
 			same := di.Size == want.Size
 			if same {
 				m, err := contentMD5(ctx, o.Dest, di)
@@ -133,10 +139,9 @@ func Restore(ctx context.Context, o RestoreOptions) (*RestoreResult, error) {
 				return fmt.Errorf("%w: %s in %s holds another object %d (%d bytes, the copy has %d bytes with MD5 %s); restore into an empty location, or pass --overwrite-existing-ssts", ErrDifferentObject, dstKey, o.Dest, id, di.Size, want.Size, want.MD5)
 			}
 			log.Warn("replacing a different object (--overwrite-existing-ssts)", "object", id, "key", dstKey)
-		} else if !errors.Is(err, objstore.ErrNotFound) {
-			return fmt.Errorf("object %d: stat %s in %s: %w", id, dstKey, o.Dest, err)
 		}
-		r, err := copyObject(ctx, o.Data.Store, o.Data.ObjectKey(id), o.Dest, dstKey, id, &want)
+		si := objs[id]
+		r, err := copyObject(ctx, o.Data.Store, o.Data.ObjectKey(id), &si, o.Dest, dstKey, id, &want)
 		if err != nil {
 			return fmt.Errorf("restore SST object %d from %s to %s: %w", id, o.Data, o.Dest, err)
 		}

@@ -34,6 +34,10 @@ const (
 	s3MaxAttempts = 4
 	// DeleteObjects takes at most 1000 keys per request.
 	deleteBatch = 1000
+	// maxIdleConns is the idle connections kept per endpoint: as many as
+	// the data copy's most parallel requests (datacopy.MaxParallelism x
+	// datacopy.ServerCopyFactor).
+	maxIdleConns = 1024
 )
 
 // s3Store is an S3 bucket reached through aws-sdk-go-v2: AWS S3 for s3://,
@@ -123,6 +127,10 @@ func httpClient() *awshttp.BuildableClient {
 		WithTransportOptions(func(tr *http.Transport) {
 			tr.TLSHandshakeTimeout = timeouts.Connect
 			tr.ResponseHeaderTimeout = timeouts.Operation
+			// The SDK keeps 10 idle connections per host: a data copy
+			// with more requests in flight (server-side copies run up to
+			// 1024) would close and redial the rest after every request.
+			tr.MaxIdleConns, tr.MaxIdleConnsPerHost = maxIdleConns, maxIdleConns
 		})
 }
 
@@ -336,6 +344,17 @@ func (s *s3Store) putBody(ctx context.Context, key string, body io.ReadSeeker, s
 		return "", s.wrap(ctx, "put", key, err)
 	}
 	return aws.ToString(out.ETag), nil
+}
+
+// DeleteBatch is how many keys one Delete call of s removes in one
+// request: S3's DeleteObjects takes 1000; elsewhere each key is its own
+// operation, so a caller that checks something between deletes (the data
+// GC its lock) loses nothing by deleting one at a time.
+func DeleteBatch(s Store) int {
+	if _, ok := s.(*s3Store); ok {
+		return deleteBatch
+	}
+	return 1
 }
 
 func (s *s3Store) Delete(ctx context.Context, keys ...string) error {

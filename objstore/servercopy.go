@@ -28,39 +28,47 @@ var ErrNoServerCopy = errors.New("no server-side copy between these stores")
 // for objects over 5 GiB. Otherwise it returns ErrNoServerCopy. size is
 // the source object's size, or -1 when unknown (one request is saved: the
 // copy is tried whole, and split only if the server says it is too large).
-func ServerCopy(ctx context.Context, src Store, srcKey string, dst Store, dstKey string, size int64) error {
+//
+// It returns the ETag the server gave the copy (from the CopyObject or
+// CompleteMultipartUpload response), so the caller needs no HEAD to learn
+// it: for a single CopyObject it is the content MD5 of what was written
+// (ContentMD5 says when it is not).
+func ServerCopy(ctx context.Context, src Store, srcKey string, dst Store, dstKey string, size int64) (string, error) {
 	if !CanServerCopy(ctx, src, dst) {
-		return ErrNoServerCopy
+		return "", ErrNoServerCopy
 	}
 	s, d := src.(*s3Store), dst.(*s3Store)
 	if err := checkKey(dstKey); err != nil {
-		return err
+		return "", err
 	}
 	source := s.bucket + "/" + escapeCopySource(srcKey)
 	if size <= maxCopyObject { // size < 0: unknown, try the single copy first
-		_, err := d.client.CopyObject(ctx, &s3.CopyObjectInput{Bucket: &d.bucket, Key: &dstKey, CopySource: &source})
+		out, err := d.client.CopyObject(ctx, &s3.CopyObjectInput{Bucket: &d.bucket, Key: &dstKey, CopySource: &source})
 		if err == nil {
-			return nil
+			if out.CopyObjectResult == nil {
+				return "", nil
+			}
+			return aws.ToString(out.CopyObjectResult.ETag), nil
 		}
 		if isNotFound(err) {
-			return fmt.Errorf("objstore: %s: copy %q: %w", s.url, srcKey, ErrNotFound)
+			return "", fmt.Errorf("objstore: %s: copy %q: %w", s.url, srcKey, ErrNotFound)
 		}
 		code, _ := errCode(err)
 		if size >= 0 || (code != "InvalidRequest" && code != "EntityTooLarge") {
-			return d.wrap(ctx, "copy to", dstKey, err)
+			return "", d.wrap(ctx, "copy to", dstKey, err)
 		}
 		// Too large for CopyObject: part by part.
 		info, serr := s.Stat(ctx, srcKey)
 		if serr != nil {
-			return serr
+			return "", serr
 		}
 		if size = info.Size; size <= maxCopyObject {
-			return d.wrap(ctx, "copy to", dstKey, err)
+			return "", d.wrap(ctx, "copy to", dstKey, err)
 		}
 	}
 	up, err := d.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: &d.bucket, Key: &dstKey})
 	if err != nil {
-		return d.wrap(ctx, "copy to", dstKey, err)
+		return "", d.wrap(ctx, "copy to", dstKey, err)
 	}
 	ok := false
 	defer func() {
@@ -74,16 +82,17 @@ func ServerCopy(ctx context.Context, src Store, srcKey string, dst Store, dstKey
 		out, err := d.client.UploadPartCopy(ctx, &s3.UploadPartCopyInput{Bucket: &d.bucket, Key: &dstKey, UploadId: up.UploadId,
 			PartNumber: aws.Int32(n), CopySource: &source, CopySourceRange: aws.String(fmt.Sprintf("bytes=%d-%d", off, end))})
 		if err != nil {
-			return d.wrap(ctx, "copy to", dstKey, err)
+			return "", d.wrap(ctx, "copy to", dstKey, err)
 		}
 		parts = append(parts, types.CompletedPart{ETag: out.CopyPartResult.ETag, PartNumber: aws.Int32(n)})
 	}
-	if _, err := d.client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{Bucket: &d.bucket, Key: &dstKey, UploadId: up.UploadId,
-		MultipartUpload: &types.CompletedMultipartUpload{Parts: parts}}); err != nil {
-		return d.wrap(ctx, "copy to", dstKey, err)
+	out, err := d.client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{Bucket: &d.bucket, Key: &dstKey, UploadId: up.UploadId,
+		MultipartUpload: &types.CompletedMultipartUpload{Parts: parts}})
+	if err != nil {
+		return "", d.wrap(ctx, "copy to", dstKey, err)
 	}
 	ok = true
-	return nil
+	return aws.ToString(out.ETag), nil
 }
 
 // escapeCopySource URL-escapes a key for x-amz-copy-source, keeping "/".

@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"text/tabwriter"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/rwsnap/rwsnap/hummock"
 	"github.com/rwsnap/rwsnap/internal/progress"
+	"github.com/rwsnap/rwsnap/internal/testinfra/s3count"
 	"github.com/rwsnap/rwsnap/internal/testinfra/testminio"
 	"github.com/rwsnap/rwsnap/metasnap"
 	"github.com/rwsnap/rwsnap/objstore"
@@ -32,9 +34,11 @@ func main() {
 	newPct := flag.Int("new-percent", 10, "share of objects added before the incremental copy")
 	bin := flag.String("rwsnap", "bin/rwsnap", "the rwsnap binary")
 	mc := flag.String("mc", ".cache/bin/mc", "the mc binary (MinIO's client)")
-	par := flag.Int("parallelism", 8, "rwsnap --data-parallelism")
+	par := flag.Int("parallelism", 0, "rwsnap --data-parallelism (0: rwsnap's default)")
+	repeat := flag.Int("repeat", 1, "run everything this many times, interleaved, and print the medians (a shared machine's noise)")
+	count := flag.Bool("count-requests", false, "send every request (rwsnap's and mc's) through a proxy that counts them by S3 operation, and print the counts per copied object (the proxy costs time: use it for counts, not timings)")
 	flag.Parse()
-	exitOn(run(*objects, *totalMiB, *newPct, *bin, *mc, *par))
+	exitOn(run(*objects, *totalMiB, *newPct, *bin, *mc, *par, *count, max(*repeat, 1)))
 }
 
 func exitOn(err error) {
@@ -44,7 +48,7 @@ func exitOn(err error) {
 	}
 }
 
-func run(objects, totalMiB, newPct int, bin, mc string, par int) error {
+func run(objects, totalMiB, newPct int, bin, mc string, par int, count bool, repeat int) error {
 	ctx := context.Background()
 	var err error
 	if bin, err = filepath.Abs(bin); err != nil {
@@ -71,87 +75,181 @@ func run(objects, totalMiB, newPct int, bin, mc string, par int) error {
 			return err
 		}
 	}
-	hsURL, drURL := srv.URL("hummock"), srv.URL("datacopy")
+	endpoint := srv.Endpoint
+	var proxy *s3count.Proxy
+	if count {
+		if proxy, err = s3count.Start(srv.Endpoint); err != nil {
+			return err
+		}
+		defer proxy.Close()
+		endpoint = proxy.Endpoint
+	}
+	url := func(bucket string) string {
+		return "minio://" + srv.AccessKey + ":" + srv.SecretKey + "@" + endpoint + "/" + bucket
+	}
+	hsURL, drURL := url("hummock"), url("datacopy")
 	hs, err := objstore.Open(ctx, hsURL)
 	if err != nil {
 		return err
 	}
 	size := int64(totalMiB) << 20 / int64(objects)
 	nOld := objects - objects*newPct/100
-	fmt.Printf("rwsnap data bench: %d SST objects of %s (%s), then %d new; MinIO %s; --data-parallelism %d\n",
-		objects, progress.Bytes(size), progress.Bytes(size*int64(objects)), objects-nOld, srv.Endpoint, par)
-	ids := make([]uint64, objects)
-	for i := range ids {
-		ids[i] = uint64(1000 + i)
+	parNote := "rwsnap's default --data-parallelism"
+	if par > 0 {
+		parNote = fmt.Sprintf("--data-parallelism %d", par)
 	}
-	if err := upload(ctx, hs, ids[:nOld], size); err != nil {
-		return err
-	}
-	bk := metasnap.NewStorage(mustOpen(ctx, drURL), "bk")
-	fsBk := metasnap.NewStorage(mustOpen(ctx, "fs://"+filepath.Join(dir, "fsbk")), "bk")
-	for _, st := range []*metasnap.Storage{bk, fsBk} {
-		if err := addSnapshot(ctx, st, 1, ids[:nOld]); err != nil {
-			return err
+	fmt.Printf("rwsnap data bench: %d SST objects of %s (%s), then %d new; MinIO %s; %s\n",
+		objects, progress.Bytes(size), progress.Bytes(size*int64(objects)), objects-nOld, srv.Endpoint, parNote)
+	env := append(os.Environ(), "MC_HOST_b=http://"+srv.AccessKey+":"+srv.SecretKey+"@"+endpoint, "MC_CONFIG_DIR="+filepath.Join(dir, "mc"))
+	counted := func(d time.Duration, out string, err error) (time.Duration, string, error) {
+		if proxy != nil && err == nil {
+			c := proxy.Reset()
+			fmt.Printf("  requests: %s\n", s3count.Format(c, 0))
 		}
-	}
-	env := append(os.Environ(), "MC_HOST_b=http://"+srv.AccessKey+":"+srv.SecretKey+"@"+srv.Endpoint, "MC_CONFIG_DIR="+filepath.Join(dir, "mc"))
-	rw := func(st string, data ...string) (time.Duration, string, error) {
-		args := []string{"meta", "backup-data", "--all", "-q", "-o", "json", "--data-parallelism", fmt.Sprint(par),
-			"--backup-storage-url", st, "--backup-storage-directory", "bk",
-			"--hummock-storage-url", hsURL, "--hummock-storage-directory", "hummock_001"}
-		return timed(exec.Command(bin, append(args, data...)...), env)
-	}
-	mirror := func(dst string) (time.Duration, string, error) {
-		return timed(exec.Command(mc, "mirror", "--quiet", "--overwrite", "b/hummock/hummock_001", dst), env)
+		return d, out, err
 	}
 	type row struct {
 		what           string
 		rwsnap, mirror time.Duration
 		note           string
 	}
-	var rows []row
-	fsData := "fs://" + filepath.Join(dir, "fsdata")
-	phase := func(label string) error {
-		d1, o1, err := rw(drURL)
+	// One repetition: its own hummock directory, copies and mirrors,
+	// removed afterwards (a 4 GiB run holds about 18 GiB at its peak).
+	once := func(rep int) ([]row, error) {
+		hdir := fmt.Sprintf("hummock_%03d", rep+1)
+		ids := make([]uint64, objects)
+		for i := range ids {
+			ids[i] = uint64(1000 + i)
+		}
+		if err := upload(ctx, hs, hdir, ids[:nOld], size); err != nil {
+			return nil, err
+		}
+		bkDir := fmt.Sprintf("bk%d", rep)
+		fsRoot := filepath.Join(dir, fmt.Sprint("rep", rep))
+		bk := metasnap.NewStorage(mustOpen(ctx, drURL), bkDir)
+		fsBk := metasnap.NewStorage(mustOpen(ctx, "fs://"+filepath.Join(fsRoot, "fsbk")), "bk")
+		for _, st := range []*metasnap.Storage{bk, fsBk} {
+			if err := addSnapshot(ctx, st, 1, ids[:nOld]); err != nil {
+				return nil, err
+			}
+		}
+		rw := func(st, stDir string, data ...string) (time.Duration, string, error) {
+			args := []string{"meta", "backup-data", "--all", "-q", "-o", "json",
+				"--backup-storage-url", st, "--backup-storage-directory", stDir,
+				"--hummock-storage-url", hsURL, "--hummock-storage-directory", hdir}
+			if par > 0 {
+				args = append(args, "--data-parallelism", fmt.Sprint(par))
+			}
+			if proxy != nil {
+				proxy.Reset()
+				fmt.Printf("rwsnap backup-data to %s:\n", objstore.Redact(st))
+			}
+			return counted(timed(exec.Command(bin, append(args, data...)...), env))
+		}
+		mirror := func(dst string) (time.Duration, string, error) {
+			if proxy != nil {
+				proxy.Reset()
+				fmt.Printf("mc mirror to %s:\n", dst)
+			}
+			return counted(timed(exec.Command(mc, "mirror", "--quiet", "--overwrite", "b/hummock/"+hdir, dst), env))
+		}
+		var rows []row
+		fsData := "fs://" + filepath.Join(fsRoot, "fsdata")
+		phase := func(label string) error {
+			d1, o1, err := rw(drURL, bkDir)
+			if err != nil {
+				return err
+			}
+			m1, _, err := mirror("b/mirror/" + hdir)
+			if err != nil {
+				return err
+			}
+			rows = append(rows, row{label + ", one MinIO (server-side copy)", d1, m1, summary(o1)})
+			d2, o2, err := rw("fs://"+filepath.Join(fsRoot, "fsbk"), "bk", "--data-storage-url", fsData)
+			if err != nil {
+				return err
+			}
+			m2, _, err := mirror(filepath.Join(fsRoot, "mirror-fs"))
+			if err != nil {
+				return err
+			}
+			rows = append(rows, row{label + ", MinIO -> fs (streamed)", d2, m2, summary(o2)})
+			return nil
+		}
+		if err := phase("full copy"); err != nil {
+			return nil, err
+		}
+		if err := upload(ctx, hs, hdir, ids[nOld:], size); err != nil {
+			return nil, err
+		}
+		for _, st := range []*metasnap.Storage{bk, fsBk} {
+			if err := addSnapshot(ctx, st, 2, ids); err != nil {
+				return nil, err
+			}
+		}
+		if err := phase(fmt.Sprintf("incremental (+%d objects)", objects-nOld)); err != nil {
+			return nil, err
+		}
+		if repeat > 1 {
+			for _, b := range []string{"hummock", "datacopy", "mirror"} {
+				if err := emptyBucket(ctx, mustOpen(ctx, url(b))); err != nil {
+					return nil, err
+				}
+			}
+			if err := os.RemoveAll(fsRoot); err != nil {
+				return nil, err
+			}
+		}
+		return rows, nil
+	}
+	var all [][]row
+	for rep := 0; rep < repeat; rep++ {
+		rows, err := once(rep)
 		if err != nil {
 			return err
 		}
-		m1, _, err := mirror("b/mirror/hummock_001")
-		if err != nil {
-			return err
-		}
-		rows = append(rows, row{label + ", one MinIO (server-side copy)", d1, m1, summary(o1)})
-		d2, o2, err := rw("fs://"+filepath.Join(dir, "fsbk"), "--data-storage-url", fsData)
-		if err != nil {
-			return err
-		}
-		m2, _, err := mirror(filepath.Join(dir, "mirror-fs"))
-		if err != nil {
-			return err
-		}
-		rows = append(rows, row{label + ", MinIO -> fs (streamed)", d2, m2, summary(o2)})
-		return nil
-	}
-	if err := phase("full copy"); err != nil {
-		return err
-	}
-	if err := upload(ctx, hs, ids[nOld:], size); err != nil {
-		return err
-	}
-	for _, st := range []*metasnap.Storage{bk, fsBk} {
-		if err := addSnapshot(ctx, st, 2, ids); err != nil {
-			return err
-		}
-	}
-	if err := phase(fmt.Sprintf("incremental (+%d objects)", objects-nOld)); err != nil {
-		return err
+		all = append(all, rows)
 	}
 	tw := tabwriter.NewWriter(os.Stdout, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "copy\trwsnap backup-data\tmc mirror\tratio\trwsnap did")
-	for _, r := range rows {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%.2fx\t%s\n", r.what, r.rwsnap.Round(time.Millisecond), r.mirror.Round(time.Millisecond), r.rwsnap.Seconds()/r.mirror.Seconds(), r.note)
+	if repeat > 1 {
+		fmt.Fprintf(tw, "medians of %d interleaved runs\n", repeat)
+	}
+	fmt.Fprintln(tw, "copy\trwsnap backup-data\tmc mirror\tratio\tratios\trwsnap did")
+	for i := range all[0] {
+		var rs, ms, qs []float64
+		var qtxt []string
+		for _, rows := range all {
+			r := rows[i]
+			rs, ms = append(rs, r.rwsnap.Seconds()), append(ms, r.mirror.Seconds())
+			qs = append(qs, r.rwsnap.Seconds()/r.mirror.Seconds())
+			qtxt = append(qtxt, fmt.Sprintf("%.2f", r.rwsnap.Seconds()/r.mirror.Seconds()))
+		}
+		fmt.Fprintf(tw, "%s\t%.3fs\t%.3fs\t%.2fx\t%s\t%s\n", all[0][i].what, median(rs), median(ms), median(qs), strings.Join(qtxt, " "), all[0][i].note)
 	}
 	return tw.Flush()
+}
+
+func median(v []float64) float64 {
+	v = slices.Clone(v)
+	slices.Sort(v)
+	if n := len(v); n%2 == 1 {
+		return v[n/2]
+	} else {
+		return (v[n/2-1] + v[n/2]) / 2
+	}
+}
+
+// emptyBucket deletes every object of a bucket.
+func emptyBucket(ctx context.Context, s objstore.Store) error {
+	objs, err := s.List(ctx, "")
+	if err != nil {
+		return err
+	}
+	keys := make([]string, len(objs))
+	for i, o := range objs {
+		keys[i] = o.Key
+	}
+	return s.Delete(ctx, keys...)
 }
 
 func mustOpen(ctx context.Context, url string) objstore.Store {
@@ -190,7 +288,7 @@ func summary(out string) string {
 
 // upload writes incompressible objects where RisingWave's S3 backend puts
 // them, 16 at a time.
-func upload(ctx context.Context, hs objstore.Store, ids []uint64, size int64) error {
+func upload(ctx context.Context, hs objstore.Store, hdir string, ids []uint64, size int64) error {
 	work := make(chan uint64)
 	errs := make(chan error, 16)
 	var wg sync.WaitGroup
@@ -201,7 +299,7 @@ func upload(ctx context.Context, hs objstore.Store, ids []uint64, size int64) er
 			b := make([]byte, size)
 			for id := range work {
 				rand.Read(b)
-				if err := hs.Put(ctx, hummock.SSTPath("hummock_001", id, true), b); err != nil {
+				if err := hs.Put(ctx, hummock.SSTPath(hdir, id, true), b); err != nil {
 					errs <- err
 					return
 				}
