@@ -229,7 +229,7 @@ func TestGCKeepsInFlightBackup(t *testing.T) {
 		t.Fatalf("GC after the backup ended: %+v %v", g, err)
 	}
 	// A GC holding its lock makes a backup wait; a stale lock does not.
-	unlock, err := f.data.lockGC(ctx)
+	lock, err := f.data.lockGC(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -242,7 +242,7 @@ func TestGCKeepsInFlightBackup(t *testing.T) {
 	if err := f.data.waitForGC(ctx, slog.New(slog.DiscardHandler)); err == nil {
 		t.Fatal("backup did not wait for a running GC")
 	}
-	unlock()
+	lock.release(ctx)
 	if err := f.data.waitForGC(ctx, slog.New(slog.DiscardHandler)); err != nil {
 		t.Fatal(err)
 	}

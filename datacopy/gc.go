@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/rwsnap/rwsnap/internal/faultpoint"
@@ -21,20 +22,49 @@ var ErrGCRunning = errors.New("another data garbage collection is running")
 // gcWait bounds how long a backup waits for a running GC.
 var gcWait = 10 * time.Minute
 
-type gcLock struct {
+// gcLockStale is how long a GC lock not refreshed stays its holder's: an
+// older one is a dead process's, and another cleaner takes it over. A
+// running GC refreshes its lock every gcLockStale/4 (heartbeat), and stops
+// before its next delete once its lock is no longer its own or was last
+// refreshed more than gcLockStale/2 ago. Tests shorten it.
+var gcLockStale = metasnap.PendingStale
+
+type gcLockBody struct {
 	Host    string    `json:"host"`
 	PID     int       `json:"pid"`
 	Started time.Time `json:"started"`
+	// Beat changes at every refresh, so each refresh is a new version.
+	Beat int `json:"beat"`
+}
+
+// ErrGCLockLost means a running GC's lock was taken over by another
+// cleaner, or could not be refreshed in time: the GC stopped before its
+// next delete.
+var ErrGCLockLost = errors.New("the data GC lost its lock")
+
+// gcLock is a GC lock this process holds, refreshed in the background.
+type gcLock struct {
+	l    *Location
+	body gcLockBody
+	stop chan struct{}
+	wg   sync.WaitGroup
+
+	mu      sync.Mutex
+	etag    string    // the version this process wrote last
+	lastOK  time.Time // when it was written
+	lostErr error     // set once another holder replaced it
+	refErr  error     // the last refresh failure, if any
 }
 
 // lockGC takes the copy's exclusive GC lock (restic's exclusive lock to
 // the backups' shared ones): created with a conditional put; a lock not
-// refreshed for metasnap.PendingStale is a dead process's and is taken
-// over. The returned func releases it.
-func (l *Location) lockGC(ctx context.Context) (func(), error) {
+// refreshed for gcLockStale is a dead process's and is taken over (with
+// If-Match on the version seen, so two cleaners cannot both take it).
+func (l *Location) lockGC(ctx context.Context) (*gcLock, error) {
 	host, _ := os.Hostname()
-	body, _ := json.Marshal(gcLock{Host: host, PID: os.Getpid(), Started: time.Now().UTC()})
-	_, err := l.Store.PutIf(ctx, l.gcLockKey(), body, "")
+	g := &gcLock{l: l, body: gcLockBody{Host: host, PID: os.Getpid(), Started: time.Now().UTC()}, stop: make(chan struct{})}
+	body, _ := json.Marshal(g.body)
+	etag, err := l.Store.PutIf(ctx, l.gcLockKey(), body, "")
 	if errors.Is(err, objstore.ErrPreconditionFailed) {
 		info, serr := l.Store.Stat(ctx, l.gcLockKey())
 		switch {
@@ -42,15 +72,125 @@ func (l *Location) lockGC(ctx context.Context) (func(), error) {
 			return l.lockGC(ctx)
 		case serr != nil:
 			return nil, serr
-		case time.Since(info.ModTime) < metasnap.PendingStale:
-			return nil, fmt.Errorf("%w on %s (lock %s since %s); wait for it, or remove the lock if that process is certainly gone", ErrGCRunning, l, l.gcLockKey(), info.ModTime.UTC().Format(time.RFC3339))
+		case time.Since(info.ModTime) < gcLockStale && !l.gcHolderDead(ctx):
+			return nil, fmt.Errorf("%w on %s (lock %s, last refreshed %s); wait for it, or remove the lock if that process is certainly gone", ErrGCRunning, l, l.gcLockKey(), info.ModTime.UTC().Format(time.RFC3339))
 		}
-		_, err = l.Store.PutIf(ctx, l.gcLockKey(), body, info.ETag)
+		etag, err = l.Store.PutIf(ctx, l.gcLockKey(), body, info.ETag)
+	}
+	if errors.Is(err, objstore.ErrPreconditionFailed) {
+		return nil, fmt.Errorf("%w on %s (another cleaner took the stale lock %s first)", ErrGCRunning, l, l.gcLockKey())
 	}
 	if err != nil {
 		return nil, fmt.Errorf("take the data GC lock %s in %s: %w", l.gcLockKey(), l, err)
 	}
-	return func() { _ = l.Store.Delete(context.WithoutCancel(ctx), l.gcLockKey()) }, nil
+	g.etag, g.lastOK = etag, time.Now()
+	faultpoint.Hit("datacopy.gc-locked")
+	g.wg.Add(1)
+	go g.heartbeat(context.WithoutCancel(ctx))
+	return g, nil
+}
+
+func (g *gcLock) heartbeat(ctx context.Context) {
+	defer g.wg.Done()
+	t := time.NewTicker(gcLockStale / 4)
+	defer t.Stop()
+	for {
+		select {
+		case <-g.stop:
+			return
+		case <-t.C:
+			g.refresh(ctx)
+		}
+	}
+}
+
+// refresh rewrites the lock if it is still the version this process
+// wrote; a lock replaced meanwhile is lost for good.
+func (g *gcLock) refresh(ctx context.Context) {
+	// Held across the write, so check never reads back a version this
+	// process wrote but has not recorded yet.
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.lostErr != nil {
+		return
+	}
+	g.body.Beat++
+	body, _ := json.Marshal(g.body)
+	ctx, cancel := context.WithTimeout(ctx, gcLockStale/4)
+	defer cancel()
+	newTag, err := g.l.Store.PutIf(ctx, g.l.gcLockKey(), body, g.etag)
+	switch {
+	case err == nil:
+		g.etag, g.lastOK, g.refErr = newTag, time.Now(), nil
+	case errors.Is(err, objstore.ErrPreconditionFailed):
+		g.lostErr = fmt.Errorf("%w: %s in %s was replaced or removed by another process", ErrGCLockLost, g.l.gcLockKey(), g.l)
+	default:
+		g.refErr = err
+	}
+}
+
+// check says whether the GC may delete now: its lock is still the version
+// it wrote (read back, so a takeover is seen even between heartbeats) and
+// was refreshed recently enough that no other cleaner can think it stale.
+func (g *gcLock) check(ctx context.Context) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.lostErr != nil {
+		return g.lostErr
+	}
+	if age := time.Since(g.lastOK); age > gcLockStale/2 {
+		msg := ""
+		if g.refErr != nil {
+			msg = ": " + g.refErr.Error()
+		}
+		return fmt.Errorf("%w: %s in %s could not be refreshed for %s (another cleaner may take it over after %s)%s",
+			ErrGCLockLost, g.l.gcLockKey(), g.l, age.Round(time.Millisecond), gcLockStale, msg)
+	}
+	info, err := g.l.Store.Stat(ctx, g.l.gcLockKey())
+	if errors.Is(err, objstore.ErrNotFound) || (err == nil && info.ETag != g.etag) {
+		g.lostErr = fmt.Errorf("%w: %s in %s was replaced or removed by another process", ErrGCLockLost, g.l.gcLockKey(), g.l)
+		return g.lostErr
+	}
+	if err != nil {
+		return fmt.Errorf("%w: cannot read %s in %s back: %w", ErrGCLockLost, g.l.gcLockKey(), g.l, err)
+	}
+	return nil
+}
+
+// release stops the heartbeat and removes the lock if it is still this
+// process's (never a lock another cleaner took over).
+func (g *gcLock) release(ctx context.Context) {
+	close(g.stop)
+	g.wg.Wait()
+	ctx = context.WithoutCancel(ctx)
+	g.mu.Lock()
+	lost, etag := g.lostErr, g.etag
+	g.mu.Unlock()
+	if lost != nil {
+		return
+	}
+	if info, err := g.l.Store.Stat(ctx, g.l.gcLockKey()); err == nil && info.ETag == etag {
+		_ = g.l.Store.Delete(ctx, g.l.gcLockKey())
+	}
+	faultpoint.Hit("datacopy.gc-unlocked")
+}
+
+// gcHolderDead says whether the GC lock was written by a process of this
+// host that no longer exists (killed): such a lock protects nothing, so a
+// rerun need not wait out the staleness window (restic judges its local
+// locks the same way). A lock of another host, or one that cannot be
+// read, is taken for alive.
+func (l *Location) gcHolderDead(ctx context.Context) bool {
+	b, _, err := l.Store.Get(ctx, l.gcLockKey())
+	if err != nil {
+		return false
+	}
+	var body gcLockBody
+	if json.Unmarshal(b, &body) != nil || body.PID <= 0 {
+		return false
+	}
+	host, _ := os.Hostname()
+	return host != "" && body.Host == host && body.PID != os.Getpid() && !processAlive(body.PID)
 }
 
 // waitForGC returns once no fresh GC lock exists. A backup calls it after
@@ -61,7 +201,7 @@ func (l *Location) waitForGC(ctx context.Context, log *slog.Logger) error {
 	deadline := time.Now().Add(gcWait)
 	for {
 		info, err := l.Store.Stat(ctx, l.gcLockKey())
-		if errors.Is(err, objstore.ErrNotFound) || (err == nil && time.Since(info.ModTime) >= metasnap.PendingStale) {
+		if errors.Is(err, objstore.ErrNotFound) || (err == nil && (time.Since(info.ModTime) >= gcLockStale || l.gcHolderDead(ctx))) {
 			return nil
 		}
 		if err != nil {
@@ -113,18 +253,20 @@ func GC(ctx context.Context, l *Location, backup *metasnap.Storage, dryRun bool,
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	var lock *gcLock
 	if !dryRun {
-		unlock, err := l.lockGC(ctx)
-		if err != nil {
+		var err error
+		if lock, err = l.lockGC(ctx); err != nil {
 			return nil, err
 		}
-		defer unlock()
+		defer lock.release(ctx)
 	}
 	for attempt := 0; attempt < gcAttempts; attempt++ {
 		res, etag, plan, err := l.markAndPlan(ctx, backup, dryRun, without)
 		if err != nil {
 			return nil, err
 		}
+		faultpoint.Hit("datacopy.gc-marked")
 		if dryRun || (len(plan.objects) == 0 && len(plan.indexes) == 0 && len(plan.stale) == 0) {
 			return res, nil
 		}
@@ -139,15 +281,33 @@ func GC(ctx context.Context, l *Location, backup *metasnap.Storage, dryRun bool,
 			log.Info("the manifest changed while marking; marking again")
 			continue
 		}
-		if err := l.Store.Delete(ctx, plan.indexes...); err != nil {
-			return nil, fmt.Errorf("data GC: delete indexes: %w", err)
+		// Indexes first, then objects, then stale markers and journals;
+		// each delete only while the lock is still this GC's.
+		batch := objstore.DeleteBatch(l.Store)
+		steps := []struct {
+			what  string
+			keys  []string
+			point string
+		}{
+			{"indexes", plan.indexes, "datacopy.gc-after-index-delete"},
+			{"objects", plan.objects, "datacopy.gc-after-object-delete"},
+			{"stale pending markers and journals", plan.stale, "datacopy.gc-after-stale-delete"},
 		}
-		faultpoint.Hit("datacopy.gc-after-indexes")
-		if err := l.Store.Delete(ctx, plan.objects...); err != nil {
-			return nil, fmt.Errorf("data GC: delete objects: %w", err)
-		}
-		if err := l.Store.Delete(ctx, plan.stale...); err != nil {
-			return nil, fmt.Errorf("data GC: delete stale pending markers: %w", err)
+		for _, st := range steps {
+			for keys := st.keys; len(keys) > 0; {
+				n := min(len(keys), batch)
+				if err := lock.check(ctx); err != nil {
+					return nil, fmt.Errorf("data GC of %s stopped before deleting %s (%d left; nothing referenced was touched, rerun delete or prune): %w", l, st.what, len(keys), err)
+				}
+				if err := l.Store.Delete(ctx, keys[:n]...); err != nil {
+					return nil, fmt.Errorf("data GC: delete %s: %w", st.what, err)
+				}
+				faultpoint.Hit(st.point)
+				keys = keys[n:]
+			}
+			if st.what == "indexes" {
+				faultpoint.Hit("datacopy.gc-after-indexes")
+			}
 		}
 		log.Info("data GC", "objects_deleted", len(res.Objects), "bytes", res.Bytes, "indexes_deleted", len(res.Indexes), "kept", res.Kept)
 		return res, nil
@@ -206,6 +366,18 @@ func (l *Location) markAndPlan(ctx context.Context, backup *metasnap.Storage, dr
 		}
 		for _, id := range p.Objects {
 			marked[id] = true
+		}
+	}
+	// Journals of runs that stopped long ago only saved work; a live run's
+	// is at most a checkpoint old.
+	if js, err := l.Store.List(ctx, l.journalPrefix()); err != nil {
+		return nil, "", nil, fmt.Errorf("list the copy journals in %s: %w", l, err)
+	} else {
+		for _, j := range js {
+			if now.Sub(j.ModTime) >= metasnap.PendingStale {
+				res.StalePending = append(res.StalePending, j.Key)
+				plan.stale = append(plan.stale, j.Key)
+			}
 		}
 	}
 	ids := make([]uint64, 0, len(objs))
