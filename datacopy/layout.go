@@ -124,6 +124,10 @@ func (l *Location) Claim(ctx context.Context, o Owner) error {
 	return cur.check(o, l)
 }
 
+// CheckOwnerIs refuses cur (the copy's owner, from ReadOwner) unless it is
+// o, without writing anything (a dry run's check of what Claim refuses).
+func (l *Location) CheckOwnerIs(cur *Owner, o Owner) error { return cur.check(o, l) }
+
 func (cur *Owner) check(o Owner, l *Location) error {
 	if o.ClusterID != "" && cur.ClusterID != "" && o.ClusterID != cur.ClusterID {
 		return fmt.Errorf("%w: %s holds the data of cluster %s (backup location %s), not of cluster %s; give this cluster its own --data-storage-directory",

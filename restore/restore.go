@@ -126,6 +126,11 @@ func (o *Options) Validate() error {
 	if o.IDGeneratorsFrom != 0 && o.IDGeneratorsFrom < o.SnapshotID {
 		return fmt.Errorf("--id-generators-from-snapshot %d is older than the restored snapshot %d: its id generators would go back further still; give %d or a newer snapshot", o.IDGeneratorsFrom, o.SnapshotID, o.SnapshotID)
 	}
+	if o.DataParallelism != 0 { // 0: the default
+		if err := datacopy.CheckParallelism(o.DataParallelism); err != nil {
+			return err
+		}
+	}
 	if o.FromBackupData {
 		if o.CopySSTs {
 			return errors.New("--from-backup-data and --copy-ssts both fill the new hummock location: give one (--from-backup-data copies from the data copy, --copy-ssts from the snapshot's own hummock location)")

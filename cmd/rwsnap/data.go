@@ -27,8 +27,43 @@ func dataFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "data-storage-url", Category: catData, Usage: "where the copies of the snapshots' SST objects live, RisingWave URL syntax (default: the backup location itself)", EnvVars: env("data-storage-url")},
 		&cli.StringFlag{Name: "data-storage-directory", Category: catData, Usage: "directory of the data copy (default: <backup directory>/" + datacopy.DefaultSubdir + ")", EnvVars: env("data-storage-directory")},
-		&cli.IntFlag{Name: "data-parallelism", Category: catData, Value: datacopy.DefaultParallelism, Usage: "objects copied at once (each streamed copy holds at most a few S3 parts in memory); server-side copies on one S3 endpoint run 4 times as many", EnvVars: env("data-parallelism")},
+		&cli.IntFlag{Name: "data-parallelism", Category: catData, Value: datacopy.DefaultParallelism, Usage: fmt.Sprintf("objects copied at once, 1 to %d (each streamed copy holds at most a few S3 parts in memory); server-side copies on one S3 endpoint run %d times as many", datacopy.MaxParallelism, datacopy.ServerCopyFactor), EnvVars: env("data-parallelism")},
 	}
+}
+
+// checkDataFlags refuses bad data flags before anything is read or
+// written, in a dry run as in the real run (exit 2).
+func checkDataFlags(c *cli.Context) error {
+	if err := datacopy.CheckParallelism(c.Int("data-parallelism")); err != nil {
+		return usageError{err}
+	}
+	return nil
+}
+
+// dataDryRunCheck is what --with-data adds to a dry run: the data
+// location opens (its URL is valid) and, if it already holds a copy, that
+// copy is this backup location's (and cluster's) as the real run requires.
+// Nothing is written.
+func dataDryRunCheck(ctx context.Context, c *cli.Context, cl *cluster, st *metasnap.Storage) error {
+	data, closeData, err := openData(ctx, c, st)
+	if err != nil {
+		return err
+	}
+	defer closeData()
+	cur, err := data.ReadOwner(ctx)
+	if errors.Is(err, objstore.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	clusterID := ""
+	if cl.etcd != nil {
+		if clusterID, err = metastoreClusterID(ctx, cl); err != nil {
+			return err
+		}
+	}
+	return data.CheckOwnerIs(cur, dataOwner(cl, clusterID))
 }
 
 func withDataFlag() cli.Flag {
@@ -232,8 +267,8 @@ Examples:
 			if err != nil {
 				return err
 			}
-			if c.Int("data-parallelism") < 1 {
-				return usagef("--data-parallelism %d: give at least 1", c.Int("data-parallelism"))
+			if err := checkDataFlags(c); err != nil {
+				return err
 			}
 			ctx := c.Context
 			cl, st, err := openLocation(ctx, c, false)
@@ -328,8 +363,8 @@ func withDataBackup(ctx context.Context, c *cli.Context, cl *cluster, st *metasn
 	if direct, ok := ch.Operator.(*metasnap.Direct); ok && hs == nil {
 		hs = direct.Opts.Hummock
 	}
-	if c.Int("data-parallelism") < 1 {
-		return nil, nil, usagef("--data-parallelism %d: give at least 1", c.Int("data-parallelism"))
+	if err := checkDataFlags(c); err != nil {
+		return nil, nil, err
 	}
 	d, err := newDataBackup(ctx, c, cl, st, hs)
 	if err != nil {

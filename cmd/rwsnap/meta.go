@@ -87,6 +87,9 @@ Examples:
 			if c.NArg() > 0 {
 				return usagef("backup-meta takes no arguments, got %q", c.Args().Slice())
 			}
+			if err := checkDataFlags(c); err != nil {
+				return err
+			}
 			ctx := c.Context
 			cl, target, err := openLocation(ctx, c, true)
 			if err != nil {
@@ -100,6 +103,11 @@ Examples:
 			}
 			defer ch.Close()
 			if c.Bool("dry-run") {
+				if c.Bool("with-data") {
+					if err := dataDryRunCheck(ctx, c, cl, target); err != nil {
+						return err
+					}
+				}
 				return backupDryRun(c, ch)
 			}
 			var afterData func(context.Context, metasnap.SnapshotMetadata) (*dataResult, error)

@@ -86,6 +86,9 @@ func scheduleOne(c *cli.Context, m *schedule.Metrics, cluster string, serve bool
 			return usageError{err}
 		}
 	}
+	if err := checkDataFlags(c); err != nil {
+		return err
+	}
 	if !c.Bool("once") && c.Duration("every") <= 0 {
 		return usagef("--every is required (e.g. --every 1h), or use --once")
 	}
@@ -131,6 +134,11 @@ func scheduleOne(c *cli.Context, m *schedule.Metrics, cluster string, serve bool
 		}
 		defer op.Close()
 		if c.Bool("dry-run") {
+			if c.Bool("with-data") {
+				if err := dataDryRunCheck(ctx, c, cl, st); err != nil {
+					return schedule.Result{}, err
+				}
+			}
 			return scheduleDryRun(ctx, op, policy, prune)
 		}
 		var afterData func(context.Context, metasnap.SnapshotMetadata) (*dataResult, error)
