@@ -102,10 +102,21 @@ func (o *Operator) Backup(ctx context.Context, remarks string) (*metasnap.Backup
 				log.Info("backup job is still running: job " + strconv.FormatUint(id, 10) + withMessage(st.Message))
 			case backuppb.BackupJobStatus_SUCCEEDED:
 				log.Info("backup job succeeded: job " + strconv.FormatUint(id, 10) + withMessage(st.Message))
-				return o.result(ctx, id, start)
+				res, err := o.result(ctx, id, start)
+				if err == nil && remarks != "" && res.Entry.Remarks == nil {
+					// A meta node before v1.6 has no remarks field in
+					// BackupMetaRequest: it never saw them.
+					res.Warnings = append(res.Warnings, fmt.Sprintf("the meta node %s stored snapshot %d without the remarks %q: its RisingWave release stores no remarks (they exist from v1.6; v1.0-v1.5 drop them)", o.Client.Addr(), id, remarks))
+					log.Warn(res.Warnings[len(res.Warnings)-1])
+				}
+				return res, err
 			case backuppb.BackupJobStatus_NOT_FOUND:
-				return nil, fmt.Errorf("%w: job %d, %s (the meta node %s keeps only its latest job's status, in memory: another backup started since or the meta node restarted; list-meta-snapshots shows whether snapshot %d was stored)",
-					ErrJobNotFound, id, st.Message, o.Client.Addr(), id)
+				stored := ""
+				if m, err := o.Manifest(ctx); err == nil && m.Find(id) == nil {
+					stored = fmt.Sprintf("; snapshot %d is not in its manifest, so it was not stored", id)
+				}
+				return nil, fmt.Errorf("%w: job %d%s (the meta node %s keeps only its latest job's status, in memory: another backup started since, the meta node restarted, or the job failed: RisingWave v1.0-v1.2 have no FAILED status and report a failed job as NOT_FOUND, without a message; its log says why%s; list-meta-snapshots shows whether snapshot %d was stored)",
+					ErrJobNotFound, id, withMessage(st.Message), o.Client.Addr(), stored, id)
 			case backuppb.BackupJobStatus_FAILED:
 				return nil, fmt.Errorf("%w: job %d, %s", ErrJobFailed, id, st.Message)
 			default:
@@ -158,6 +169,7 @@ func (o *Operator) Manifest(ctx context.Context) (*metasnap.Manifest, error) {
 			SafeEpoch:         e.GetSafeEpoch(),
 			FormatVersion:     e.GetFormatVersion(),
 			Remarks:           e.Remarks,
+			RWVersion:         e.RwVersion, // v1.10+ meta nodes report it
 		})
 	}
 	if o.Storage == nil {
@@ -183,7 +195,10 @@ func (o *Operator) Manifest(ctx context.Context) (*metasnap.Manifest, error) {
 			unknown = append(unknown, e.ID)
 			continue
 		}
-		e.SSTs, e.StateTableInfo, e.RWVersion, e.Extra = s.SSTs, s.StateTableInfo, s.RWVersion, s.Extra
+		e.SSTs, e.StateTableInfo, e.Extra, e.Absent = s.SSTs, s.StateTableInfo, s.Extra, s.Absent
+		if e.RWVersion == nil {
+			e.RWVersion = s.RWVersion
+		}
 	}
 	if len(unknown) > 0 {
 		o.log().Warn("snapshots the meta node lists are missing from the stored manifest.json (SST lists unknown)", "ids", metasnap.FormatIDs(unknown))

@@ -41,6 +41,10 @@ type BackupOptions struct {
 	// RWVersion overrides the release line detected from the meta store
 	// (--rw-version); it must agree with what the store shows.
 	RWVersion *rwversion.Version
+	// RWRelease is the exact release (e.g. "1.10.2", from --rw-version
+	// 1.10.2) when known: new entries of v1.10+ record it as rw_version,
+	// as RisingWave writes RW_VERSION; "" writes null there.
+	RWRelease string
 	// ManifestRWVersion is the rw_version of the newest entry of the
 	// cluster's own manifest, a lower bound of its release ("" if none).
 	ManifestRWVersion string
@@ -61,6 +65,9 @@ type BackupResult struct {
 	Manifest *Manifest
 	// Lines is the RisingWave release the meta store was read as.
 	Lines Lines
+	// Warnings are what the user must know although the snapshot was
+	// stored (e.g. a meta node that dropped the remarks).
+	Warnings []string
 }
 
 // Backup takes one consistent snapshot of the meta store (one etcd
@@ -294,7 +301,23 @@ func readOnce(ctx context.Context, opts BackupOptions, id uint64) (*consistentRe
 		FormatVersion:     FormatV1,
 		StateTableInfo:    stateTableInfo(version),
 	}
+	// The entry has the keys the release writes (the newest line the store
+	// fits: older lines' serde ignores keys it does not know).
+	shape := rwversion.For(lines.Range.Hi).Manifest
+	rd.entry.Absent = AbsentFor(shape)
+	if !shape.FormatVersion {
+		rd.entry.FormatVersion = 0 // v1.0-v1.3 entries have none; read back as 0
+	}
+	if shape.RWVersion && opts.RWRelease != "" {
+		if p, err := rwversion.ParsePin(opts.RWRelease); err == nil && p.Line == lines.Range.Hi && lines.Range.Lo == lines.Range.Hi {
+			r := p.Release
+			rd.entry.RWVersion = &r
+		}
+	}
 	if opts.Remarks != "" {
+		if !shape.Remarks {
+			return nil, fmt.Errorf("remarks %q: RisingWave %s stores no remarks (from v1.6 on): the meta node would drop them", opts.Remarks, lines.Range)
+		}
 		r := opts.Remarks
 		rd.entry.Remarks = &r
 	}

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/rwsnap/rwsnap/rwversion"
 )
 
 // Manifest is <dir>/manifest.json (src/storage/backup/src/lib.rs
@@ -53,6 +55,12 @@ type SnapshotMetadata struct {
 	// risingwave#19463: snake_case numbers); "" when empty or absent.
 	Shape     string
 	RWVersion *string
+	// Absent are the optional keys the entry does not have: as read, or,
+	// for a new entry, what the writing release's MetaSnapshotMetadata
+	// lacks (src/storage/backup/src/lib.rs: format_version from v1.4,
+	// remarks from v1.6, state_table_info and rw_version from v1.10).
+	// The zero value writes every key.
+	Absent EntryKeys
 	// Extra keeps fields rwsnap does not know, so rewriting never drops them.
 	Extra map[string]json.RawMessage
 	// Err is set when the entry itself is malformed: it is kept verbatim,
@@ -62,6 +70,46 @@ type SnapshotMetadata struct {
 
 	raw         json.RawMessage // the entry as read
 	fingerprint string          // its fields as decoded, to tell if changed
+}
+
+// AsWrittenBy is the entry as a RisingWave meta node of the line with that
+// manifest shape writes it back when it rewrites the manifest: serde reads
+// it into its own MetaSnapshotMetadata, so keys that struct lacks are lost
+// (remarks before v1.6, state_table_info and rw_version before v1.10) and
+// fields it does not know are dropped, and an absent Option is written as
+// null. rwsim's meta node uses it; rwsnap itself keeps entries as read.
+func (s SnapshotMetadata) AsWrittenBy(shape rwversion.ManifestShape) SnapshotMetadata {
+	if s.Err != nil {
+		return s // serde would refuse the whole manifest; rwsim keeps it
+	}
+	out := s
+	out.raw, out.fingerprint, out.Extra = nil, "", nil
+	out.Absent = AbsentFor(shape)
+	if !shape.FormatVersion {
+		out.FormatVersion = 0
+	}
+	if !shape.Remarks {
+		out.Remarks = nil
+	}
+	if !shape.StateTableInfo {
+		out.StateTableInfo, out.Shape = nil, ""
+	} else {
+		out.Shape = "" // pbjson, as v1.10-v2.0 write it
+	}
+	if !shape.RWVersion {
+		out.RWVersion = nil
+	}
+	return out
+}
+
+// EntryKeys names the optional keys of a manifest entry.
+type EntryKeys struct {
+	FormatVersion, Remarks, StateTableInfo, RWVersion bool
+}
+
+// AbsentFor is what a new entry written by release line shape lacks.
+func AbsentFor(shape rwversion.ManifestShape) EntryKeys {
+	return EntryKeys{FormatVersion: !shape.FormatVersion, Remarks: !shape.Remarks, StateTableInfo: !shape.StateTableInfo, RWVersion: !shape.RWVersion}
 }
 
 // StateTableInfo is hummock.StateTableInfo as a manifest stores it.
@@ -296,6 +344,11 @@ func decodeEntry(raw json.RawMessage, i int) SnapshotMetadata {
 	if v, ok := got["id"]; ok {
 		s.ID, _ = strictU64(v)
 	}
+	for key, dst := range map[string]*bool{"format_version": &s.Absent.FormatVersion, "remarks": &s.Absent.Remarks,
+		"state_table_info": &s.Absent.StateTableInfo, "rw_version": &s.Absent.RWVersion} {
+		_, ok := got[key]
+		*dst = !ok
+	}
 	u64 := func(field string, dst *uint64, required bool) error {
 		v, ok := got[field]
 		if !ok {
@@ -448,8 +501,9 @@ func (s SnapshotMetadata) MarshalJSON() ([]byte, error) {
 	return []byte(s.render()), nil
 }
 
-// render is the entry in RisingWave's layout (etcd era, v1.10-v2.0 field
-// set; state_table_info in the shape it was read in, pbjson for new ones).
+// render is the entry in RisingWave's layout: the keys in serde's order,
+// those in Absent left out (an entry as v1.0-v1.9 write it has fewer);
+// state_table_info in the shape it was read in, pbjson for new ones.
 func (s SnapshotMetadata) render() string {
 	var b bytes.Buffer
 	ssts := s.SSTs
@@ -457,12 +511,23 @@ func (s SnapshotMetadata) render() string {
 		ssts = []uint64{}
 	}
 	sstJSON, _ := json.Marshal(ssts)
-	remarks, _ := json.Marshal(s.Remarks)
-	rwv, _ := json.Marshal(s.RWVersion)
-	fmt.Fprintf(&b, `{"id":%d,"hummock_version_id":%d,"ssts":%s,"max_committed_epoch":%d,"safe_epoch":%d,"format_version":%d,"remarks":%s,"state_table_info":`,
-		s.ID, s.HummockVersionID, sstJSON, s.MaxCommittedEpoch, s.SafeEpoch, s.FormatVersion, remarks)
-	writeStateTableInfo(&b, s.StateTableInfo, s.Shape)
-	fmt.Fprintf(&b, `,"rw_version":%s`, rwv)
+	fmt.Fprintf(&b, `{"id":%d,"hummock_version_id":%d,"ssts":%s,"max_committed_epoch":%d,"safe_epoch":%d`,
+		s.ID, s.HummockVersionID, sstJSON, s.MaxCommittedEpoch, s.SafeEpoch)
+	if !s.Absent.FormatVersion || s.FormatVersion != 0 {
+		fmt.Fprintf(&b, `,"format_version":%d`, s.FormatVersion)
+	}
+	if !s.Absent.Remarks || s.Remarks != nil {
+		remarks, _ := json.Marshal(s.Remarks)
+		fmt.Fprintf(&b, `,"remarks":%s`, remarks)
+	}
+	if !s.Absent.StateTableInfo || len(s.StateTableInfo) > 0 {
+		b.WriteString(`,"state_table_info":`)
+		writeStateTableInfo(&b, s.StateTableInfo, s.Shape)
+	}
+	if !s.Absent.RWVersion || s.RWVersion != nil {
+		rwv, _ := json.Marshal(s.RWVersion)
+		fmt.Fprintf(&b, `,"rw_version":%s`, rwv)
+	}
 	writeExtra(&b, s.Extra)
 	b.WriteByte('}')
 	return b.String()

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/rwsnap/rwsnap/hummock"
@@ -182,3 +184,66 @@ func DirVerbatim(ctx context.Context, store objstore.Store, dir string, v *rwver
 	return false, fmt.Errorf("%w %q: RisingWave v1.x's S3/MinIO client uses it verbatim (key %s), v2.0 normalises it (key %s), and %s: pass --rw-version (or --etcd-endpoints) to say which release's keys to use",
 		ErrAmbiguousDir, dir, verb.ManifestKey(), norm.ManifestKey(), state)
 }
+
+// ReleaseInput is what DetectRelease may read.
+type ReleaseInput struct {
+	// Etcd is the meta store; nil when only a backup location (or a meta
+	// node) was given.
+	Etcd *clientv3.Client
+	// Hummock holds the checkpoint (DataDir's checkpoint/0); nil, or a
+	// checkpoint that cannot be read, leaves the checkpoint's facts out.
+	Hummock objstore.Store
+	DataDir string
+	// ManifestRWVersion is the newest rw_version the cluster's own manifest
+	// (stored, or as the meta node reports it) records; "" if none.
+	ManifestRWVersion string
+	Logger            *slog.Logger
+}
+
+// DetectRelease reads what the meta store shows about its release (system
+// params, whether subscriptions and secrets exist, the hummock deltas and
+// checkpoint) without reading the model lists, and narrows the release
+// lines as a backup would. It is the check a command runs before it picks
+// a path or writes anything.
+func DetectRelease(ctx context.Context, in ReleaseInput) (rwversion.Range, error) {
+	e := rwversion.Evidence{CFs: map[string]bool{}, SystemParams: map[string]bool{}, ManifestRWVersion: in.ManifestRWVersion}
+	if in.Etcd == nil {
+		return rwversion.Detect(e)
+	}
+	md, err := metastore.ReadHead(ctx, in.Etcd, 0)
+	if err != nil {
+		return rwversion.Range{}, err
+	}
+	counts, err := metastore.CountCFs(ctx, in.Etcd, md.Revision, []string{metastore.CFSubscription, metastore.CFSecret})
+	if err != nil {
+		return rwversion.Range{}, err
+	}
+	md.Counts = map[string]int{metastore.CFSubscription: counts[0], metastore.CFSecret: counts[1]}
+	deltas := make([]*hummockpb.HummockVersionDelta, 0, len(md.HummockDeltas))
+	for _, kv := range md.HummockDeltas {
+		d, err := hummock.DecodeDelta(kv.Value)
+		if err != nil {
+			return rwversion.Range{}, fmt.Errorf("hummock delta at cf/hummock_1/%x: %w", kv.Key, err)
+		}
+		deltas = append(deltas, d)
+	}
+	var base *hummockpb.HummockVersion
+	if in.Hummock != nil {
+		cpKey := hummock.CheckpointPath(in.DataDir)
+		b, _, err := in.Hummock.Get(ctx, cpKey)
+		if err == nil {
+			cp, derr := hummock.DecodeCheckpoint(b)
+			if derr != nil {
+				return rwversion.Range{}, fmt.Errorf("hummock checkpoint %s: %w", cpKey, derr)
+			}
+			base = cp.GetVersion()
+		} else if in.Logger != nil {
+			in.Logger.Warn("the hummock checkpoint cannot be read; the release is told from etcd alone", "key", cpKey, "store", in.Hummock.String(), "err", err)
+		}
+	}
+	return rwversion.Detect(Evidence(md, base, deltas, in.ManifestRWVersion))
+}
+
+// NewestRWVersion is the rw_version of the manifest's newest format-1 entry
+// that records one ("" if none): the cluster ran at least that release.
+func NewestRWVersion(m *Manifest) string { return newestRWVersion(m) }

@@ -41,7 +41,7 @@ func CheckLine(s *metasnap.MetaSnapshot, v *hummockpb.HummockVersion, want *rwve
 	}
 	min, why := snapshotLine(s, v)
 	if want.Less(min) {
-		return fmt.Errorf("snapshot %d was written by RisingWave %s or newer (%s), but --rw-version is %s: RisingWave cannot be downgraded; restore it for the release that wrote it (--rw-version %s or omit the flag)", s.ID, min, why, want, min)
+		return fmt.Errorf("%w: snapshot %d was written by RisingWave %s or newer (%s), but --rw-version is %s: RisingWave cannot be downgraded; restore it for the release that wrote it (--rw-version %s or omit the flag)", rwversion.ErrContradiction, s.ID, min, why, want, min)
 	}
 	return nil
 }

@@ -16,6 +16,14 @@ import (
 // it (rwsnap's rwversion has the rules for reading it back; rwsim states
 // the results directly, so it stays an independent oracle):
 //
+//	v1.2   v1.7's etcd layout (nothing in the meta store tells v1.0-v1.8
+//	         apart), with v1.2's meta node (metanode.Config.RWVersion
+//	         "1.2.0"): no FAILED job status (a failed job is NOT_FOUND, no
+//	         message: backup_manager.rs@v1.2.0 get_backup_job_status), no
+//	         remarks, manifest entries without format_version or remarks.
+//	v1.5   v1.7's etcd layout with v1.5's meta node ("1.5.4"): FAILED
+//	         exists, remarks do not (BackupMetaRequest has none before
+//	         v1.6, and its manifest rewrite drops every entry's remarks).
 //	v1.7   member_table_ids kept by GroupMetaChange deltas; gc_object_ids.
 //	v1.9   + subscriptions (cf/catalog_subscription) and table change logs:
 //	         each commit carries a change_log_delta for every subscribed
@@ -31,11 +39,15 @@ import (
 //	         params, the snapshot's trailing secret list.
 
 // Modes are the release lines rwsim simulates.
-var Modes = []rwversion.Version{rwversion.V1_7, rwversion.V1_9, rwversion.V1_10, rwversion.V2_0}
+var Modes = []rwversion.Version{{Major: 1, Minor: 2}, {Major: 1, Minor: 5}, rwversion.V1_7, rwversion.V1_9, rwversion.V1_10, rwversion.V2_0}
 
 // ModeRelease is the rw_version a meta node of the mode writes.
 func ModeRelease(v rwversion.Version) string {
 	switch v {
+	case rwversion.Version{Major: 1, Minor: 2}:
+		return "1.2.0"
+	case rwversion.Version{Major: 1, Minor: 5}:
+		return "1.5.4"
 	case rwversion.V1_9:
 		return "1.9.2"
 	case rwversion.V1_10:
@@ -48,7 +60,7 @@ func ModeRelease(v rwversion.Version) string {
 
 func checkMode(v rwversion.Version) error {
 	if !slices.Contains(Modes, v) {
-		return fmt.Errorf("rwsim simulates RisingWave v1.7, v1.9, v1.10 and v2.0, not %s", v)
+		return fmt.Errorf("rwsim simulates RisingWave v1.2, v1.5, v1.7, v1.9, v1.10 and v2.0, not %s", v)
 	}
 	return nil
 }

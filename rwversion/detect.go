@@ -161,6 +161,25 @@ func Resolve(r Range, override *Version) (Range, error) {
 	return Range{Lo: *override, Hi: *override, LoReason: "--rw-version", HiReason: "--rw-version"}, nil
 }
 
+// CheckPin refuses a --rw-version the meta store contradicts: its line must
+// lie in the detected range, and an exact release must not be older than
+// the newest rw_version the cluster's own manifest records (RisingWave
+// writes RW_VERSION there, and a cluster is not downgraded). The error
+// wraps ErrContradiction and says what the store looks like.
+func CheckPin(r Range, pin Pin, manifestRWVersion string) error {
+	if !r.Contains(pin.Line) {
+		return fmt.Errorf("%w: --rw-version %s, but the meta store looks like %s: %s", ErrContradiction, pin, r, r.Why())
+	}
+	if pin.Release == "" || manifestRWVersion == "" {
+		return nil
+	}
+	if cmp, ok := CompareReleases(pin.Release, manifestRWVersion); ok && cmp < 0 {
+		return fmt.Errorf("%w: --rw-version %s, but the cluster's backup manifest has an entry written by RisingWave %s (rw_version), so the cluster ran %s or newer: RisingWave is not downgraded; pass --rw-version %s or newer, or only the line (%s)",
+			ErrContradiction, pin, manifestRWVersion, manifestRWVersion, manifestRWVersion, pin.Line)
+	}
+	return nil
+}
+
 // DistinctReplay returns the distinct replay rule sets of the lines in r,
 // newest line first, each with the lines that use it.
 func DistinctReplay(r Range) []ReplayChoice {

@@ -55,6 +55,9 @@ Examples:
 				return err
 			}
 			defer src.Store.Close()
+			if err := checkRWVersion(ctx, c, cl, src); err != nil {
+				return err
+			}
 			dst, err := openBackup(ctx, metasnap.Locations{BackupURL: c.String("to-url"), BackupDir: c.String("to-directory")})
 			if err != nil {
 				return err

@@ -16,6 +16,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/rwsnap/rwsnap/rwversion"
 	"github.com/rwsnap/rwsnap/timetravel"
 )
 
@@ -90,6 +91,10 @@ func exitCode(err error) int {
 	case err == nil:
 		return exitOK
 	case errors.As(err, &ue):
+		return exitUsage
+	case errors.Is(err, rwversion.ErrContradiction):
+		// --rw-version that the store or snapshot contradicts, wherever
+		// the check ran.
 		return exitUsage
 	case errors.As(err, &pe):
 		return pe.Code

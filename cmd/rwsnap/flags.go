@@ -12,6 +12,7 @@ import (
 	"github.com/rwsnap/rwsnap/metasnap"
 	"github.com/rwsnap/rwsnap/metastore"
 	"github.com/rwsnap/rwsnap/objstore"
+	"github.com/rwsnap/rwsnap/rwversion"
 )
 
 // env names the RWSNAP_ variable of a flag.
@@ -121,6 +122,8 @@ type cluster struct {
 	etcd   *clientv3.Client // nil when not needed and not given
 	loc    metasnap.Locations
 	backup *metasnap.Storage // set by openLocation
+	// pin is --rw-version once checkRWVersion found the cluster agrees.
+	pin *rwversion.Pin
 }
 
 func (cl *cluster) Close() {
@@ -153,6 +156,12 @@ func openLocation(ctx context.Context, c *cli.Context, needEtcd bool) (*cluster,
 	// --may-be-new where a command has it; false (a missing manifest is
 	// an error) for the others.
 	cl.backup.MayBeNew = c.Bool("may-be-new")
+	// A --rw-version the cluster contradicts is refused before any path is
+	// chosen or anything written, on every command that takes it.
+	if err := checkRWVersion(ctx, c, cl, cl.backup); err != nil {
+		cl.Close()
+		return nil, nil, err
+	}
 	return cl, cl.backup, nil
 }
 

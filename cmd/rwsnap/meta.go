@@ -134,7 +134,7 @@ Examples:
 			if ch.Path != string(metaclient.ModeMeta) { // the meta node does not report its read
 				out.Revision, out.Keys = &res.Revision, &res.Keys
 			}
-			out.Data = data
+			out.Data, out.Warnings = data, res.Warnings
 			if err := print(c, out); err != nil {
 				return err
 			}
@@ -292,13 +292,18 @@ Ids the meta node does not list are refused first, so nothing is deleted then.
 Example:
   rwsnap meta delete-meta-snapshots 3 4 --etcd-endpoints 127.0.0.1:2379`,
 		Flags: withFlags(etcdFlags(), locationFlags(), metaNodeFlags(), []cli.Flag{
-			&cli.StringSliceFlag{Name: "snapshot-ids", Usage: "the ids to delete, comma-separated (risectl v2.0's form; positional ids as in v1.x work too)", EnvVars: env("snapshot-ids")},
+			&cli.GenericFlag{Name: "snapshot-ids", Value: &rawList{}, Usage: "the ids to delete, comma-separated with no spaces or empty entries, e.g. 3,4 (risectl v2.0's form, read as its clap does; repeatable; positional ids as in v1.x work too)", EnvVars: env("snapshot-ids")},
 			&cli.BoolFlag{Name: "force", Usage: "delete directly even in a live cluster's own location (when you know its meta node is stopped)", EnvVars: env("force")},
 			dryRunFlag("check that every id is in the manifest and print what would be deleted"),
 			outputFlag(),
 		}, dataFlags()[:2]),
 		Action: func(c *cli.Context) error {
-			ids, err := parseIDs(append(c.Args().Slice(), c.StringSlice("snapshot-ids")...))
+			raw, _ := c.Generic("snapshot-ids").(*rawList)
+			var flagIDs []string
+			if raw != nil {
+				flagIDs = raw.vals
+			}
+			ids, err := parseIDs(append(c.Args().Slice(), flagIDs...))
 			if err != nil {
 				return err
 			}
@@ -350,15 +355,30 @@ func idsOrAll(c *cli.Context) ([]uint64, error) {
 func parseIDs(args []string) ([]uint64, error) {
 	var ids []uint64
 	for _, a := range args {
-		for _, f := range strings.FieldsFunc(a, func(r rune) bool { return r == ',' || r == ' ' }) {
-			id, err := strconv.ParseUint(f, 10, 64)
-			if err != nil {
-				return nil, usagef("snapshot id %q is not a number", f)
+		// As risectl's clap (value_delimiter = ',', u64): split on commas
+		// only, nothing trimmed, and every piece must be a u64 (Rust's
+		// u64::from_str: an optional '+', then decimal digits).
+		for _, f := range strings.Split(a, ",") {
+			if f == "" {
+				return nil, usagef("snapshot ids %q: an empty id (a doubled, leading or trailing comma); write ids as 3,4", a)
+			}
+			digits := strings.TrimPrefix(f, "+")
+			id, err := strconv.ParseUint(digits, 10, 64)
+			if err != nil || digits == "" || strings.TrimLeft(digits, "0123456789") != "" {
+				return nil, usagef("snapshot id %q (in %q) is not a number: ids are decimal u64s separated by commas, without spaces", f, a)
 			}
 			ids = append(ids, id)
 		}
 	}
 	return ids, nil
 }
+
+// rawList is a repeatable flag kept exactly as typed: urfave's StringSlice
+// trims spaces around each piece (clap does not) and reads a value with
+// its "sl:::" prefix as JSON.
+type rawList struct{ vals []string }
+
+func (r *rawList) Set(s string) error { r.vals = append(r.vals, s); return nil }
+func (r *rawList) String() string     { return strings.Join(r.vals, ",") }
 
 func humanBytes(n int) string { return progress.Bytes(int64(n)) }

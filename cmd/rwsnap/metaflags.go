@@ -55,6 +55,9 @@ func operatorFor(ctx context.Context, c *cli.Context, cl *cluster, target *metas
 		OwnLocation: cl.loc.OwnLocation, Force: c.Bool("force"), Logger: slog.Default(),
 		RWVersion: rwv,
 	}}
+	if cl.pin != nil {
+		d.Opts.RWRelease = cl.pin.Release
+	}
 	var opened objstore.Store // closed with the Choice
 	switch {
 	case len(hs) > 0 && hs[0] != nil:

@@ -119,7 +119,10 @@ type backupResult struct {
 	Pinned   bool         `json:"pinned"`
 	Snapshot snapshotInfo `json:"snapshot"`
 	// Data is what --with-data copied.
-	Data     *dataResult `json:"data,omitempty"`
+	Data *dataResult `json:"data,omitempty"`
+	// Warnings are what the user must know although the snapshot was
+	// stored (a meta node before v1.6 dropped the remarks).
+	Warnings []string `json:"warnings,omitempty"`
 	duration time.Duration
 }
 
@@ -137,6 +140,11 @@ func (r *backupResult) WriteTable(w io.Writer) error {
 	} else {
 		_, err = fmt.Fprintf(w, "backup job succeeded: job %d, revision %d, %d keys, %s, %s, %s\n",
 			r.ID, *r.Revision, *r.Keys, humanBytes(r.Bytes), pinned, r.duration.Round(time.Millisecond))
+	}
+	for _, warn := range r.Warnings {
+		if err == nil {
+			_, err = fmt.Fprintf(w, "warning: %s\n", warn)
+		}
 	}
 	if err == nil && r.Data != nil {
 		err = r.Data.WriteTable(w)

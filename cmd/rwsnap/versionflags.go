@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"os"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/rwsnap/rwsnap/metaclient"
 	"github.com/rwsnap/rwsnap/metasnap"
 	"github.com/rwsnap/rwsnap/metastore"
 	"github.com/rwsnap/rwsnap/objstore"
@@ -18,22 +20,105 @@ import (
 // meta store alone does not tell (rwsnap refuses to guess) or to pin it.
 func rwVersionFlag() cli.Flag {
 	return &cli.StringFlag{Name: "rw-version", Category: catStorage,
-		Usage: "the cluster's RisingWave release (`MAJOR.MINOR[.PATCH]`, v1.0 to v2.0.7), e.g. 1.10 or 2.0.7; default: recognised from the meta store " +
-			"(column families, system params, hummock delta kinds, the manifest's rw_version); it must agree with what the store shows",
+		Usage: "the cluster's RisingWave release: a line (`1.0` to `1.10`, `2.0`) or a release (1.0.0 to 2.0.7, e.g. 1.10.2; a leading v is allowed); " +
+			"default: recognised from the meta store (column families, system params, hummock delta kinds, the manifest's rw_version). " +
+			"It must agree with what the store shows, or nothing is done (exit 2). New manifest entries of v1.10+ record a release given here as rw_version " +
+			"(with only the line, rw_version is null); entries of older lines have no rw_version, as RisingWave writes them",
 		EnvVars: env("rw-version")}
 }
 
-// rwVersionFrom parses --rw-version (nil when not given).
-func rwVersionFrom(c *cli.Context) (*rwversion.Version, error) {
+// rwPinFrom parses --rw-version (nil when not given) strictly: only the
+// etcd-era lines and releases (rwversion.ParsePin), wherever it came from.
+func rwPinFrom(c *cli.Context) (*rwversion.Pin, error) {
 	s := c.String("rw-version")
-	if s == "" {
+	if s == "" && !c.IsSet("rw-version") {
 		return nil, nil
 	}
-	v, err := rwversion.ParseKnown(s)
+	p, err := rwversion.ParsePin(s)
 	if err != nil {
-		return nil, usagef("--rw-version: %v", err)
+		from := "--rw-version"
+		if src := provenance(c)["rw-version"]; src != "" {
+			from += " (from " + src + ")"
+		} else if v, ok := os.LookupEnv(env("rw-version")[0]); ok && v == s {
+			from += " (or " + env("rw-version")[0] + ")"
+		}
+		return nil, usagef("%s: %v", from, err)
 	}
-	return &v, nil
+	return &p, nil
+}
+
+// rwVersionFrom is the release line of --rw-version (nil when not given).
+func rwVersionFrom(c *cli.Context) (*rwversion.Version, error) {
+	p, err := rwPinFrom(c)
+	if p == nil || err != nil {
+		return nil, err
+	}
+	return &p.Line, nil
+}
+
+// checkRWVersion refuses, before any path is chosen and before anything is
+// written (dry runs included), a --rw-version that the cluster contradicts.
+// What the cluster shows comes from what the command can reach: the meta
+// store (system params, column families, hummock deltas and checkpoint)
+// when etcd endpoints are given, and the newest rw_version of the cluster's
+// own manifest entries, stored or as the live meta node reports them
+// (GetMetaSnapshotManifest). It also refuses --remarks for a release whose
+// meta node drops them (before v1.6). The pin is kept in cl.
+func checkRWVersion(ctx context.Context, c *cli.Context, cl *cluster, target *metasnap.Storage) error {
+	pin, err := rwPinFrom(c)
+	if err != nil || pin == nil {
+		return err
+	}
+	cl.pin = pin
+	if c.String("remarks") != "" && !rwversion.For(pin.Line).Manifest.Remarks {
+		return usagef("--remarks %q: RisingWave %s stores no remarks (MetaSnapshotMetadata has them from v1.6; a %s meta node drops them and rewrites the manifest without them), and --rw-version is %s: drop --remarks, or give the cluster's real release",
+			c.String("remarks"), pin.Line, pin.Line, pin)
+	}
+	in := metasnap.ReleaseInput{Etcd: cl.etcd, DataDir: cl.loc.DataDir, Logger: slog.Default()}
+	switch {
+	case cl.etcd != nil && target != nil && cl.loc.OwnLocation:
+		m, _, err := target.ReadManifest(ctx)
+		if err != nil && !errors.Is(err, objstore.ErrNotFound) {
+			return err
+		}
+		if m != nil {
+			in.ManifestRWVersion = metasnap.NewestRWVersion(m)
+		}
+	case cl.etcd == nil && c.String("mode") == string(metaclient.ModeMeta):
+		// No meta store to read: what the meta node wrote is the evidence.
+		addr := c.String("meta-addr")
+		if addr == "" {
+			addr = metaclient.DefaultAddr
+		}
+		mc, err := metaclient.Dial(ctx, metaclient.DialOptions{Addr: addr, Source: "--meta-addr / " + metaclient.EnvAddr, Logger: slog.Default()})
+		if err != nil {
+			return err
+		}
+		m, err := (&metaclient.Operator{Client: mc}).Manifest(ctx)
+		mc.Close()
+		if err != nil {
+			return err
+		}
+		in.ManifestRWVersion = metasnap.NewestRWVersion(m)
+	}
+	if cl.etcd != nil && cl.loc.HummockURL != "" {
+		hs, err := objstore.Open(ctx, cl.loc.HummockURL)
+		if err != nil {
+			slog.Warn("the hummock storage cannot be opened; the release is told from etcd alone", "err", err)
+		} else {
+			defer hs.Close()
+			in.Hummock = hs
+		}
+	}
+	r, err := metasnap.DetectRelease(ctx, in)
+	if err != nil {
+		return err
+	}
+	if err := rwversion.CheckPin(r, *pin, in.ManifestRWVersion); err != nil {
+		return usageError{err}
+	}
+	slog.Debug("--rw-version agrees with the cluster", "rw_version", pin.String(), "cluster_looks_like", r.String(), "why", r.Why())
+	return nil
 }
 
 // risectlRestoreFlags are the restore-meta flags of every v1.x/v2.0 risectl

@@ -497,8 +497,11 @@ type MetaSnapshotMetadata struct {
 	SafeEpoch         uint64                 `protobuf:"varint,4,opt,name=safe_epoch,json=safeEpoch,proto3" json:"safe_epoch,omitempty"`
 	FormatVersion     *uint32                `protobuf:"varint,5,opt,name=format_version,json=formatVersion,proto3,oneof" json:"format_version,omitempty"`
 	Remarks           *string                `protobuf:"bytes,6,opt,name=remarks,proto3,oneof" json:"remarks,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// v1.10+: the RW_VERSION that wrote the entry (lib.rs
+	// From<&MetaSnapshotMetadata> for PbMetaSnapshotMetadata).
+	RwVersion     *string `protobuf:"bytes,7,opt,name=rw_version,json=rwVersion,proto3,oneof" json:"rw_version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *MetaSnapshotMetadata) Reset() {
@@ -573,6 +576,13 @@ func (x *MetaSnapshotMetadata) GetRemarks() string {
 	return ""
 }
 
+func (x *MetaSnapshotMetadata) GetRwVersion() string {
+	if x != nil && x.RwVersion != nil {
+		return *x.RwVersion
+	}
+	return ""
+}
+
 var File_backup_service_proto protoreflect.FileDescriptor
 
 const file_backup_service_proto_rawDesc = "" +
@@ -600,7 +610,7 @@ const file_backup_service_proto_rawDesc = "" +
 	"\x14MetaSnapshotManifest\x12\x1f\n" +
 	"\vmanifest_id\x18\x01 \x01(\x04R\n" +
 	"manifestId\x12Q\n" +
-	"\x11snapshot_metadata\x18\x02 \x03(\v2$.backup_service.MetaSnapshotMetadataR\x10snapshotMetadata\"\x8d\x02\n" +
+	"\x11snapshot_metadata\x18\x02 \x03(\v2$.backup_service.MetaSnapshotMetadataR\x10snapshotMetadata\"\xc0\x02\n" +
 	"\x14MetaSnapshotMetadata\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12,\n" +
 	"\x12hummock_version_id\x18\x02 \x01(\x04R\x10hummockVersionId\x12.\n" +
@@ -608,10 +618,13 @@ const file_backup_service_proto_rawDesc = "" +
 	"\n" +
 	"safe_epoch\x18\x04 \x01(\x04R\tsafeEpoch\x12*\n" +
 	"\x0eformat_version\x18\x05 \x01(\rH\x00R\rformatVersion\x88\x01\x01\x12\x1d\n" +
-	"\aremarks\x18\x06 \x01(\tH\x01R\aremarks\x88\x01\x01B\x11\n" +
+	"\aremarks\x18\x06 \x01(\tH\x01R\aremarks\x88\x01\x01\x12\"\n" +
+	"\n" +
+	"rw_version\x18\a \x01(\tH\x02R\trwVersion\x88\x01\x01B\x11\n" +
 	"\x0f_format_versionB\n" +
 	"\n" +
-	"\b_remarks*Y\n" +
+	"\b_remarksB\r\n" +
+	"\v_rw_version*Y\n" +
 	"\x0fBackupJobStatus\x12\x0f\n" +
 	"\vUNSPECIFIED\x10\x00\x12\v\n" +
 	"\aRUNNING\x10\x01\x12\r\n" +

@@ -78,6 +78,14 @@ type Config struct {
 	RWVersion string
 }
 
+// rules are the release's rules (v1.7's when RWVersion is "" or unknown).
+func (n *Node) rules() rwversion.Rules {
+	if v, err := rwversion.Parse(n.cfg.RWVersion); err == nil && rwversion.Known(v) {
+		return rwversion.For(v)
+	}
+	return rwversion.For(rwversion.V1_7)
+}
+
 type jobInfo struct {
 	id      uint64
 	status  backuppb.BackupJobStatus
@@ -364,6 +372,11 @@ func errFollower() error {
 
 // startJob is BackupManager::start_backup_job.
 func (n *Node) startJob(remarks *string) (uint64, error) {
+	if !n.rules().Risectl.Remarks {
+		// BackupMetaRequest has no remarks field before v1.6: the node
+		// never sees them (an unknown field), and the job succeeds.
+		remarks = nil
+	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if !n.leader {
@@ -413,15 +426,12 @@ func (n *Node) runJob(id uint64, remarks *string, fail string, delay time.Durati
 		opts.Remarks = *remarks
 	}
 	if v, err := rwversion.Parse(n.cfg.RWVersion); err == nil {
-		opts.RWVersion = &v
+		// The entry in the release's shape, with its RW_VERSION (v1.10+).
+		opts.RWVersion, opts.RWRelease = &v, n.cfg.RWVersion
 	}
 	encoded, entry, err := metasnap.BuildSnapshot(n.ctx, opts, id)
 	if err != nil {
 		return err
-	}
-	if v, err := rwversion.Parse(n.cfg.RWVersion); err == nil && rwversion.For(v).Manifest.RWVersion {
-		rv := n.cfg.RWVersion
-		entry.RWVersion = &rv
 	}
 	if err := n.cfg.Backup.Store.Put(n.ctx, n.cfg.Backup.SnapshotKey(id), encoded); err != nil {
 		return fmt.Errorf("upload snapshot %d: %w", id, err)
@@ -432,13 +442,21 @@ func (n *Node) runJob(id uint64, remarks *string, fail string, delay time.Durati
 }
 
 // writeManifest is storage.rs's update: clone the cache, bump manifest_id,
-// change, upload over whatever is stored, keep as the new cache.
+// change, upload over whatever is stored, keep as the new cache. Like
+// serde, it writes every entry back in the release's own struct: keys it
+// does not know (v1.0-v1.5 know no remarks, v1.0-v1.9 no state_table_info
+// or rw_version, none knows another tool's extra fields) are dropped.
 func (n *Node) writeManifest(ctx context.Context, change func(m *metasnap.Manifest)) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	m := cloneManifest(n.manifest)
 	m.ManifestID++
 	change(m)
+	shape := n.rules().Manifest
+	m.Extra = nil
+	for i := range m.SnapshotMetadata {
+		m.SnapshotMetadata[i] = m.SnapshotMetadata[i].AsWrittenBy(shape)
+	}
 	b, err := metasnap.EncodeManifest(m)
 	if err != nil {
 		return err
@@ -460,6 +478,11 @@ func (n *Node) finishJob(id uint64, err error) {
 		msg := fmt.Sprintf("failed backup job %d: %v", id, err)
 		n.log.Warn(msg)
 		n.latest = jobInfo{id: id, status: backuppb.BackupJobStatus_FAILED, message: msg}
+		if !n.rules().Catalog.FailedStatus {
+			// v1.0-v1.2 have no FAILED status and no message: a job that
+			// is neither running nor in the manifest is NOT_FOUND.
+			n.latest = jobInfo{id: id, status: backuppb.BackupJobStatus_NOT_FOUND}
+		}
 		return
 	}
 	n.log.Info("succeeded backup job " + strconv.FormatUint(id, 10))
@@ -534,13 +557,25 @@ func (s *backupService) GetMetaSnapshotManifest(context.Context, *backuppb.GetMe
 		return nil, errFollower()
 	}
 	m := s.n.Manifest()
+	shape := s.n.rules().Manifest
 	pm := &backuppb.MetaSnapshotManifest{ManifestId: m.ManifestID}
 	for _, e := range m.SnapshotMetadata {
 		fv := e.FormatVersion
-		pm.SnapshotMetadata = append(pm.SnapshotMetadata, &backuppb.MetaSnapshotMetadata{
-			Id: e.ID, HummockVersionId: e.HummockVersionID, MaxCommittedEpoch: e.MaxCommittedEpoch,
-			SafeEpoch: e.SafeEpoch, FormatVersion: &fv, Remarks: e.Remarks,
-		})
+		pe := &backuppb.MetaSnapshotMetadata{
+			Id: e.ID, HummockVersionId: e.HummockVersionID, MaxCommittedEpoch: e.MaxCommittedEpoch, SafeEpoch: e.SafeEpoch,
+		}
+		// The proto grew with the struct: format_version v1.4, remarks
+		// v1.6, rw_version v1.10 (proto/backup_service.proto per tag).
+		if shape.FormatVersion {
+			pe.FormatVersion = &fv
+		}
+		if shape.Remarks {
+			pe.Remarks = e.Remarks
+		}
+		if shape.RWVersion {
+			pe.RwVersion = e.RWVersion
+		}
+		pm.SnapshotMetadata = append(pm.SnapshotMetadata, pe)
 	}
 	return &backuppb.GetMetaSnapshotManifestResponse{Manifest: pm}, nil
 }

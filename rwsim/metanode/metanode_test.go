@@ -22,6 +22,7 @@ import (
 	"github.com/rwsnap/rwsnap/objstore"
 	"github.com/rwsnap/rwsnap/rwsim"
 	"github.com/rwsnap/rwsnap/rwsim/metanode"
+	"github.com/rwsnap/rwsnap/rwversion"
 )
 
 type env struct {
@@ -30,7 +31,7 @@ type env struct {
 	backup  *metasnap.Storage
 }
 
-func setup(t *testing.T) *env {
+func setup(t *testing.T, mode ...rwversion.Version) *env {
 	t.Helper()
 	ctx := context.Background()
 	cli := etcdtest.ClientT(t, etcdtest.StartT(t, embedetcd.Config{}))
@@ -40,7 +41,11 @@ func setup(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { hs.Close() })
-	if _, err := rwsim.Seed(ctx, cli, hs, rwsim.Options{StateStore: "hummock+fs://" + dir, Seed: 11, Tables: 4, FragmentSize: 256}); err != nil {
+	o := rwsim.Options{StateStore: "hummock+fs://" + dir, Seed: 11, Tables: 4, FragmentSize: 256}
+	if len(mode) > 0 {
+		o.RWVersion = mode[0]
+	}
+	if _, err := rwsim.Seed(ctx, cli, hs, o); err != nil {
 		t.Fatal(err)
 	}
 	return &env{cli: cli, hummock: hs, backup: metasnap.NewStorage(hs, "hummock_001/backup")}
@@ -251,5 +256,91 @@ func TestKillLeavesLease(t *testing.T) {
 			t.Fatalf("lease of the crashed node still live after 10s: %+v", l)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestOldReleases: a meta node of v1.2 or v1.5 behaves as those releases
+// do (proto/backup_service.proto, backup_manager.rs and lib.rs at v1.2.0,
+// v1.5.4, v1.10.2): v1.5 drops remarks, its own and, on every manifest
+// rewrite, other entries'; v1.2 also has no format_version and reports a
+// failed job as NOT_FOUND without a message; v1.10 records RW_VERSION.
+func TestOldReleases(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		release                        string
+		remarks, format, failed, rwver bool
+	}{
+		{"1.2.0", false, false, false, false},
+		{"1.5.4", false, true, true, false},
+		{"1.7.0", true, true, true, false},
+		{"1.10.2", true, true, true, true},
+	} {
+		t.Run(tc.release, func(t *testing.T) {
+			line, err := rwversion.Parse(tc.release)
+			if err != nil {
+				t.Fatal(err)
+			}
+			e := setup(t, line)
+			// An entry with remarks another writer put there first.
+			seeded := `{"manifest_id":1,"snapshot_metadata":[{"id":900,"hummock_version_id":1,"ssts":[],"max_committed_epoch":1,"safe_epoch":0,"format_version":1,"remarks":"theirs","x":1}]}`
+			if err := e.hummock.Put(ctx, e.backup.ManifestKey(), []byte(seeded)); err != nil {
+				t.Fatal(err)
+			}
+			n := e.start(t, func(c *metanode.Config) { c.RWVersion = tc.release })
+			waitLeader(t, n)
+			conn, err := grpc.NewClient(n.Addr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			bc := backuppb.NewBackupServiceClient(conn)
+			r := "mine"
+			resp, err := bc.BackupMeta(ctx, &backuppb.BackupMetaRequest{Remarks: &r})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := n.WaitJob(ctx, resp.GetJobId()); err != nil {
+				t.Fatal(err)
+			}
+			raw, _, err := e.hummock.Get(ctx, e.backup.ManifestKey())
+			if err != nil {
+				t.Fatal(err)
+			}
+			doc := string(raw)
+			for key, want := range map[string]bool{`"remarks"`: tc.remarks, `"format_version"`: tc.format, `"rw_version":"` + tc.release + `"`: tc.rwver, `"state_table_info"`: tc.rwver, `"x":1`: false} {
+				if strings.Contains(doc, key) != want {
+					t.Errorf("manifest has %s: %v, want %v\n%s", key, !want, want, doc)
+				}
+			}
+			if strings.Contains(doc, `"mine"`) != tc.remarks || strings.Contains(doc, `"theirs"`) != tc.remarks {
+				t.Errorf("remarks kept %v, want %v:\n%s", !tc.remarks, tc.remarks, doc)
+			}
+			pm, err := bc.GetMetaSnapshotManifest(ctx, &backuppb.GetMetaSnapshotManifestRequest{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			last := pm.GetManifest().GetSnapshotMetadata()[1]
+			if (last.FormatVersion != nil) != tc.format || (last.Remarks != nil) != tc.remarks || (last.GetRwVersion() == tc.release) != tc.rwver {
+				t.Errorf("GetMetaSnapshotManifest entry %v", last)
+			}
+
+			n.FailNextJob("object store unavailable")
+			resp, err = bc.BackupMeta(ctx, &backuppb.BackupMetaRequest{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			_ = n.WaitJob(ctx, resp.GetJobId())
+			st, err := bc.GetBackupJobStatus(ctx, &backuppb.GetBackupJobStatusRequest{JobId: resp.GetJobId()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := backuppb.BackupJobStatus_FAILED
+			if !tc.failed {
+				want = backuppb.BackupJobStatus_NOT_FOUND
+			}
+			if st.GetJobStatus() != want || (st.GetMessage() == "") == tc.failed {
+				t.Errorf("failed job: status %v message %q, want %v", st.GetJobStatus(), st.GetMessage(), want)
+			}
+		})
 	}
 }
