@@ -168,6 +168,11 @@ func openLocation(ctx context.Context, c *cli.Context, needEtcd bool) (*cluster,
 // openCluster connects to etcd (required when needEtcd, or when the backup
 // location must come from the cluster's params) and resolves locations.
 func openCluster(ctx context.Context, c *cli.Context, needEtcd bool) (*cluster, error) {
+	// A --rw-version naming no etcd-era release is refused before any
+	// connection.
+	if _, err := rwPinFrom(c); err != nil {
+		return nil, err
+	}
 	o := overrides(c)
 	cl := &cluster{}
 	haveEtcd := c.String("etcd-endpoints") != ""

@@ -26,7 +26,9 @@ func playgroundCommand() *cli.Command {
 		Usage: "try rwsnap on a simulated RisingWave cluster: embedded etcd + local directories, nothing to install",
 		Description: `Starts an embedded etcd, fills it with a simulated RisingWave meta store
 (v1.7 by default; --rw-version 1.9, 1.10 or 2.0 for those releases' layouts:
-subscriptions and change logs, state_table_info, secrets)
+subscriptions and change logs, state_table_info, secrets; 1.2 or 1.5 for v1.7's
+layout under an older meta node, which drops remarks, and on 1.2 reports a failed
+job as NOT_FOUND)
 with catalogs, fragments, users, compaction groups, a hummock checkpoint and a chain
 of version deltas, SST objects in a local directory), then runs what an operator
 would: backup-meta while the cluster keeps committing epochs, list, verify, and
@@ -45,7 +47,7 @@ Examples:
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "dir", Usage: "where to keep etcd data and the storage (default: a new temporary directory)"},
 			&cli.BoolFlag{Name: "keep", Usage: "keep the restored cluster running after the walk-through, until Ctrl-C, and print its endpoints"},
-			&cli.StringFlag{Name: "rw-version", Value: "1.7", Usage: "the RisingWave release to simulate: 1.7, 1.9, 1.10 or 2.0"},
+			&cli.StringFlag{Name: "rw-version", Value: "1.7", Usage: "the RisingWave release to simulate: the line 1.2, 1.5, 1.7, 1.9, 1.10 or 2.0, or one of its releases (e.g. 1.10.1); its meta node writes that release as rw_version (v1.10+)"},
 		},
 		Action: runPlayground,
 	}
@@ -56,9 +58,17 @@ func runPlayground(c *cli.Context) error {
 	w := c.App.Writer
 	dir := c.String("dir")
 	keep := c.Bool("keep")
-	mode, err := rwversion.Parse(c.String("rw-version"))
-	if err != nil || !slices.Contains(rwsim.Modes, mode) {
-		return usagef("--rw-version %q: the playground simulates 1.7, 1.9, 1.10 or 2.0", c.String("rw-version"))
+	pin, err := rwversion.ParsePin(c.String("rw-version"))
+	if err != nil {
+		return usagef("--rw-version: %v", err)
+	}
+	mode := pin.Line
+	if !slices.Contains(rwsim.Modes, mode) {
+		return usagef("--rw-version %q: the playground simulates the lines 1.2, 1.5, 1.7, 1.9, 1.10 and 2.0 (or one of their releases, e.g. 1.10.2)", c.String("rw-version"))
+	}
+	release := rwsim.ModeRelease(mode)
+	if pin.Release != "" {
+		release = pin.Release
 	}
 	created := dir == ""
 	if created {
@@ -141,7 +151,7 @@ func runPlayground(c *cli.Context) error {
 			ordersID = r.ID
 		}
 	}
-	fe, err := frontend.Start(ctx, frontend.Options{Backup: metasnap.NewStorage(hs, "hummock_001/backup"), Shape: frontend.ShapeFor(mode), Version: rwsim.ModeRelease(mode), FirstTableID: ordersID})
+	fe, err := frontend.Start(ctx, frontend.Options{Backup: metasnap.NewStorage(hs, "hummock_001/backup"), Shape: frontend.ShapeFor(mode), Version: release, FirstTableID: ordersID})
 	if err != nil {
 		return err
 	}
@@ -321,7 +331,7 @@ func runPlayground(c *cli.Context) error {
 		return err
 	}
 	defer bs.Close()
-	meta, err := metanode.Start(ctx, metanode.Config{Etcd: freshCli, Hummock: hs, DataDir: hummockDir, Backup: metasnap.NewStorage(bs, "hummock_001/backup"), RWVersion: rwsim.ModeRelease(mode)})
+	meta, err := metanode.Start(ctx, metanode.Config{Etcd: freshCli, Hummock: hs, DataDir: hummockDir, Backup: metasnap.NewStorage(bs, "hummock_001/backup"), RWVersion: release})
 	if err != nil {
 		return fmt.Errorf("start the simulated meta node: %w", err)
 	}
