@@ -30,10 +30,13 @@ func TestRoundTripPerVersion(t *testing.T) {
 	want := map[rwversion.Version]string{
 		// Nothing tells v1.0-v1.9 apart in a v1.7 store without change logs,
 		// and their replay rules agree on it.
-		rwversion.V1_7:  "read as RisingWave v1.0–v1.9",
-		rwversion.V1_9:  "read as RisingWave v1.9",
-		rwversion.V1_10: "read as RisingWave v1.10",
-		rwversion.V2_0:  "read as RisingWave v2.0",
+		rwversion.V1_7: "read as RisingWave v1.0–v1.9",
+		// v1.2 and v1.5 seed v1.7's layout; their meta nodes differ.
+		{Major: 1, Minor: 2}: "read as RisingWave v1.0–v1.9",
+		{Major: 1, Minor: 5}: "read as RisingWave v1.0–v1.9",
+		rwversion.V1_9:       "read as RisingWave v1.9",
+		rwversion.V1_10:      "read as RisingWave v1.10",
+		rwversion.V2_0:       "read as RisingWave v2.0",
 	}
 	for _, mode := range rwsim.Modes {
 		t.Run(mode.String(), func(t *testing.T) {
@@ -69,7 +72,7 @@ func TestRoundTripPerVersion(t *testing.T) {
 			// A --rw-version the store contradicts is refused.
 			if mode.AtLeast(rwversion.V1_10) {
 				r := run(t, nil, append([]string{"meta", "backup-meta", "--rw-version", "1.9"}, f.etcdArgs()...)...)
-				if r.code != 1 || !strings.Contains(r.stderr, "contradicts the meta store") || !strings.Contains(r.stderr, "state_table_info") {
+				if r.code != 2 || !strings.Contains(r.stderr, "contradicts the meta store") || !strings.Contains(r.stderr, "state_table_info") {
 					t.Fatalf("contradicting --rw-version: %s", r)
 				}
 			}
@@ -82,7 +85,7 @@ func TestRoundTripPerVersion(t *testing.T) {
 				"--backup-storage-url", f.bucketURL, "--backup-storage-directory", "hummock_001/backup", "--hummock-storage-url", f.bucketURL}
 			if mode == rwversion.V2_0 {
 				r := run(t, nil, append(restore, "--rw-version", "1.10")...)
-				if r.code != 1 || !strings.Contains(r.stderr, "cannot be downgraded") {
+				if r.code != 2 || !strings.Contains(r.stderr, "cannot be downgraded") {
 					t.Fatalf("v2.0 snapshot in v1.10 mode: %s", r)
 				}
 				if n := len(dumpEtcd(t, bcli)); n != 0 {

@@ -20,7 +20,7 @@ import (
 // meta store alone does not tell (rwsnap refuses to guess) or to pin it.
 func rwVersionFlag() cli.Flag {
 	return &cli.StringFlag{Name: "rw-version", Category: catStorage,
-		Usage: "the cluster's RisingWave release: a line (`1.0` to `1.10`, `2.0`) or a release (1.0.0 to 2.0.7, e.g. 1.10.2; a leading v is allowed); " +
+		Usage: "the cluster's RisingWave release, `VERSION`: a line (1.0 to 1.10, 2.0) or a release (1.0.0 to 2.0.7, e.g. 1.10.2; a leading v is allowed); " +
 			"default: recognised from the meta store (column families, system params, hummock delta kinds, the manifest's rw_version). " +
 			"It must agree with what the store shows, or nothing is done (exit 2). New manifest entries of v1.10+ record a release given here as rw_version " +
 			"(with only the line, rw_version is null); entries of older lines have no rw_version, as RisingWave writes them",
