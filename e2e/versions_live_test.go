@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rwsnap/rwsnap/metastore"
 	"github.com/rwsnap/rwsnap/rwsim"
 	"github.com/rwsnap/rwsnap/rwsim/metanode"
 	"github.com/rwsnap/rwsnap/rwversion"
@@ -238,4 +239,33 @@ func TestOldMetaNodes(t *testing.T) {
 		}
 		mustRun(t, nil, append([]string{"meta", "verify-meta-snapshot", "--all"}, f.etcdArgs()...)...)
 	})
+}
+
+// TestDryRunReadsAsBackup: a direct backup-meta --dry-run reads the meta
+// store as the backup would, so a layout that matches no release is
+// refused there too, naming what was found, with nothing written (before,
+// the dry run passed and only the real run refused).
+func TestDryRunReadsAsBackup(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, rwsim.Options{Seed: 45, RWVersion: rwversion.V1_10})
+	// One of v2.0's three params, without the others.
+	if _, err := f.cli.Put(ctx, string(metastore.EtcdKey(metastore.CFSystemParams, []byte("license_key"))), "x"); err != nil {
+		t.Fatal(err)
+	}
+	before := dumpEtcd(t, f.cli)
+	for _, args := range [][]string{{"meta", "backup-meta", "--dry-run"}, {"meta", "backup-meta"}} {
+		r := run(t, nil, append(args, f.etcdArgs()...)...)
+		if r.code != 1 || !strings.Contains(r.stderr, "matches no RisingWave release") || !strings.Contains(r.stderr, "license_key") {
+			t.Errorf("%v: %s", args, r)
+		}
+	}
+	after := dumpEtcd(t, f.cli)
+	delete(before, string(metastore.EtcdKey(metastore.CFDefault, []byte(metastore.BackupIDGeneratorKey))))
+	delete(after, string(metastore.EtcdKey(metastore.CFDefault, []byte(metastore.BackupIDGeneratorKey))))
+	if !maps.Equal(before, after) {
+		t.Error("refused backups changed etcd beyond the id generator")
+	}
+	if _, _, err := f.hummock.Get(ctx, f.backupStorage().ManifestKey()); err == nil {
+		t.Error("a manifest was written")
+	}
 }

@@ -29,3 +29,25 @@ func BuildSnapshot(ctx context.Context, opts BackupOptions, id uint64) ([]byte, 
 	}
 	return buf.Bytes(), rd.entry, nil
 }
+
+// ReadAsBackup reads the meta store as Backup would (the checkpoint, etcd
+// at one revision, the replay under the detected release's rules, every
+// refusal included) without allocating an id or writing anything: what a
+// direct backup-meta --dry-run checks. remarks are checked as a backup's.
+func ReadAsBackup(ctx context.Context, opts BackupOptions) (Lines, error) {
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if opts.OwnLocation && opts.ManifestRWVersion == "" && opts.Target != nil {
+		if m, _, err := opts.Target.ReadManifest(ctx); err == nil {
+			opts.ManifestRWVersion = newestRWVersion(m)
+		}
+	}
+	rd, err := readConsistent(ctx, opts, 0, log)
+	if err != nil {
+		return Lines{}, err
+	}
+	rd.bar.Finish()
+	return rd.lines, nil
+}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"log/slog"
 	"slices"
 	"strconv"
 	"strings"
@@ -19,6 +20,18 @@ func backupDryRun(c *cli.Context, ch *metaclient.Choice) error {
 	m, err := ch.Manifest(c.Context)
 	if err != nil {
 		return err
+	}
+	if d, ok := ch.Operator.(*metasnap.Direct); ok && d.Opts.Hummock != nil {
+		// The read a backup would do, its refusals included (an unknown or
+		// ambiguous release, a contradicting --rw-version, a broken delta
+		// chain); nothing is allocated or written.
+		o := d.Opts
+		o.Remarks = c.String("remarks")
+		lines, err := metasnap.ReadAsBackup(c.Context, o)
+		if err != nil {
+			return err
+		}
+		slog.Info("meta store read as RisingWave "+lines.Range.String(), "replay_rules", lines.Replay, "why", lines.Range.Why())
 	}
 	n := len(m.SnapshotMetadata)
 	capErr := metasnap.CheckCapacity(n, c.Bool("force"))

@@ -77,7 +77,7 @@ Examples:
   rwsnap meta backup-meta --etcd-endpoints 127.0.0.1:2379 --remarks "before upgrade"
   RW_META_ADDR=http://meta:5690 rwsnap meta backup-meta --etcd-endpoints etcd:2379 --mode meta`,
 		Flags: withFlags(etcdFlags(), locationFlags(), metaNodeFlags(), []cli.Flag{
-			&cli.StringFlag{Name: "remarks", Usage: "free text stored with the snapshot (shown by list and rw_meta_snapshot)", EnvVars: env("remarks")},
+			&cli.StringFlag{Name: "remarks", Usage: "free text stored with the snapshot (shown by list and rw_meta_snapshot); RisingWave v1.6+ only: refused with --rw-version before 1.6, and a warning says when an older meta node dropped it", EnvVars: env("remarks")},
 			&cli.BoolFlag{Name: "force", Usage: "write even to a live cluster's own location, or when more than 100 snapshots exist (RisingWave's cap)", EnvVars: env("force")},
 			dryRunFlag("choose the path and check the location and the cap, print what would be taken"),
 			withDataFlag(),

@@ -12,6 +12,7 @@ import (
 	"github.com/rwsnap/rwsnap/metasnap"
 	"github.com/rwsnap/rwsnap/objstore"
 	"github.com/rwsnap/rwsnap/report"
+	"github.com/rwsnap/rwsnap/rwversion"
 	"github.com/rwsnap/rwsnap/schedule"
 )
 
@@ -126,6 +127,9 @@ func scheduleOne(c *cli.Context, m *schedule.Metrics, cluster string, serve bool
 	}
 	log.Info("scheduler started", "every", c.Duration("every"), "jitter", c.Duration("jitter"), "retention", prune)
 	remarks := c.String("remarks")
+	if cl.pin != nil && !rwversion.For(cl.pin.Line).Manifest.Remarks && !c.IsSet("remarks") {
+		remarks = "" // the default remark; the release stores none (before v1.6)
+	}
 	job := func(ctx context.Context) (schedule.Result, error) {
 		// Chosen per job: a meta node may start or stop between runs.
 		op, err := operatorFor(ctx, c, cl, st, metaclient.UseBackup, hs)

@@ -70,7 +70,7 @@ func checkRWVersion(ctx context.Context, c *cli.Context, cl *cluster, target *me
 		return err
 	}
 	cl.pin = pin
-	if c.String("remarks") != "" && !rwversion.For(pin.Line).Manifest.Remarks {
+	if c.IsSet("remarks") && c.String("remarks") != "" && !rwversion.For(pin.Line).Manifest.Remarks {
 		return usagef("--remarks %q: RisingWave %s stores no remarks (MetaSnapshotMetadata has them from v1.6; a %s meta node drops them and rewrites the manifest without them), and --rw-version is %s: drop --remarks, or give the cluster's real release",
 			c.String("remarks"), pin.Line, pin.Line, pin)
 	}
