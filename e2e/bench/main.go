@@ -68,7 +68,9 @@ func main() {
 	fragKB := flag.Int("fragment-kb", 100, "size of each table-fragments value in KiB")
 	stores := flag.String("stores", "fs,minio", "backup locations: fs, minio")
 	fsyncKeys := flag.Int("fsync-keys", 1000000, "largest store restored into etcd with fsync on (it is slow)")
-	profile := flag.String("profile", "", "write CPU profiles (rwsnap's and the etcd server's) of each backup here")
+	profile := flag.String("profile", "", "write CPU profiles (rwsnap's and the etcd server's) of each backup and restore here, and restore's heap at its peak")
+	steps := flag.String("steps", "backup,restore,verify,copy", "steps to measure (a backup always runs: the others need its snapshot)")
+	fsyncModes := flag.String("fsync", "off,on", "target etcd fsync modes of the restore step")
 	flag.Parse()
 	var sizes []int
 	for _, s := range strings.Split(*keys, ",") {
@@ -87,6 +89,17 @@ func main() {
 		exitOn(fmt.Errorf("etcdctl: %w (make bench builds it into .cache/bin)", err))
 	}
 	b.stores = strings.Split(*stores, ",")
+	b.steps = strings.Split(*steps, ",")
+	for _, m := range strings.Split(*fsyncModes, ",") {
+		switch m {
+		case "off":
+			b.fsync = append(b.fsync, false)
+		case "on":
+			b.fsync = append(b.fsync, true)
+		default:
+			exitOn(fmt.Errorf("-fsync %q: want off, on or off,on", *fsyncModes))
+		}
+	}
 	if slices.Contains(b.stores, "minio") {
 		dir, err := os.MkdirTemp("", "rwsnap-bench-minio-")
 		exitOn(err)
@@ -115,10 +128,13 @@ type bench struct {
 	self, rwsnap, etcdctl string
 	fragKB, runs          int
 	fsyncKeys             int
-	stores                []string
+	stores, steps         []string
+	fsync                 []bool
 	minio                 *testminio.Server
 	profile               string
 }
+
+func (b *bench) step(name string) bool { return slices.Contains(b.steps, name) }
 
 type sample struct {
 	d   time.Duration
@@ -275,13 +291,19 @@ func (b *bench) store(tw *tabwriter.Writer, dir, store, ep, hummockURL string, n
 		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%.2f\t%s\t%s\t\n", store, last.Keys, mib(int64(last.Bytes)), step,
 			a.d.Round(time.Millisecond), baseline, base.d.Round(time.Millisecond), float64(a.d)/float64(base.d), mib(a.rss), mib(base.rss))
 	}
-	row("backup", "etcdctl snapshot save", backup, save)
-	row("backup", "etcdctl get --prefix --rev", backup, get)
+	if b.step("backup") {
+		row("backup", "etcdctl snapshot save", backup, save)
+		row("backup", "etcdctl get --prefix --rev", backup, get)
+	}
 
 	id := strconv.FormatUint(last.ID, 10)
-	for _, fsync := range []bool{false, true} {
-		if fsync && n > b.fsyncKeys {
+	for _, fsync := range b.fsync {
+		if fsync && n > b.fsyncKeys || !b.step("restore") {
 			continue
+		}
+		mode := "fsync off"
+		if fsync {
+			mode = "fsync on"
 		}
 		var target *embedetcd.Cluster
 		fresh := func() error {
@@ -292,10 +314,26 @@ func (b *bench) store(tw *tabwriter.Writer, dir, store, ep, hummockURL string, n
 			target = t
 			return err
 		}
-		rest, err := measure(b.runs, fresh, func() *exec.Cmd {
-			return exec.Command(b.rwsnap, append([]string{"-q", "meta", "restore-meta", "--meta-snapshot-id", id, "--etcd-endpoints", strings.Join(target.Endpoints(), ","),
+		runNo := 0
+		rest, err := measure(b.runs, func() error {
+			runNo++
+			if b.profile != "" && runNo == 1 {
+				stopProfile = b.profileServer(fmt.Sprintf("etcd-restore-%s-%s-%d.pprof", strings.ReplaceAll(mode, " ", ""), store, n))
+			}
+			return fresh()
+		}, func() *exec.Cmd {
+			c := exec.Command(b.rwsnap, append([]string{"-q", "meta", "restore-meta", "--meta-snapshot-id", id, "--etcd-endpoints", strings.Join(target.Endpoints(), ","),
 				"--hummock-storage-url", hummockURL}, loc...)...)
+			if b.profile != "" && runNo == 1 {
+				name := fmt.Sprintf("rwsnap-restore-%s-%s-%d", strings.ReplaceAll(mode, " ", ""), store, n)
+				c.Env = append(os.Environ(), "RWSNAP_CPUPROFILE="+filepath.Join(b.profile, name+".pprof"), "RWSNAP_MEMPROFILE="+filepath.Join(b.profile, name+".heap"))
+			}
+			return c
 		})
+		if stopProfile != nil {
+			stopProfile()
+			stopProfile = nil
+		}
 		if err != nil {
 			target.Close()
 			return err
@@ -315,12 +353,21 @@ func (b *bench) store(tw *tabwriter.Writer, dir, store, ep, hummockURL string, n
 			}
 		}
 		target.Close()
-		mode := "fsync off"
-		if fsync {
-			mode = "fsync on"
-		}
 		row("restore ("+mode+")", bestName, rest, best)
 	}
+	if b.step("verify") {
+		if err := b.verify(row, id, loc, burl, bdir); err != nil {
+			return err
+		}
+	}
+	if b.step("copy") {
+		return b.copyRows(row, id, loc, burl, bdir, filepath.Join(dir, "copy-"+store))
+	}
+	return nil
+}
+
+// verify is the verify step's row.
+func (b *bench) verify(row func(step, baseline string, a, base sample), id string, loc []string, burl, bdir string) error {
 	ver, err := measure(b.runs, nil, func() *exec.Cmd {
 		return exec.Command(b.rwsnap, append([]string{"-q", "meta", "verify-meta-snapshot", id}, loc...)...)
 	})
@@ -332,7 +379,11 @@ func (b *bench) store(tw *tabwriter.Writer, dir, store, ep, hummockURL string, n
 		return err
 	}
 	row("verify", "streamed read + xxhash", ver, read)
-	copyDir := filepath.Join(dir, "copy-"+store)
+	return nil
+}
+
+// copyRows is the copy step's rows.
+func (b *bench) copyRows(row func(step, baseline string, a, base sample), id string, loc []string, burl, bdir, copyDir string) error {
 	cp, err := measure(b.runs, func() error { return os.RemoveAll(copyDir) }, func() *exec.Cmd {
 		return exec.Command(b.rwsnap, append(append([]string{"-q", "meta", "copy-meta-snapshots", "--to-url", "fs://" + copyDir, "--to-directory", "backup"}, loc...), id)...)
 	})
