@@ -19,7 +19,6 @@ import (
 	"github.com/rwsnap/rwsnap/internal/faultpoint"
 	"github.com/rwsnap/rwsnap/internal/progress"
 	"github.com/rwsnap/rwsnap/metasnap"
-	"github.com/rwsnap/rwsnap/metastore"
 	"github.com/rwsnap/rwsnap/objstore"
 )
 
@@ -252,33 +251,8 @@ func writeCheckpoint(ctx context.Context, hs objstore.Store, backup *metasnap.St
 // VerifyTarget reads everything back: etcd must hold exactly the plan's
 // keys and values, and the checkpoint must decode to the snapshot's version.
 func VerifyTarget(ctx context.Context, cli *clientv3.Client, hs objstore.Store, plan *Plan) error {
-	m := plan.walk()
-	defer m.close()
-	found := 0
-	err := metastore.NewReader(cli, 0).RangeAll(ctx, func(k, v []byte) error {
-		if key := string(k); key == MarkerKey || key == OwnerKey {
-			return nil // removed once this read-back passes
-		}
-		if found == plan.Keys()/2 {
-			faultpoint.Hit("restore.during-readback")
-		}
-		switch m.match(k, v) {
-		case matchAbsent:
-			return fmt.Errorf("read-back: unexpected key %q in the target etcd", k)
-		case matchDiffers:
-			return fmt.Errorf("read-back: key %q holds %d bytes that differ from the snapshot's", k, len(v))
-		}
-		found++
-		return nil
-	})
-	if werr := m.close(); werr != nil {
-		return fmt.Errorf("read-back: %w", werr)
-	}
-	if err != nil {
+	if err := verifyKeys(ctx, cli, plan); err != nil {
 		return err
-	}
-	if found != plan.Keys() {
-		return fmt.Errorf("read-back: the target etcd holds %d of the %d restored keys", found, plan.Keys())
 	}
 	b, _, err := hs.Get(ctx, plan.CheckpointKey())
 	if err != nil {
@@ -290,6 +264,34 @@ func VerifyTarget(ctx context.Context, cli *clientv3.Client, hs objstore.Store, 
 	}
 	if cp.GetVersion().GetId() != plan.HummockVersionID || len(cp.GetStaleObjects()) != 0 {
 		return fmt.Errorf("read-back: checkpoint %s holds version %d, want %d", plan.CheckpointKey(), cp.GetVersion().GetId(), plan.HummockVersionID)
+	}
+	return nil
+}
+
+// verifyKeys is the read-back of etcd: exactly the plan's keys and values.
+func verifyKeys(ctx context.Context, cli *clientv3.Client, plan *Plan) error {
+	found := 0
+	_, err := scanTarget(ctx, cli, plan, func(k, v []byte, match int) error {
+		if key := string(k); key == MarkerKey || key == OwnerKey {
+			return nil // removed once this read-back passes
+		}
+		if found == plan.Keys()/2 {
+			faultpoint.Hit("restore.during-readback")
+		}
+		switch match {
+		case matchAbsent:
+			return fmt.Errorf("unexpected key %q in the target etcd", k)
+		case matchDiffers:
+			return fmt.Errorf("key %q holds %d bytes that differ from the snapshot's", k, len(v))
+		}
+		found++
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("read-back: %w", err)
+	}
+	if found != plan.Keys() {
+		return fmt.Errorf("read-back: the target etcd holds %d of the %d restored keys", found, plan.Keys())
 	}
 	return nil
 }

@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"iter"
 	"slices"
 	"sort"
 	"strings"
@@ -387,6 +386,7 @@ func sortIndex(ks []keySum) {
 	slices.SortFunc(ks, func(a, b keySum) int { return strings.Compare(a.key, b.key) })
 }
 
+// How a key etcd holds matches the plan (scanTarget).
 const (
 	matchEqual = iota
 	matchDiffers
@@ -436,52 +436,4 @@ func (p *Plan) sorted(yield func(keySum) bool) error {
 		}
 	}
 	return nil
-}
-
-// matchWalk compares etcd's keys, which arrive in byte order, with the
-// plan walked in the same order (a merge), by value length and xxhash64:
-// no map of every key and no copy of every value.
-type matchWalk struct {
-	next func() (keySum, bool)
-	stop func()
-	cur  keySum
-	ok   bool
-	err  error
-	init bool
-}
-
-// walk starts a pass over etcd's keys in ascending order; close it.
-func (p *Plan) walk() *matchWalk {
-	w := &matchWalk{}
-	w.next, w.stop = iter.Pull(func(yield func(keySum) bool) {
-		if err := p.sorted(yield); err != nil {
-			w.err = err
-		}
-	})
-	return w
-}
-
-// close ends the walk and returns the plan's own read error, if any.
-func (w *matchWalk) close() error {
-	w.stop()
-	return w.err
-}
-
-// match must be called with ascending keys.
-func (w *matchWalk) match(k, v []byte) int {
-	if !w.init {
-		w.cur, w.ok = w.next()
-		w.init = true
-	}
-	key := string(k)
-	for w.ok && w.cur.key < key {
-		w.cur, w.ok = w.next()
-	}
-	if !w.ok || w.cur.key != key {
-		return matchAbsent
-	}
-	if w.cur.n != len(v) || w.cur.sum != xxhash.Sum64(v) {
-		return matchDiffers
-	}
-	return matchEqual
 }

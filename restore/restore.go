@@ -236,6 +236,7 @@ func Restore(ctx context.Context, o Options) (*Result, error) {
 	if err := CheckLine(target, plan.Version, o.RWVersion); err != nil {
 		return nil, err
 	}
+	log.Debug("snapshot verified and planned", "keys", plan.Keys(), "bytes", plan.Bytes(), "elapsed", time.Since(start).Round(time.Millisecond))
 	hs, err := objstore.Open(ctx, o.HummockURL)
 	if err != nil {
 		return nil, fmt.Errorf("open hummock storage: %w", err)
@@ -346,11 +347,13 @@ func Restore(ctx context.Context, o Options) (*Result, error) {
 	if res.Written, res.Replaced, err = Apply(ctx, cli, own, hs, backup, plan, log); err != nil {
 		return res, err
 	}
+	log.Debug("written", "keys", res.Written, "elapsed", time.Since(start).Round(time.Millisecond))
 	// The marker stays until the read-back passes: a run killed while
 	// reading back is resumed by the rerun like any other.
 	if err := VerifyTarget(ctx, cli, hs, plan); err != nil {
 		return res, err
 	}
+	log.Debug("read back", "keys", plan.Keys(), "elapsed", time.Since(start).Round(time.Millisecond))
 	if err := own.Finish(ctx); err != nil {
 		return res, err
 	}
@@ -432,9 +435,7 @@ func CheckTarget(ctx context.Context, cli *clientv3.Client, plan *Plan) (bool, e
 	resume := false
 	var foreign []string
 	seen, foreignCount := 0, 0
-	m := plan.walk()
-	defer m.close()
-	err := metastore.NewReader(cli, 0).RangeAll(ctx, func(k, v []byte) error {
+	_, err := scanTarget(ctx, cli, plan, func(k, v []byte, match int) error {
 		key := string(k)
 		switch key {
 		case MarkerKey:
@@ -452,7 +453,7 @@ func CheckTarget(ctx context.Context, cli *clientv3.Client, plan *Plan) (bool, e
 			return nil // a live or crashed run of a restore: Claim decides
 		}
 		seen++
-		if m.match(k, v) == matchEqual {
+		if match == matchEqual {
 			return nil
 		}
 		foreignCount++
@@ -461,9 +462,6 @@ func CheckTarget(ctx context.Context, cli *clientv3.Client, plan *Plan) (bool, e
 		}
 		return nil
 	})
-	if werr := m.close(); werr != nil {
-		return false, werr
-	}
 	if err != nil {
 		return false, err
 	}
