@@ -67,8 +67,9 @@ type Options struct {
 	// RWVersion is the RisingWave release whose meta store is simulated:
 	// v1.7 (default), v1.9 (subscriptions, table change logs), v1.10
 	// (state_table_info deltas, no member_table_ids, its watermark rules),
-	// v2.0 (secrets, v2.0's system params, its snapshot layout). See
-	// rwsim/modes.go.
+	// v2.0 (secrets, v2.0's system params, its snapshot layout); v1.2 and
+	// v1.5 seed v1.7's layout (their meta nodes differ: metanode.Config's
+	// RWVersion). See rwsim/modes.go.
 	RWVersion rwversion.Version
 	// NewObjectPrefixStrategy simulates a cluster first started on v2.0
 	// (use_new_object_prefix_strategy true: SSTs under crc32 prefixes on

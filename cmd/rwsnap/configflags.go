@@ -302,6 +302,11 @@ func runConfigShow(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	// A risingwave_version every other command would refuse is refused
+	// here, naming where it came from.
+	if _, err := rwPinFrom(c); err != nil {
+		return err
+	}
 	if f != nil {
 		out.ConfigFile = f.Path
 		if out.Repository == "" && out.Cluster != "" {

@@ -59,6 +59,12 @@ func TestPlaygroundV20(t *testing.T) {
 	if code != 2 {
 		t.Errorf("--rw-version 1.8: exit %d", code)
 	}
+	// An old line's meta node, named by its exact release.
+	out.Reset()
+	code = run(context.Background(), []string{"rwsnap", "playground", "--dir", t.TempDir(), "--rw-version", "1.2.0"}, &out, &errb)
+	if code != 0 || !strings.Contains(out.String(), "simulated RisingWave v1.2 cluster") || !strings.Contains(out.String(), "restore succeeded") {
+		t.Errorf("--rw-version 1.2.0: exit %d\n%s", code, out.String())
+	}
 }
 
 // syncBuffer is a bytes.Buffer safe to read while the playground writes.

@@ -40,6 +40,7 @@ func TestRWVersionRefusedEverywhere(t *testing.T) {
 		with([]string{"meta", "report", "--html", filepath.Join(dir, "r.html")}, loc...),
 		with([]string{"schedule", "--once", "--every", "1h"}, append(etcd, loc...)...),
 		{"playground"},
+		{"config", "show", "--offline"},
 	}
 	bad := []string{"2.0.8", "2.1.0", "0.19.0", "1.7.99999", "1.10.1-rc", "v", "1.x", "99999999999999999999.1", "2.0.0"}
 	for _, args := range cmds {
@@ -80,6 +81,11 @@ func TestRWVersionRefusedEverywhere(t *testing.T) {
 	code := run(context.Background(), []string{"rwsnap", "meta", "list-meta-snapshots", "--config", cfg, "--cluster", "a", "--repo", "r"}, &out, &errb)
 	if code != 2 || !strings.Contains(errb.String(), "risingwave_version") || !strings.Contains(errb.String(), "2.0.8") {
 		t.Errorf("config file risingwave_version 2.0.8: exit %d\n%s", code, errb.String())
+	}
+	errb.Reset()
+	code = run(context.Background(), []string{"rwsnap", "config", "show", "--offline", "--config", cfg, "--cluster", "a"}, &out, &errb)
+	if code != 2 || !strings.Contains(errb.String(), "risingwave_version") {
+		t.Errorf("config show with risingwave_version 2.0.8: exit %d\n%s", code, errb.String())
 	}
 }
 
