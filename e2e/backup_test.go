@@ -133,55 +133,57 @@ func getObject(t *testing.T, f *fixture, key string) []byte {
 }
 
 func TestBackupMetaMatchesEtcdByteForByte(t *testing.T) {
-	f := newFixture(t, rwsim.Options{Seed: 1})
-	r := mustRun(t, nil, append([]string{"meta", "backup-meta", "--remarks", "before upgrade", "-o", "json"}, f.etcdArgs()...)...)
-	var out struct {
-		ID       uint64 `json:"id"`
-		Revision int64  `json:"revision"`
-	}
-	if err := json.Unmarshal([]byte(r.stdout), &out); err != nil {
-		t.Fatalf("json output: %v\n%s", err, r)
-	}
+	forEachReadPath(t, func(t *testing.T) {
+		f := newFixture(t, rwsim.Options{Seed: 1})
+		r := mustRun(t, nil, append([]string{"meta", "backup-meta", "--remarks", "before upgrade", "-o", "json"}, f.etcdArgs()...)...)
+		var out struct {
+			ID       uint64 `json:"id"`
+			Revision int64  `json:"revision"`
+		}
+		if err := json.Unmarshal([]byte(r.stdout), &out); err != nil {
+			t.Fatalf("json output: %v\n%s", err, r)
+		}
 
-	// Manifest, as RisingWave's test scripts read it (field order matters to them).
-	manifest := getObject(t, f, "hummock_001/backup/manifest.json")
-	re := regexp.MustCompile(`^\{"manifest_id":1,"snapshot_metadata":\[\{"id":(\d+),"hummock_version_id":(\d+),"ssts":\[([\d,]*)\],"max_committed_epoch":(\d+),"safe_epoch":(\d+),"format_version":1,"remarks":"before upgrade"`)
-	mm := re.FindStringSubmatch(string(manifest))
-	if mm == nil {
-		t.Fatalf("manifest shape: %s", manifest)
-	}
-	want := f.sim.ExpectedVersion()
-	if mm[1] != strconv.FormatUint(out.ID, 10) || mm[2] != strconv.FormatUint(want.GetId(), 10) ||
-		mm[4] != strconv.FormatUint(want.GetMaxCommittedEpoch(), 10) || mm[5] != strconv.FormatUint(want.GetSafeEpoch(), 10) {
-		t.Fatalf("manifest entry %v, expected version id %d epochs %d/%d", mm[1:], want.GetId(), want.GetMaxCommittedEpoch(), want.GetSafeEpoch())
-	}
-	var ssts []uint64
-	for _, s := range strings.Split(mm[3], ",") {
-		id, _ := strconv.ParseUint(s, 10, 64)
-		ssts = append(ssts, id)
-	}
-	if wantSSTs := objectIDsByHand(want); !slices.Equal(ssts, wantSSTs) {
-		t.Fatalf("ssts %v, want %v", ssts, wantSSTs)
-	}
+		// Manifest, as RisingWave's test scripts read it (field order matters to them).
+		manifest := getObject(t, f, "hummock_001/backup/manifest.json")
+		re := regexp.MustCompile(`^\{"manifest_id":1,"snapshot_metadata":\[\{"id":(\d+),"hummock_version_id":(\d+),"ssts":\[([\d,]*)\],"max_committed_epoch":(\d+),"safe_epoch":(\d+),"format_version":1,"remarks":"before upgrade"`)
+		mm := re.FindStringSubmatch(string(manifest))
+		if mm == nil {
+			t.Fatalf("manifest shape: %s", manifest)
+		}
+		want := f.sim.ExpectedVersion()
+		if mm[1] != strconv.FormatUint(out.ID, 10) || mm[2] != strconv.FormatUint(want.GetId(), 10) ||
+			mm[4] != strconv.FormatUint(want.GetMaxCommittedEpoch(), 10) || mm[5] != strconv.FormatUint(want.GetSafeEpoch(), 10) {
+			t.Fatalf("manifest entry %v, expected version id %d epochs %d/%d", mm[1:], want.GetId(), want.GetMaxCommittedEpoch(), want.GetSafeEpoch())
+		}
+		var ssts []uint64
+		for _, s := range strings.Split(mm[3], ",") {
+			id, _ := strconv.ParseUint(s, 10, 64)
+			ssts = append(ssts, id)
+		}
+		if wantSSTs := objectIDsByHand(want); !slices.Equal(ssts, wantSSTs) {
+			t.Fatalf("ssts %v, want %v", ssts, wantSSTs)
+		}
 
-	snap := checkSnapshotMatchesEtcd(t, f, out.ID, out.Revision)
-	var v hummockpb.HummockVersion
-	if err := proto.Unmarshal(snap.version, &v); err != nil {
-		t.Fatal(err)
-	}
-	if !proto.Equal(&v, want) {
-		t.Fatalf("replayed version differs from rwsim's\n got %v\nwant %v", &v, want)
-	}
+		snap := checkSnapshotMatchesEtcd(t, f, out.ID, out.Revision)
+		var v hummockpb.HummockVersion
+		if err := proto.Unmarshal(snap.version, &v); err != nil {
+			t.Fatal(err)
+		}
+		if !proto.Equal(&v, want) {
+			t.Fatalf("replayed version differs from rwsim's\n got %v\nwant %v", &v, want)
+		}
 
-	// The listing and verification read what was written.
-	r = mustRun(t, nil, append([]string{"meta", "list-meta-snapshots"}, f.etcdArgs()...)...)
-	if !strings.Contains(r.stdout, "before upgrade") || !strings.Contains(r.stdout, "1 snapshots") {
-		t.Errorf("list:\n%s", r)
-	}
-	r = mustRun(t, nil, append([]string{"meta", "verify-meta-snapshot", "--all", "--check-ssts"}, f.etcdArgs()...)...)
-	if !strings.Contains(r.stdout, " ok ") {
-		t.Errorf("verify:\n%s", r)
-	}
+		// The listing and verification read what was written.
+		r = mustRun(t, nil, append([]string{"meta", "list-meta-snapshots"}, f.etcdArgs()...)...)
+		if !strings.Contains(r.stdout, "before upgrade") || !strings.Contains(r.stdout, "1 snapshots") {
+			t.Errorf("list:\n%s", r)
+		}
+		r = mustRun(t, nil, append([]string{"meta", "verify-meta-snapshot", "--all", "--check-ssts"}, f.etcdArgs()...)...)
+		if !strings.Contains(r.stdout, " ok ") {
+			t.Errorf("verify:\n%s", r)
+		}
+	})
 }
 
 // checkSnapshotMatchesEtcd decodes snapshot id independently and checks

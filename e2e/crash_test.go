@@ -132,35 +132,48 @@ func checkAfterCrash(t *testing.T, f *fixture, loc backupLoc, c crashCase, befor
 // TestBackupKilledAtEveryStep kills backup-meta (SIGKILL) at each crash
 // point, on MinIO and on a local directory: the manifest is always the old
 // or the new one, every listed snapshot verifies, a snapshot object
-// written before the kill is reported as an orphan, and a rerun succeeds.
+// written before the kill is reported as an orphan, and a rerun succeeds;
+// on both etcd read paths, leaving no temporary file.
 func TestBackupKilledAtEveryStep(t *testing.T) {
-	f := newFixture(t, rwsim.Options{Seed: 21})
-	cases := []crashCase{
-		{point: "backup.after-id"},
-		{point: "backup.before-upload"},
-		{point: "metasnap.after-snapshot-upload", newOrphan: true},
-		{point: "metasnap.before-manifest-write", newOrphan: true},
-		{point: "metasnap.after-manifest-write", newState: true},
-	}
-	for _, loc := range []backupLoc{f.minioLoc(), fsLoc(t)} {
-		t.Run(loc.name, func(t *testing.T) {
-			backup := f.cmd(loc, "meta", "backup-meta", "-q")
-			mustRun(t, nil, backup...)
-			for _, c := range cases {
-				before := manifestNow(t, loc)
-				orphans := verifyAll(t, f, loc).Orphans
-				wasKilled(t, c.point, run(t, []string{faultpoint.Env + "=" + c.point}, backup...))
-				after := checkAfterCrash(t, f, loc, c, before, orphans)
+	forEachReadPath(t, func(t *testing.T) {
+		f := newFixture(t, rwsim.Options{Seed: 21})
+		cases := []crashCase{
+			{point: "backup.after-id"},
+			{point: "backup.before-upload"},
+			{point: "metasnap.after-snapshot-upload", newOrphan: true},
+			{point: "metasnap.before-manifest-write", newOrphan: true},
+			{point: "metasnap.after-manifest-write", newState: true},
+		}
+		if os.Getenv(metastore.ReadModeEnv) == "snapshot" {
+			// Killed with etcd's snapshot spooled and not yet indexed.
+			cases = append(cases, crashCase{point: "etcdsnap.spooled"})
+		}
+		for _, loc := range []backupLoc{f.minioLoc(), fsLoc(t)} {
+			t.Run(loc.name, func(t *testing.T) {
+				backup := f.cmd(loc, "meta", "backup-meta", "-q")
 				mustRun(t, nil, backup...)
-				rerun := manifestNow(t, loc)
-				if n := len(added(after.IDs(), rerun.IDs())); n != 1 || after.ManifestID+1 != rerun.ManifestID {
-					t.Fatalf("rerun after a kill at %s: manifest %v -> %v", c.point, after.IDs(), rerun.IDs())
+				for _, c := range cases {
+					before := manifestNow(t, loc)
+					orphans := verifyAll(t, f, loc).Orphans
+					tmp := t.TempDir()
+					wasKilled(t, c.point, run(t, []string{faultpoint.Env + "=" + c.point, "TMPDIR=" + tmp}, backup...))
+					// The snapshot read's spool and index are unlinked
+					// as they are created: a kill leaves no file behind.
+					if left, err := os.ReadDir(tmp); err != nil || len(left) > 0 {
+						t.Fatalf("killed at %s: left %v in TMPDIR (%v)", c.point, left, err)
+					}
+					after := checkAfterCrash(t, f, loc, c, before, orphans)
+					mustRun(t, nil, backup...)
+					rerun := manifestNow(t, loc)
+					if n := len(added(after.IDs(), rerun.IDs())); n != 1 || after.ManifestID+1 != rerun.ManifestID {
+						t.Fatalf("rerun after a kill at %s: manifest %v -> %v", c.point, after.IDs(), rerun.IDs())
+					}
 				}
-			}
-			final := verifyAll(t, f, loc)
-			t.Logf("%s: %d snapshots verified, orphans %v", loc.name, len(final.Snapshots), final.Orphans)
-		})
-	}
+				final := verifyAll(t, f, loc)
+				t.Logf("%s: %d snapshots verified, orphans %v", loc.name, len(final.Snapshots), final.Orphans)
+			})
+		}
+	})
 }
 
 // TestDeleteKilledAtEveryStep kills delete-meta-snapshots at each crash
@@ -323,28 +336,30 @@ func runCmd(t *testing.T, env []string, name string, args ...string) result {
 // read inconsistent, so backup-meta retries it; killed between the two
 // attempts, nothing is stored. With the delta back, a rerun succeeds.
 func TestBackupKilledBetweenReadAttempts(t *testing.T) {
-	f := newFixture(t, rwsim.Options{Seed: 25})
-	ctx := context.Background()
-	loc := f.minioLoc()
-	backup := f.cmd(loc, "meta", "backup-meta", "-q")
-	mustRun(t, nil, backup...)
-	key := string(metastore.EtcdKey(metastore.CFHummockDelta, metastore.U64Key(f.sim.ExpectedVersion().GetId()-1)))
-	resp, err := f.cli.Get(ctx, key)
-	if err != nil || len(resp.Kvs) != 1 {
-		t.Fatalf("delta %s: %v", key, err)
-	}
-	if _, err := f.cli.Delete(ctx, key); err != nil {
-		t.Fatal(err)
-	}
-	before := manifestNow(t, loc)
-	c := crashCase{point: "backup.read-retry"}
-	wasKilled(t, c.point, run(t, []string{faultpoint.Env + "=" + c.point}, backup...))
-	after := checkAfterCrash(t, f, loc, c, before, nil)
-	if _, err := f.cli.Put(ctx, key, string(resp.Kvs[0].Value)); err != nil {
-		t.Fatal(err)
-	}
-	mustRun(t, nil, backup...)
-	if m := manifestNow(t, loc); len(m.SnapshotMetadata) != len(after.SnapshotMetadata)+1 {
-		t.Fatalf("rerun: %v -> %v", after.IDs(), m.IDs())
-	}
+	forEachReadPath(t, func(t *testing.T) {
+		f := newFixture(t, rwsim.Options{Seed: 25})
+		ctx := context.Background()
+		loc := f.minioLoc()
+		backup := f.cmd(loc, "meta", "backup-meta", "-q")
+		mustRun(t, nil, backup...)
+		key := string(metastore.EtcdKey(metastore.CFHummockDelta, metastore.U64Key(f.sim.ExpectedVersion().GetId()-1)))
+		resp, err := f.cli.Get(ctx, key)
+		if err != nil || len(resp.Kvs) != 1 {
+			t.Fatalf("delta %s: %v", key, err)
+		}
+		if _, err := f.cli.Delete(ctx, key); err != nil {
+			t.Fatal(err)
+		}
+		before := manifestNow(t, loc)
+		c := crashCase{point: "backup.read-retry"}
+		wasKilled(t, c.point, run(t, []string{faultpoint.Env + "=" + c.point}, backup...))
+		after := checkAfterCrash(t, f, loc, c, before, nil)
+		if _, err := f.cli.Put(ctx, key, string(resp.Kvs[0].Value)); err != nil {
+			t.Fatal(err)
+		}
+		mustRun(t, nil, backup...)
+		if m := manifestNow(t, loc); len(m.SnapshotMetadata) != len(after.SnapshotMetadata)+1 {
+			t.Fatalf("rerun: %v -> %v", after.IDs(), m.IDs())
+		}
+	})
 }

@@ -130,6 +130,7 @@ func Backup(ctx context.Context, opts BackupOptions) (*BackupResult, error) {
 			release, err := opts.BeforeCommit(ctx, rd.entry)
 			if err != nil {
 				rd.bar.Finish()
+				rd.src.Close()
 				return nil, err
 			}
 			defer release()
@@ -141,6 +142,7 @@ func Backup(ctx context.Context, opts BackupOptions) (*BackupResult, error) {
 			return err
 		})
 		rd.bar.Finish()
+		rd.src.Close()
 		if errors.Is(err, metastore.ErrCompacted) && attempt < attempts {
 			// etcd compacted the pinned revision mid-stream: nothing was
 			// stored; read again at a newer revision.
@@ -152,7 +154,7 @@ func Backup(ctx context.Context, opts BackupOptions) (*BackupResult, error) {
 			return nil, err
 		}
 		res := &BackupResult{Entry: rd.entry, Revision: rd.md.Revision, Keys: rd.keys, Bytes: int(written), Duration: time.Since(start), Manifest: manifest, Lines: rd.lines}
-		log.Info("snapshot stored", "id", id, "revision", rd.md.Revision, "hummock_version_id", rd.entry.HummockVersionID,
+		log.Info("snapshot stored", "id", id, "revision", rd.md.Revision, "etcd_read", rd.src.Path(), "hummock_version_id", rd.entry.HummockVersionID,
 			"keys", res.Keys, "bytes", res.Bytes, "ssts", len(rd.entry.SSTs), "duration", res.Duration.Round(time.Millisecond))
 		return res, nil
 	}
@@ -179,6 +181,8 @@ type consistentRead struct {
 	keys  int
 	lines Lines
 	bar   *progress.Bar
+	// src holds the revision's keys until the snapshot is written.
+	src metastore.Source
 }
 
 // readConsistent reads the checkpoint, then etcd at one revision, and
@@ -192,7 +196,7 @@ func readConsistent(ctx context.Context, opts BackupOptions, id uint64, log *slo
 	}
 	var lastErr error
 	for attempt := 1; attempt <= attempts; attempt++ {
-		rd, err := readOnce(ctx, opts, id)
+		rd, err := readOnce(ctx, opts, id, log)
 		if err == nil {
 			return rd, nil
 		}
@@ -207,7 +211,7 @@ func readConsistent(ctx context.Context, opts BackupOptions, id uint64, log *slo
 	return nil, fmt.Errorf("no consistent read after %d attempts: %w", attempts, lastErr)
 }
 
-func readOnce(ctx context.Context, opts BackupOptions, id uint64) (*consistentRead, error) {
+func readOnce(ctx context.Context, opts BackupOptions, id uint64, log *slog.Logger) (*consistentRead, error) {
 	cpKey := hummock.CheckpointPath(opts.DataDir)
 	cpBytes, _, err := opts.Hummock.Get(ctx, cpKey)
 	if errors.Is(err, objstore.ErrNotFound) {
@@ -220,13 +224,25 @@ func readOnce(ctx context.Context, opts BackupOptions, id uint64) (*consistentRe
 	if err != nil {
 		return nil, fmt.Errorf("hummock checkpoint %s: %w", cpKey, err)
 	}
-	md, err := metastore.ReadHead(ctx, opts.Etcd, 0)
+	// Every read below comes from src: one revision of the meta store
+	// (etcd's snapshot stream, or ranges pinned at the first read).
+	src, err := metastore.OpenSource(ctx, opts.Etcd, log)
+	if err != nil {
+		return nil, err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			src.Close()
+		}
+	}()
+	md, err := metastore.ReadHeadFrom(ctx, src)
 	if err != nil {
 		return nil, err
 	}
 	// The v1 format counts each list before its messages: count every
 	// list's column family at the pinned revision (then stream it there).
-	counts, err := metastore.CountCFs(ctx, opts.Etcd, md.Revision, metastore.SnapshotCFs)
+	counts, err := metastore.CountFrom(ctx, src, metastore.SnapshotCFs)
 	if err != nil {
 		return nil, err
 	}
@@ -259,7 +275,7 @@ func readOnce(ctx context.Context, opts BackupOptions, id uint64) (*consistentRe
 	if err != nil {
 		return nil, fmt.Errorf("encode hummock version: %w", err)
 	}
-	rd := &consistentRead{md: md, keys: md.Keys(), lines: lines}
+	rd := &consistentRead{md: md, keys: md.Keys(), lines: lines, src: src}
 	for i, n := range counts {
 		if metastore.SnapshotCFs[i] != metastore.CFSecret || lines.Layout.Secrets {
 			rd.keys += n
@@ -270,9 +286,7 @@ func readOnce(ctx context.Context, opts BackupOptions, id uint64) (*consistentRe
 	stream := func(i int) List {
 		cf := metastore.SnapshotCFs[i]
 		return List{Count: counts[i], Each: func(yield func([]byte) error) error {
-			r := metastore.NewReader(opts.Etcd, md.Revision)
-			r.Progress = rd.bar
-			return r.Range(ctx, metastore.Prefix(cf), func(_, v []byte) error { return yield(v) })
+			return src.Range(ctx, metastore.Prefix(cf), rd.bar, func(_, v []byte) error { return yield(v) })
 		}}
 	}
 	rd.body = &Body{
@@ -321,6 +335,7 @@ func readOnce(ctx context.Context, opts BackupOptions, id uint64) (*consistentRe
 		r := opts.Remarks
 		rd.entry.Remarks = &r
 	}
+	ok = true
 	return rd, nil
 }
 
@@ -330,4 +345,26 @@ func stateTableInfo(v *hummockpb.HummockVersion) map[uint32]StateTableInfo {
 		out[id] = StateTableInfo{CommittedEpoch: info.GetCommittedEpoch(), SafeEpoch: info.GetSafeEpoch(), CompactionGroupID: info.GetCompactionGroupId()}
 	}
 	return out
+}
+
+// ReadSnapshot reads the meta store as Backup does (one revision, the
+// hummock version replayed to it) and writes the bytes snapshot id would
+// have to w, storing nothing and allocating no id. It returns the revision
+// read and the etcd read path taken ("snapshot" or "range"); tests compare
+// the paths with it.
+func ReadSnapshot(ctx context.Context, opts BackupOptions, id uint64, w io.Writer) (int64, string, error) {
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	rd, err := readConsistent(ctx, opts, id, log)
+	if err != nil {
+		return 0, "", err
+	}
+	defer rd.src.Close()
+	defer rd.bar.Finish()
+	if _, _, err := WriteSnapshot(w, id, rd.body); err != nil {
+		return 0, "", err
+	}
+	return rd.md.Revision, rd.src.Path(), nil
 }

@@ -368,57 +368,9 @@ func ReadHead(ctx context.Context, cli *clientv3.Client, rev int64) (*Metadata, 
 }
 
 func readHead(ctx context.Context, cli *clientv3.Client, rev int64) (*Metadata, *progress.Bar, error) {
-	r := NewReader(cli, rev)
-	r.Progress = progress.New("read etcd", 0, "keys")
-	m := &Metadata{SystemParams: map[string]string{}}
-	// The cluster id read comes first: it pins the revision for all others.
-	id, ok, err := r.Get(ctx, string(EtcdKey(CFClusterID, []byte(ClusterIDKey))))
-	if err != nil {
-		return nil, r.Progress, err
-	}
-	m.Revision = r.Revision()
-	m.ClusterID = string(id)
-	params, err := r.ListCF(ctx, CFSystemParams)
-	if err != nil {
-		return nil, r.Progress, err
-	}
-	for _, kv := range params {
-		m.SystemParams[string(kv.Key)] = string(kv.Value)
-	}
-	if !ok && len(params) == 0 {
-		return nil, r.Progress, ErrNotRisingWave
-	}
-	if !ok {
-		return nil, r.Progress, errors.New("cluster id not found in meta store (cf/cluster_id)")
-	}
-	if len(params) == 0 {
-		return nil, r.Progress, errors.New("system params not found in meta store (cf/system_params/)")
-	}
-	var stats []KV
-	reads := []struct {
-		cf  string
-		kvs *[]KV
-	}{
-		{CFDefault, &m.DefaultCF},
-		{CFHummockDelta, &m.HummockDeltas},
-		{CFVersionStats, &stats},
-	}
-	err = forEach(len(reads), func(i int) error {
-		cr := NewReader(cli, m.Revision)
-		cr.Progress = r.Progress
-		p := Prefix(reads[i].cf)
-		return cr.Range(ctx, p, func(k, v []byte) error {
-			*reads[i].kvs = append(*reads[i].kvs, KV{Key: k[len(p):], Value: v})
-			return nil
-		})
-	})
-	if err != nil {
-		return nil, r.Progress, err
-	}
-	if len(stats) > 0 {
-		m.VersionStats = stats[0].Value
-	}
-	return m, r.Progress, nil
+	bar := progress.New("read etcd", 0, "keys")
+	m, err := headFrom(ctx, RangeSource(cli, rev), bar)
+	return m, bar, err
 }
 
 // CountCFs counts the keys of each column family at rev, concurrently.

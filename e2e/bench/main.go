@@ -39,6 +39,7 @@ import (
 	"github.com/rwsnap/rwsnap/internal/embedetcd"
 	"github.com/rwsnap/rwsnap/internal/testinfra/testminio"
 	"github.com/rwsnap/rwsnap/metasnap"
+	"github.com/rwsnap/rwsnap/metastore"
 	"github.com/rwsnap/rwsnap/objstore"
 	"github.com/rwsnap/rwsnap/restore"
 	"github.com/rwsnap/rwsnap/rwsim"
@@ -69,6 +70,7 @@ func main() {
 	stores := flag.String("stores", "fs,minio", "backup locations: fs, minio")
 	fsyncKeys := flag.Int("fsync-keys", 1000000, "largest store restored into etcd with fsync on (it is slow)")
 	profile := flag.String("profile", "", "write CPU profiles (rwsnap's and the etcd server's) of each backup and restore here, and restore's heap at its peak")
+	readPaths := flag.String("read-paths", "", "measure backup once per etcd read path (RWSNAP_ETCD_READ), e.g. snapshot,range; default: rwsnap's own choice")
 	steps := flag.String("steps", "backup,restore,verify,copy", "steps to measure (a backup always runs: the others need its snapshot)")
 	fsyncModes := flag.String("fsync", "off,on", "target etcd fsync modes of the restore step")
 	flag.Parse()
@@ -90,6 +92,7 @@ func main() {
 	}
 	b.stores = strings.Split(*stores, ",")
 	b.steps = strings.Split(*steps, ",")
+	b.readPaths = strings.Split(*readPaths, ",")
 	for _, m := range strings.Split(*fsyncModes, ",") {
 		switch m {
 		case "off":
@@ -129,6 +132,7 @@ type bench struct {
 	fragKB, runs          int
 	fsyncKeys             int
 	stores, steps         []string
+	readPaths             []string
 	fsync                 []bool
 	minio                 *testminio.Server
 	profile               string
@@ -263,37 +267,51 @@ func (b *bench) store(tw *tabwriter.Writer, dir, store, ep, hummockURL string, n
 		Keys  int    `json:"keys"`
 		Bytes int    `json:"bytes"`
 	}
-	var stopProfile func()
-	runNo := 0
-	backup, err := measure(b.runs, func() error {
-		runNo++
-		if b.profile != "" && runNo == 1 {
-			stopProfile = b.profileServer(fmt.Sprintf("etcd-backup-%s-%d.pprof", store, n))
-		}
-		return nil
-	}, func() *exec.Cmd {
-		c := exec.Command(b.rwsnap, append([]string{"-q", "meta", "backup-meta", "--etcd-endpoints", ep, "-o", "json", "--force"}, loc...)...)
-		if b.profile != "" && runNo == 1 {
-			c.Env = append(os.Environ(), "RWSNAP_CPUPROFILE="+filepath.Join(b.profile, fmt.Sprintf("rwsnap-backup-%s-%d.pprof", store, n)))
-		}
-		return c
-	})
-	if stopProfile != nil {
-		stopProfile()
-	}
-	if err != nil {
-		return err
-	}
-	if err := json.Unmarshal(backup.out, &last); err != nil {
-		return fmt.Errorf("backup output %q: %w", backup.out, err)
-	}
 	row := func(step, baseline string, a, base sample) {
 		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%.2f\t%s\t%s\t\n", store, last.Keys, mib(int64(last.Bytes)), step,
 			a.d.Round(time.Millisecond), baseline, base.d.Round(time.Millisecond), float64(a.d)/float64(base.d), mib(a.rss), mib(base.rss))
 	}
-	if b.step("backup") {
-		row("backup", "etcdctl snapshot save", backup, save)
-		row("backup", "etcdctl get --prefix --rev", backup, get)
+	// -read-paths measures backup once per etcd read path.
+	var backup sample
+	var stopProfile func()
+	for _, path := range b.readPaths {
+		suffix, step := "", "backup"
+		if path != "" {
+			suffix, step = "-"+path, "backup ("+path+" read)"
+		}
+		runNo := 0
+		var err error
+		backup, err = measure(b.runs, func() error {
+			runNo++
+			if b.profile != "" && runNo == 1 {
+				stopProfile = b.profileServer(fmt.Sprintf("etcd-backup%s-%s-%d.pprof", suffix, store, n))
+			}
+			return nil
+		}, func() *exec.Cmd {
+			c := exec.Command(b.rwsnap, append([]string{"-q", "meta", "backup-meta", "--etcd-endpoints", ep, "-o", "json", "--force"}, loc...)...)
+			c.Env = os.Environ()
+			if path != "" {
+				c.Env = append(c.Env, metastore.ReadModeEnv+"="+path)
+			}
+			if b.profile != "" && runNo == 1 {
+				c.Env = append(c.Env, "RWSNAP_CPUPROFILE="+filepath.Join(b.profile, fmt.Sprintf("rwsnap-backup%s-%s-%d.pprof", suffix, store, n)))
+			}
+			return c
+		})
+		if stopProfile != nil {
+			stopProfile()
+			stopProfile = nil
+		}
+		if err != nil {
+			return err
+		}
+		if err := json.Unmarshal(backup.out, &last); err != nil {
+			return fmt.Errorf("backup output %q: %w", backup.out, err)
+		}
+		if b.step("backup") {
+			row(step, "etcdctl snapshot save", backup, save)
+			row(step, "etcdctl get --prefix --rev", backup, get)
+		}
 	}
 
 	id := strconv.FormatUint(last.ID, 10)
