@@ -8,7 +8,9 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -67,16 +69,17 @@ func Apply(ctx context.Context, cli *clientv3.Client, own *Owner, hs objstore.St
 	return written, replaced, nil
 }
 
-// putBatched streams a group's KVs into transactions of at most maxTxnOps
-// puts and maxTxnBytes bytes (a larger single value goes alone),
-// txnParallelism at a time: etcd pipelines concurrent transactions through
-// raft, so this beats one-at-a-time. The batches are cut while the group
-// is read, so the first write goes out at once and memory holds only the
-// batches in flight. Order inside a group does not matter: a restore is
-// complete only when cf/cluster_id, written after all groups, is there.
+// putBatched streams a group's KVs into transactions within the server's
+// limits (txnLimits: operations and bytes; a larger single value goes
+// alone), txnParallelism at a time: etcd pipelines concurrent transactions
+// through raft, so this beats one-at-a-time. The batches are cut while the
+// group is read, so the first write goes out at once and memory holds only
+// the batches in flight. Order inside a group does not matter: a restore
+// is complete only when cf/cluster_id, written after all groups, is there.
 func putBatched(ctx context.Context, cli *clientv3.Client, own *Owner, g *Group, bar *progress.Bar) (int, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	lim := limitsOf(cli)
 	var (
 		mu      sync.Mutex
 		written int
@@ -89,7 +92,7 @@ func putBatched(ctx context.Context, cli *clientv3.Client, own *Owner, g *Group,
 		go func() {
 			defer wg.Done()
 			for b := range work {
-				err := putTxn(ctx, cli, own, b)
+				err := putTxn(ctx, cli, own, b, lim, bar)
 				mu.Lock()
 				if err != nil && first == nil {
 					first = err
@@ -98,10 +101,6 @@ func putBatched(ctx context.Context, cli *clientv3.Client, own *Owner, g *Group,
 					written += len(b)
 				}
 				mu.Unlock()
-				if err == nil {
-					bar.Add(int64(len(b)), int64(kvBytes(b)))
-					faultpoint.Hit("restore.after-batch")
-				}
 			}
 		}()
 	}
@@ -126,7 +125,7 @@ func putBatched(ctx context.Context, cli *clientv3.Client, own *Owner, g *Group,
 	}
 	err := g.Each(func(kv KV) error {
 		sz := len(kv.Key) + len(kv.Value)
-		if len(batch) >= maxTxnOps || (len(batch) > 0 && size+sz > maxTxnBytes) {
+		if len(batch) >= lim.maxOps() || (len(batch) > 0 && size+sz > lim.maxBytes()) {
 			if err := send(); err != nil {
 				return err
 			}
@@ -166,15 +165,54 @@ func kvBytes(kvs []KV) int {
 	return n
 }
 
-// putTxn writes one batch, conditional on own's claim. Puts are
-// idempotent, so a transaction that failed on a transient etcd error
-// (leader change, timeout, member down) is retried a few times before the
-// restore gives up.
-func putTxn(ctx context.Context, cli *clientv3.Client, own *Owner, kvs []KV) error {
+// txnLimits are the largest transaction a client's server is taken to
+// accept: firstTxnOps operations and maxTxnBytes bytes until it refuses
+// one, then etcd's default of 128 operations, then half of what it refused
+// each time (bytes likewise), so a server with any --max-txn-ops or
+// --max-request-bytes is written at the most it takes, learnt once per
+// client.
+type txnLimits struct{ ops, bytes atomic.Int64 }
+
+var serverTxnLimits sync.Map // *clientv3.Client -> *txnLimits
+
+func limitsOf(cli *clientv3.Client) *txnLimits {
+	if l, ok := serverTxnLimits.Load(cli); ok {
+		return l.(*txnLimits)
+	}
+	l := &txnLimits{}
+	l.ops.Store(firstTxnOps)
+	l.bytes.Store(maxTxnBytes)
+	v, _ := serverTxnLimits.LoadOrStore(cli, l)
+	return v.(*txnLimits)
+}
+
+func (l *txnLimits) maxOps() int   { return int(l.ops.Load()) }
+func (l *txnLimits) maxBytes() int { return int(l.bytes.Load()) }
+
+// putTxn writes one batch, conditional on own's claim, in as many
+// transactions as the server's limits need. Puts are idempotent, so a
+// transaction that failed on a transient etcd error (leader change,
+// timeout, member down) is retried a few times before the restore gives
+// up, and one refused as too large is sent again split.
+func putTxn(ctx context.Context, cli *clientv3.Client, own *Owner, kvs []KV, lim *txnLimits, bar *progress.Bar) error {
+	if len(kvs) == 0 {
+		return nil
+	}
+	if n := fitting(kvs, lim); n < len(kvs) {
+		for len(kvs) > 0 {
+			if err := putTxn(ctx, cli, own, kvs[:n], lim, bar); err != nil {
+				return err
+			}
+			kvs = kvs[n:]
+			n = fitting(kvs, lim)
+		}
+		return nil
+	}
 	ops := make([]clientv3.Op, len(kvs))
 	size := 0
 	for i, kv := range kvs {
-		ops[i] = clientv3.OpPut(kv.Key, string(kv.Value))
+		// The batch's buffer is never written again: no copy of the value.
+		ops[i] = clientv3.OpPut(kv.Key, unsafe.String(unsafe.SliceData(kv.Value), len(kv.Value)))
 		size += len(kv.Key) + len(kv.Value)
 	}
 	var err error
@@ -191,9 +229,19 @@ func putTxn(ctx context.Context, cli *clientv3.Client, own *Owner, kvs []KV) err
 			if !resp.Succeeded {
 				return own.lost()
 			}
+			bar.Add(int64(len(kvs)), int64(size))
+			faultpoint.Hit("restore.after-batch")
 			return nil
 		}
-		if strings.Contains(err.Error(), "request is too large") {
+		switch {
+		case errors.Is(err, rpctypes.ErrTooManyOps) && len(kvs) > 1:
+			// Refused whole: nothing of it was written.
+			lowerOps(lim, len(kvs))
+			return putTxn(ctx, cli, own, kvs, lim, bar)
+		case tooLarge(err) && len(kvs) > 1:
+			lowerBytes(lim, size)
+			return putTxn(ctx, cli, own, kvs, lim, bar)
+		case tooLarge(err):
 			return fmt.Errorf("etcd refused a %d-byte transaction (key %q): raise --max-request-bytes on the target etcd to what the source etcd had: %w", size, kvs[0].Key, err)
 		}
 		if !transient(err) {
@@ -201,6 +249,46 @@ func putTxn(ctx context.Context, cli *clientv3.Client, own *Owner, kvs []KV) err
 		}
 	}
 	return err
+}
+
+// fitting is how many of kvs (at least one) fit in one transaction.
+func fitting(kvs []KV, lim *txnLimits) int {
+	ops, limit := lim.maxOps(), lim.maxBytes()
+	size := 0
+	for i, kv := range kvs {
+		size += len(kv.Key) + len(kv.Value)
+		if i == ops || i > 0 && size > limit {
+			return i
+		}
+	}
+	return len(kvs)
+}
+
+func lowerOps(lim *txnLimits, refused int) {
+	next := int64(refused / 2)
+	if refused > maxTxnOps {
+		next = maxTxnOps // etcd's default, then halves
+	}
+	lowerTo(&lim.ops, next)
+}
+
+func lowerBytes(lim *txnLimits, refused int) { lowerTo(&lim.bytes, int64(refused/2)) }
+
+func lowerTo(v *atomic.Int64, next int64) {
+	next = max(next, 1)
+	for {
+		cur := v.Load()
+		if cur <= next || v.CompareAndSwap(cur, next) {
+			return
+		}
+	}
+}
+
+// tooLarge says whether etcd (or the client's own send limit) refused a
+// request for its size.
+func tooLarge(err error) bool {
+	return errors.Is(err, rpctypes.ErrRequestTooLarge) || strings.Contains(err.Error(), "request is too large") ||
+		status.Code(err) == codes.ResourceExhausted && strings.Contains(err.Error(), "larger than max")
 }
 
 // transient says whether an etcd error may go away by itself.

@@ -32,9 +32,13 @@ const (
 // only a rerun of the same restore may complete (see owner.go).
 const MarkerKey = "__rwsnap_restore_in_progress"
 
-// Limits of one etcd transaction: etcd's --max-txn-ops default is 128 and
-// its request limit 1.5 MiB; 1 MiB leaves room for overhead.
+// Limits of one etcd transaction. etcd's --max-txn-ops default is 128 and
+// its request limit (--max-request-bytes) 1.5 MiB; 1 MiB leaves room for
+// overhead. A server configured for more takes firstTxnOps at once; one
+// that refuses a transaction as too many operations or too large gets it
+// again split (see txnLimits), so a server configured for less works too.
 const (
+	firstTxnOps    = 1024
 	maxTxnOps      = 128
 	maxTxnBytes    = 1 << 20
 	txnParallelism = 4

@@ -51,6 +51,10 @@ type Config struct {
 	// QuotaBackendBytes raises etcd's backend size limit (default 2 GiB);
 	// benchmarks with a million keys need more.
 	QuotaBackendBytes int64
+	// MaxTxnOps and MaxRequestBytes set etcd's --max-txn-ops and
+	// --max-request-bytes (0: etcd's defaults, 128 and 1.5 MiB).
+	MaxTxnOps       uint
+	MaxRequestBytes uint
 	// UnsafeNoFsync skips fsync, for benchmarks and throwaway playgrounds
 	// where durability across power loss does not matter.
 	UnsafeNoFsync bool
@@ -208,6 +212,12 @@ func (c *Cluster) startMember(ctx context.Context, i int) error {
 		ec.ClientTLSInfo = c.cfg.TLS.serverInfo()
 	}
 	ec.UnsafeNoFsync = c.cfg.UnsafeNoFsync
+	if c.cfg.MaxTxnOps > 0 {
+		ec.MaxTxnOps = c.cfg.MaxTxnOps
+	}
+	if c.cfg.MaxRequestBytes > 0 {
+		ec.MaxRequestBytes = c.cfg.MaxRequestBytes
+	}
 	if c.cfg.QuotaBackendBytes > 0 {
 		ec.QuotaBackendBytes = c.cfg.QuotaBackendBytes
 	}
