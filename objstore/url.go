@@ -143,6 +143,15 @@ func parseBucket(redacted, bucket, form string) (string, error) {
 		return "", fmt.Errorf("objstore: %q: the URL names only a bucket (%s); put the key prefix in backup_storage_directory or data_directory",
 			Redact(redacted), form)
 	}
+	// No bucket holds other characters (S3 and MinIO naming rules, legacy
+	// upper case and '_' included); a query or fragment pasted after it
+	// (s3://b?region=x) would otherwise be taken as part of its name.
+	for _, r := range bucket {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '-' || r == '_') {
+			return "", fmt.Errorf("objstore: %q: %q cannot be in a bucket name (%s: letters, digits, '.', '-', '_'); the URL names only a bucket, credentials and region come from the environment",
+				Redact(redacted), string(r), form)
+		}
+	}
 	return bucket, nil
 }
 
@@ -190,8 +199,9 @@ var (
 	// In other URLs an unescaped password cannot hold '/'.
 	urlSecretRE = regexp.MustCompile(`([A-Za-z][A-Za-z0-9+.-]*://[^:@\s/]*):[^@\s/]*@`)
 	// A password as a parameter: libpq's key=value DSN (host=h
-	// password=x), or a URL's query (postgres://h/db?password=x).
-	paramSecretRE = regexp.MustCompile(`(?i)(^|[\s?&;])((?:ssl)?password=)('(?:[^'\\]|\\.)*'|[^\s&;]*)`)
+	// password=x), or a URL's query (postgres://h/db?password=x), and an
+	// AWS secret pasted as one (s3://b?secret_access_key=x).
+	paramSecretRE = regexp.MustCompile(`(?i)(^|[\s?&;])((?:ssl)?password=|(?:aws_)?secret(?:_access)?_key=|(?:aws_)?session_token=)('(?:[^'\\]|\\.)*'|[^\s&;]*)`)
 	// A PEM private key pasted where a file path was meant (--etcd-key).
 	pemKeyRE = regexp.MustCompile(`-----BEGIN ([A-Z0-9 ]*)PRIVATE KEY-----[\s\S]*?(-----END [A-Z0-9 ]*PRIVATE KEY-----|$)`)
 )
@@ -212,7 +222,7 @@ func RedactText(s string) string {
 	if strings.Contains(s, "PRIVATE KEY-----") {
 		s = pemKeyRE.ReplaceAllString(s, "-----BEGIN ${1}PRIVATE KEY----- *** ${2}")
 	}
-	if strings.Contains(strings.ToLower(s), "password=") {
+	if l := strings.ToLower(s); strings.Contains(l, "password=") || strings.Contains(l, "_key=") || strings.Contains(l, "session_token=") {
 		s = paramSecretRE.ReplaceAllStringFunc(s, func(m string) string {
 			sub := paramSecretRE.FindStringSubmatch(m)
 			if v := strings.Trim(sub[3], "'"); v == "" || v == "***" || v == PasswordPlaceholder {

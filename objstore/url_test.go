@@ -80,6 +80,11 @@ func TestParseURL(t *testing.T) {
 		{"memoryx", "not an object store URL"},
 		{"/just/a/path", "not an object store URL"},
 		{"S3://bucket", "unknown scheme"},
+		// A query pasted after the bucket is no part of its name, and
+		// the secret in it is not shown.
+		{"s3://b?access_key_id=A&secret_access_key=pw0rdXYZ", `"?" cannot be in a bucket name`},
+		{"s3://my bucket", `" " cannot be in a bucket name`},
+		{"minio://AK:pw0rdXYZ@host:9000/b#x", `"#" cannot be in a bucket name`},
 	}
 	for _, tc := range bad {
 		t.Run("bad/"+tc.url, func(t *testing.T) {
@@ -162,6 +167,9 @@ func TestRedactText(t *testing.T) {
 		{"connect host=db password=hunter2 user=u", "connect host=db password=*** user=u"},
 		{"connect host=db password='hun ter2' sslpassword=x", "connect host=db password=*** sslpassword=***"},
 		{"postgres://u@db/x?sslmode=disable&password=hunter2&a=b", "postgres://u@db/x?sslmode=disable&password=***&a=b"},
+		{"s3://b?access_key_id=AK&secret_access_key=hunter2", "s3://b?access_key_id=AK&secret_access_key=***"},
+		{"AWS_SECRET_ACCESS_KEY=hunter2 aws_session_token=tok", "AWS_SECRET_ACCESS_KEY=*** aws_session_token=***"},
+		{"s3://b?secret_key=hunter2", "s3://b?secret_key=***"},
 		{"psql ... password=<PASSWORD>", "psql ... password=<PASSWORD>"},
 		{"open -----BEGIN EC PRIVATE KEY-----\nMHcCAQEEIB\n-----END EC PRIVATE KEY-----: no such file",
 			"open -----BEGIN EC PRIVATE KEY----- *** -----END EC PRIVATE KEY-----: no such file"},
@@ -198,6 +206,7 @@ func TestHasSecret(t *testing.T) {
 		{"postgres://u:pw@db/x", true},
 		{"host=db password=pw", true},
 		{"postgres://u@db/x?password=pw", true},
+		{"s3://b?secret_access_key=pw", true},
 		{"-----BEGIN RSA PRIVATE KEY-----\nabc\n-----END RSA PRIVATE KEY-----", true},
 		{"http://user:pw@meta:5690", true},
 		{"minio://ACCESS_KEY:SECRET_KEY@HOST:PORT/BUCKET", false},
