@@ -128,12 +128,26 @@ func (p *Plan) AlterSQL() string {
 // value are replaced by obvious placeholders (never by the redaction
 // marker, which pasted would become the value), and the text says so.
 func (p *Plan) SuggestedSQL() string {
+	if mp, ok := metastore.LookupParam(p.Name); ok && mp.Secret && p.New != "" {
+		// The whole value is the secret (v2.0's license_key).
+		ph := "<" + strings.ToUpper(p.Name) + ">"
+		return fmt.Sprintf("ALTER SYSTEM SET %s TO '%s'; (replace %s with the real value: rwsnap never prints secrets)", p.Name, ph, ph)
+	}
 	sql := p.AlterSQL()
 	shown := objstore.WithPlaceholders(sql)
 	if shown == sql {
 		return sql
 	}
 	return shown + " (replace " + objstore.SecretKeyPlaceholder + " / " + objstore.PasswordPlaceholder + " with the real secret: rwsnap never prints secrets)"
+}
+
+// shownSQL is AlterSQL with every secret replaced by a placeholder, for
+// error texts.
+func (p *Plan) shownSQL() string {
+	if mp, ok := metastore.LookupParam(p.Name); ok && mp.Secret && p.New != "" {
+		return fmt.Sprintf("ALTER SYSTEM SET %s TO '<%s>';", p.Name, strings.ToUpper(p.Name))
+	}
+	return objstore.WithPlaceholders(p.AlterSQL())
 }
 
 // Check validates a change and applies the guards; it writes nothing.
@@ -264,7 +278,7 @@ func ApplySQL(ctx context.Context, pgURL string, plan *Plan) error {
 	ectx, cancel := timeouts.WithOperation(ctx)
 	defer cancel()
 	if _, err := conn.Exec(ectx, plan.AlterSQL(), pgx.QueryExecModeSimpleProtocol); err != nil {
-		return fmt.Errorf("%s: %w", objstore.WithPlaceholders(plan.AlterSQL()), err)
+		return fmt.Errorf("%s: %w", plan.shownSQL(), err)
 	}
 	return nil
 }

@@ -179,6 +179,14 @@ func TestSuggestedSQLUsesPlaceholders(t *testing.T) {
 	if objstore.RedactText(got) != got {
 		t.Fatalf("redaction mangles the suggestion: %s", objstore.RedactText(got))
 	}
+	// license_key is a secret as a whole.
+	lk := &Plan{Name: "license_key", New: "LIC-s3cr3t-value"}
+	if got := lk.SuggestedSQL(); strings.Contains(got, "s3cr3t") || !strings.Contains(got, "TO '<LICENSE_KEY>';") || !strings.Contains(got, "replace <LICENSE_KEY>") {
+		t.Fatalf("license_key suggestion: %s", got)
+	}
+	if got := lk.shownSQL(); strings.Contains(got, "s3cr3t") {
+		t.Fatalf("license_key in an error: %s", got)
+	}
 	if p := (&Plan{Name: "barrier_interval_ms", New: "500"}); p.SuggestedSQL() != p.AlterSQL() {
 		t.Fatalf("no secret, no note: %s", p.SuggestedSQL())
 	}
