@@ -21,6 +21,7 @@ func BuildSnapshot(ctx context.Context, opts BackupOptions, id uint64) ([]byte, 
 	if err != nil {
 		return nil, SnapshotMetadata{}, err
 	}
+	defer rd.src.Close()
 	defer rd.bar.Finish()
 	log.Info("meta store read as RisingWave "+rd.lines.Range.String(), "replay_rules", rd.lines.Replay, "why", rd.lines.Range.Why())
 	var buf bytes.Buffer
@@ -48,6 +49,7 @@ func ReadAsBackup(ctx context.Context, opts BackupOptions) (Lines, error) {
 	if err != nil {
 		return Lines{}, err
 	}
+	rd.src.Close()
 	rd.bar.Finish()
 	return rd.lines, nil
 }
