@@ -47,8 +47,9 @@ RisingWave releases: v1.0 through v2.0.7. A v2.0 snapshot's secrets are restored
 to cf/catalog_secret; their values are ciphertext under the meta node's
 secret-store key (RW_SECRET_STORE_PRIVATE_KEY_HEX), which is not in any snapshot
 and must travel separately: start the restored meta node with the same key.
---rw-version names the release the restored cluster runs; a snapshot written by
-a newer release is refused (no downgrades). Format-2 entries (SQL meta stores,
+--rw-version names the release the restored cluster runs (a line such as 1.10, or
+a release v1.0.0 to v2.0.7); a snapshot written by a newer release is refused
+before any write, dry runs included (exit 2: no downgrades). Format-2 entries (SQL meta stores,
 RisingWave 2.x) are refused before any write: restore them with that release's
 risectl into a SQL meta store. Every risectl restore-meta flag of v1.0-v2.0 is
 accepted (--hummock-storage-dir, --sql-*, --read-attempt-timeout-ms,
