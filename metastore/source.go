@@ -26,6 +26,32 @@ import (
 // else paged Gets). For benchmarks and tests.
 const ReadModeEnv = "RWSNAP_ETCD_READ"
 
+// CheckEnv refuses a value of RWSNAP_ETCD_READ or RWSNAP_ETCD_RANGE that
+// names no read path, so that a command can refuse it before it changes
+// anything (a backup allocates its snapshot id before it reads).
+func CheckEnv() error {
+	for _, e := range []struct{ name, want string }{
+		{ReadModeEnv, "snapshot, range or auto"},
+		{RangeModeEnv, "stream, paged or auto"},
+	} {
+		v := os.Getenv(e.name)
+		switch strings.ToLower(v) {
+		case "", "auto":
+			continue
+		case "snapshot", "range":
+			if e.name == ReadModeEnv {
+				continue
+			}
+		case "stream", "paged":
+			if e.name == RangeModeEnv {
+				continue
+			}
+		}
+		return fmt.Errorf("%s=%q: want %s", e.name, v, e.want)
+	}
+	return nil
+}
+
 // Source is the meta store at one revision: every read of a consistent
 // backup comes from one Source.
 type Source interface {
@@ -128,12 +154,10 @@ func OpenSource(ctx context.Context, cli *clientv3.Client, log *slog.Logger) (So
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	mode := strings.ToLower(os.Getenv(ReadModeEnv))
-	switch mode {
-	case "", "auto", "snapshot", "range":
-	default:
-		return nil, fmt.Errorf("%s=%q: want snapshot, range or auto", ReadModeEnv, mode)
+	if err := CheckEnv(); err != nil {
+		return nil, err
 	}
+	mode := strings.ToLower(os.Getenv(ReadModeEnv))
 	if mode == "range" {
 		log.Debug("etcd read path: ranges at one revision", "why", ReadModeEnv+"=range")
 		return RangeSource(cli, 0), nil

@@ -15,6 +15,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/rwsnap/rwsnap/internal/progress"
+	"github.com/rwsnap/rwsnap/metastore"
 	"github.com/rwsnap/rwsnap/objstore"
 	"github.com/rwsnap/rwsnap/output"
 )
@@ -158,6 +159,9 @@ func leafSetup(stderr io.Writer, cmds []*cli.Command) []*cli.Command {
 			}
 			if err := applyConfig(c); err != nil {
 				return err
+			}
+			if err := metastore.CheckEnv(); err != nil {
+				return usageError{err}
 			}
 			return checkURLFlags(c)
 		}

@@ -283,3 +283,26 @@ func TestFatalErrorFollowsLogFormat(t *testing.T) {
 		})
 	}
 }
+
+// A read-path variable naming no path is refused before the command
+// touches anything (backup-meta allocates its snapshot id in etcd before
+// it reads), as a usage error naming the variable.
+func TestBadReadPathEnvRefusedFirst(t *testing.T) {
+	for _, tt := range []struct{ env, val, want string }{
+		{"RWSNAP_ETCD_READ", "bogus", `RWSNAP_ETCD_READ="bogus": want snapshot, range or auto`},
+		{"RWSNAP_ETCD_READ", " snapshot", `RWSNAP_ETCD_READ=" snapshot"`},
+		{"RWSNAP_ETCD_READ", "paged", `RWSNAP_ETCD_READ="paged"`},
+		{"RWSNAP_ETCD_RANGE", "streamed", `RWSNAP_ETCD_RANGE="streamed": want stream, paged or auto`},
+	} {
+		t.Run(tt.env+"="+tt.val, func(t *testing.T) {
+			t.Setenv(tt.env, tt.val)
+			var out, errb bytes.Buffer
+			// Port 1: a command that went on would fail to reach etcd (exit 1).
+			code := run(context.Background(), []string{"rwsnap", "meta", "backup-meta", "--etcd-endpoints", "127.0.0.1:1",
+				"--backup-storage-url", "fs://" + t.TempDir(), "--backup-storage-directory", "b"}, &out, &errb)
+			if code != 2 || !strings.Contains(errb.String(), tt.want) {
+				t.Fatalf("exit %d, want 2 with %q:\n%s%s", code, tt.want, out.String(), errb.String())
+			}
+		})
+	}
+}
