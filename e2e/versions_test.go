@@ -84,9 +84,11 @@ func TestRoundTripPerVersion(t *testing.T) {
 			restore := []string{"meta", "restore-meta", "--meta-snapshot-id", fmt.Sprint(out.ID), "--etcd-endpoints", strings.Join(b.Endpoints(), ","),
 				"--backup-storage-url", f.bucketURL, "--backup-storage-directory", "hummock_001/backup", "--hummock-storage-url", f.bucketURL}
 			if mode == rwversion.V2_0 {
-				r := run(t, nil, append(restore, "--rw-version", "1.10")...)
-				if r.code != 2 || !strings.Contains(r.stderr, "cannot be downgraded") {
-					t.Fatalf("v2.0 snapshot in v1.10 mode: %s", r)
+				for _, extra := range [][]string{{"--rw-version", "1.10"}, {"--rw-version", "1.10.2", "--dry-run"}} {
+					r := run(t, nil, append(restore, extra...)...)
+					if r.code != 2 || !strings.Contains(r.stderr, "cannot be downgraded") {
+						t.Fatalf("v2.0 snapshot in v1.10 mode %v: %s", extra, r)
+					}
 				}
 				if n := len(dumpEtcd(t, bcli)); n != 0 {
 					t.Fatalf("refused restore wrote %d keys", n)

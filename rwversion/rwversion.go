@@ -69,16 +69,11 @@ func Parse(s string) (Version, error) {
 	return Version{maj, minor}, nil
 }
 
-// ParseKnown is Parse limited to the etcd era.
+// ParseKnown is ParsePin's line: a user's version, limited to the etcd-era
+// lines and releases (Releases).
 func ParseKnown(s string) (Version, error) {
-	v, err := Parse(s)
-	if err != nil {
-		return v, err
-	}
-	if !Known(v) {
-		return v, fmt.Errorf("RisingWave %s has no etcd meta store rwsnap knows: rwsnap supports %s through %s (v2.1 removed etcd)", v, Oldest, Newest)
-	}
-	return v, nil
+	p, err := ParsePin(s)
+	return p.Line, err
 }
 
 // Known reports whether v is an etcd-era line.
