@@ -27,7 +27,7 @@ func dataFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "data-storage-url", Category: catData, Usage: "where the copies of the snapshots' SST objects live, RisingWave URL syntax (default: the backup location itself)", EnvVars: env("data-storage-url")},
 		&cli.StringFlag{Name: "data-storage-directory", Category: catData, Usage: "directory of the data copy (default: <backup directory>/" + datacopy.DefaultSubdir + ")", EnvVars: env("data-storage-directory")},
-		&cli.IntFlag{Name: "data-parallelism", Category: catData, Value: datacopy.DefaultParallelism, Usage: fmt.Sprintf("objects copied at once, 1 to %d (each streamed copy holds at most a few S3 parts in memory); server-side copies on one S3 endpoint run %d times as many", datacopy.MaxParallelism, datacopy.ServerCopyFactor), EnvVars: env("data-parallelism")},
+		&cli.IntFlag{Name: "data-parallelism", Category: catData, Value: datacopy.DefaultParallelism, Usage: fmt.Sprintf("objects copied at once, 1 to %d (each streamed copy to S3 holds at most a few S3 parts in memory); server-side copies on one S3 endpoint and copies into a local directory (fs://) run %d times as many", datacopy.MaxParallelism, datacopy.ServerCopyFactor), EnvVars: env("data-parallelism")},
 	}
 }
 

@@ -77,7 +77,7 @@ Example (the upstream test's invocation):
 			&cli.BoolFlag{Name: "from-backup-data", Category: catData, Usage: "rebuild the hummock location at --hummock-storage-* from the snapshot's data copy (backup-data / --with-data), verifying every checksum; works when the original bucket is gone; moves the cluster there", EnvVars: env("from-backup-data")},
 			&cli.StringFlag{Name: "data-storage-url", Category: catData, Usage: "with --from-backup-data: where the data copy is (default: the backup location)", EnvVars: env("data-storage-url")},
 			&cli.StringFlag{Name: "data-storage-directory", Category: catData, Usage: "with --from-backup-data: the data copy's directory (default: <backup directory>/data)", EnvVars: env("data-storage-directory")},
-			&cli.IntFlag{Name: "data-parallelism", Category: catData, Value: datacopy.DefaultParallelism, Usage: fmt.Sprintf("with --from-backup-data: objects copied at once, 1 to %d", datacopy.MaxParallelism), EnvVars: env("data-parallelism")},
+			&cli.IntFlag{Name: "data-parallelism", Category: catData, Value: datacopy.DefaultParallelism, Usage: fmt.Sprintf("with --from-backup-data: objects copied at once, 1 to %d (server-side copies and copies into fs:// run %d times as many)", datacopy.MaxParallelism, datacopy.ServerCopyFactor), EnvVars: env("data-parallelism")},
 			&cli.BoolFlag{Name: "overwrite-existing-ssts", Category: catStorage, Usage: "with --copy-ssts or --from-backup-data: replace an object at the destination whose content differs (refused otherwise: it is another cluster's data)", EnvVars: env("overwrite-existing-ssts")},
 			dryRunFlag("check everything and print the plan"),
 			outputFlag(),
