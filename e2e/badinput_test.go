@@ -64,16 +64,35 @@ func TestBackupBadInput(t *testing.T) {
 		{"unknown command", 2, []string{`unknown command "backp-meta" for rwsnap meta`, "did you mean backup-meta?"}, "", []string{"meta", "backp-meta"}},
 		{"bad output format", 2, []string{`--output "yaml": want table or json`}, "", []string{"meta", "list-meta-snapshots", "-o", "yaml", "--etcd-endpoints", f.endpoints}},
 		{"unknown param name", 2, []string{"unknown system parameter"}, "", []string{"params", "get", "no_such_param", "--etcd-endpoints", f.endpoints}},
+		// Bad flag values of the commands that write: exit 2 naming the
+		// flag, nothing written (checked below).
+		{"empty backup URL", 2, []string{"--backup-storage-url is empty"}, "", []string{"meta", "backup-meta", "--etcd-endpoints", f.endpoints, "--backup-storage-url", ""}},
+		{"blank backup directory", 2, []string{"--backup-storage-directory is blank"}, "", []string{"meta", "backup-meta", "--etcd-endpoints", f.endpoints, "--backup-storage-directory", " \t "}},
+		{"remarks with an escape sequence", 2, []string{"--remarks", "control character"}, "", []string{"meta", "backup-meta", "--etcd-endpoints", f.endpoints, "--remarks", "ok\x1b[2Jforged"}},
+		{"remarks not UTF-8", 2, []string{"--remarks is not valid UTF-8"}, "", []string{"meta", "backup-meta", "--etcd-endpoints", f.endpoints, "--remarks", "ok\xff"}},
+		{"hummock directory with a newline", 2, []string{"--hummock-storage-directory", "control character"}, "", []string{"meta", "backup-meta", "--etcd-endpoints", f.endpoints, "--hummock-storage-directory", "hummock_001\nx"}},
+		{"meta address not UTF-8", 2, []string{"--meta-addr is not valid UTF-8"}, "", []string{"meta", "delete-meta-snapshots", "42", "--etcd-endpoints", f.endpoints, "--meta-addr", "\xff"}},
+		{"mode typo", 2, []string{`--mode: "drect"`}, "", []string{"meta", "backup-meta", "--etcd-endpoints", f.endpoints, "--mode", "drect"}},
+		{"negative orphan age", 2, []string{"--orphans-min-age -1h0m0s: cannot be negative"}, "", []string{"meta", "prune", "--keep-last", "1", "--orphans", "--orphans-min-age", "-1h", "--etcd-endpoints", f.endpoints}},
+		{"schedule mode typo", 2, []string{`--mode: "NaN"`}, "", []string{"schedule", "--once", "--mode", "NaN", "--etcd-endpoints", f.endpoints}},
+		{"schedule negative retries", 2, []string{"--retries -1: cannot be negative"}, "", []string{"schedule", "--once", "--retries", "-1", "--etcd-endpoints", f.endpoints}},
+		{"params set bad frontend", 2, []string{"--pg-url: not a PostgreSQL connection string"}, "", []string{"params", "set", "barrier_interval_ms", "2000", "--pg-url", "NaN", "--etcd-endpoints", f.endpoints}},
+		{"endpoint with a space", 2, []string{`--etcd-endpoints: endpoint "127.0.0.1:1 2"`}, "", []string{"meta", "backup-meta", "--etcd-endpoints", f.endpoints + ",127.0.0.1:1 2"}},
+		{"two different backup URLs", 2, []string{"--backup-storage-url is given twice"}, wrongSecret, []string{"meta", "backup-meta", "--etcd-endpoints", f.endpoints, "--backup-storage-url", f.bucketURL, "--backup-storage-url", badMinio}},
 	}
+	before := dumpEtcd(t, f.cli)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			expectFailure(t, tt.code, tt.want, tt.secret, nil, tt.args...)
 		})
 	}
-	// Nothing of the failures above reached the backup location.
+	// Nothing of the failures above reached the backup location or etcd.
 	m, _, err := metasnap.NewStorage(f.hummock, "hummock_001/backup").ReadManifest(context.Background())
 	if err != nil || len(m.SnapshotMetadata) != 0 {
 		t.Fatalf("failed runs changed the manifest: %+v %v", m, err)
+	}
+	if d := stateDiff(before, dumpEtcd(t, f.cli)); len(d) > 0 {
+		t.Fatalf("failed runs changed etcd: %v", d)
 	}
 }
 

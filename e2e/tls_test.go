@@ -68,7 +68,7 @@ func TestEtcdTLSClientCerts(t *testing.T) {
 		{"no client certificate", 1, []string{"--etcd-cacert", good.CA}, []string{"requires a client certificate", "pass --etcd-cert and --etcd-key"}},
 		{"client certificate of another CA", 1, []string{"--etcd-cacert", good.CA, "--etcd-cert", bad.ClientCert, "--etcd-key", bad.ClientKey}, []string{"rejected the client certificate"}},
 		{"wrong CA", 1, []string{"--etcd-cacert", bad.CA, "--etcd-cert", good.ClientCert, "--etcd-key", good.ClientKey}, []string{"not trusted", "pass --etcd-cacert", "unknown authority"}},
-		{"certificate without key", 1, []string{"--etcd-cacert", good.CA, "--etcd-cert", good.ClientCert}, []string{"--etcd-cert and --etcd-key go together"}},
+		{"certificate without key", 2, []string{"--etcd-cacert", good.CA, "--etcd-cert", good.ClientCert}, []string{"--etcd-cert and --etcd-key go together"}},
 		{"key of another certificate", 1, []string{"--etcd-cacert", good.CA, "--etcd-cert", good.ClientCert, "--etcd-key", bad.ClientKey}, []string{"--etcd-cert/--etcd-key", "private key does not match"}},
 		{"missing CA file", 1, []string{"--etcd-cacert", dir + "/nope.pem"}, []string{"--etcd-cacert", "no such file"}},
 		{"CA file without a certificate", 1, []string{"--etcd-cacert", good.ClientKey}, []string{"holds no PEM certificate"}},

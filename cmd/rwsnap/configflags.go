@@ -196,12 +196,16 @@ func sourceOf(c *cli.Context, name string) string {
 	if p := provenance(c)[name]; p != "" {
 		return p
 	}
-	if slices.Contains(c.LocalFlagNames(), name) {
-		return "flag --" + name
-	}
 	for _, fl := range c.Command.Flags {
 		if !slices.Contains(fl.Names(), name) {
 			continue
+		}
+		// urfave/cli counts a value from the environment as set on the
+		// command line (LocalFlagNames): look at the arguments themselves.
+		if args, ok := c.App.Metadata[metaArgs].([]string); ok && onCommandLine(args, fl.Names()) {
+			return "flag --" + name
+		} else if !ok && slices.Contains(c.LocalFlagNames(), name) {
+			return "flag --" + name
 		}
 		if ev, ok := fl.(interface{ GetEnvVars() []string }); ok {
 			for _, e := range ev.GetEnvVars() {
@@ -215,6 +219,27 @@ func sourceOf(c *cli.Context, name string) string {
 		return "default"
 	}
 	return ""
+}
+
+// metaArgs is where run keeps the command line, for sourceOf.
+const metaArgs = "args"
+
+// onCommandLine says whether one of a flag's names is given in args
+// (--name, -name, --name=V), before any "--".
+func onCommandLine(args, names []string) bool {
+	for _, a := range args[min(1, len(args)):] {
+		if a == "--" {
+			return false
+		}
+		if !strings.HasPrefix(a, "-") {
+			continue
+		}
+		n, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if slices.Contains(names, n) {
+			return true
+		}
+	}
+	return false
 }
 
 // configShowResult is config show's.

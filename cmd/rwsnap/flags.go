@@ -94,6 +94,9 @@ func etcdConfig(c *cli.Context) (metastore.Config, error) {
 			cfg.Password = pw
 		}
 	}
+	if (cfg.Cert == "") != (cfg.Key == "") {
+		return cfg, usagef("--etcd-cert and --etcd-key go together: give both the client certificate and its private key, or neither")
+	}
 	switch {
 	case cfg.Username != "":
 		cfg.Auth = true

@@ -41,9 +41,13 @@ func main() {
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	app := newApp(stdout, stderr)
+	app.Metadata = map[string]any{metaArgs: args}
 	err := checkCommand(app, args)
 	if err == nil {
 		err = checkDecimalFlags(app, args)
+	}
+	if err == nil {
+		err = checkRepeatedFlags(app, args)
 	}
 	if err == nil {
 		err = app.RunContext(ctx, flagsFirst(app, args))
@@ -162,6 +166,9 @@ func leafSetup(stderr io.Writer, cmds []*cli.Command) []*cli.Command {
 			}
 			if err := metastore.CheckEnv(); err != nil {
 				return usageError{err}
+			}
+			if err := checkFlagValues(c); err != nil {
+				return err
 			}
 			return checkURLFlags(c)
 		}

@@ -131,35 +131,106 @@ func TestExitCodesAndMessages(t *testing.T) {
 		args []string
 		code int
 		want string
+		env  map[string]string
 	}{
-		{[]string{"nosuch"}, 2, `unknown command "nosuch" for rwsnap; commands: meta, params`},
-		{[]string{"meta", "lst-meta-snapshots"}, 2, `unknown command "lst-meta-snapshots" for rwsnap meta (did you mean list-meta-snapshots?)`},
-		{[]string{"help", "nosuch"}, 2, `unknown command "nosuch" for rwsnap`},
-		{[]string{"--log-level", "debug", "meta", "nosuch"}, 2, `unknown command "nosuch" for rwsnap meta`},
-		{[]string{"params", "gte"}, 2, "did you mean get?"},
-		{[]string{"meta", "backup-meta", "--etcd-endpoint", "x"}, 2, "unknown flag --etcd-endpoint for rwsnap meta backup-meta (did you mean --etcd-endpoints?)"},
-		{[]string{"--nosuch", "meta"}, 2, "unknown flag --nosuch for rwsnap"},
-		{[]string{"meta", "backup-meta", "--etcd-endpoints"}, 2, "--etcd-endpoints needs a value"},
-		{[]string{"schedule", "--every", "soon"}, 2, `--every "soon": want a duration such as 90s, 15m or 1h`},
-		{[]string{"meta", "prune", "--keep-last", "x"}, 2, `--keep-last "x": want a whole number`},
-		{append([]string{"meta", "list-meta-snapshots", "-o", "yaml"}, loc...), 2, `--output "yaml": want table or json`},
-		{append([]string{"meta", "verify-meta-snapshot", "--all", "--output=xml"}, loc...), 2, `--output "xml": want table or json`},
-		{[]string{"meta", "list-meta-snapshots", "--backup-storage-url", "gcs://b", "--backup-storage-directory", "d"}, 2, "--backup-storage-url: gcs:// (in \"gcs://b\") is a RisingWave object store rwsnap does not support"},
-		{[]string{"meta", "copy-meta-snapshots", "--all", "--to-url", "ftp://x", "--to-directory", "d", "--backup-storage-url", "fs:///x", "--backup-storage-directory", "d"}, 2, `--to-url: unknown scheme "ftp"`},
-		{[]string{"params", "get", "no_such_param", "--etcd-endpoints", "127.0.0.1:1"}, 2, `unknown system parameter "no_such_param"`},
-		{[]string{"params", "set", "barrier_interval_mss", "5", "--etcd-endpoints", "127.0.0.1:1"}, 2, `did you mean "barrier_interval_ms"?`},
-		{[]string{"schedule", "--every", "1m", "--jitter", "5m", "--etcd-endpoints", "127.0.0.1:1"}, 2, "--jitter 5m0s is longer than --every 1m0s"},
-		{append([]string{"meta", "list-meta-snapshots"}, loc...), 1, "manifest"},
+		{args: []string{"nosuch"}, code: 2, want: `unknown command "nosuch" for rwsnap; commands: meta, params`},
+		{args: []string{"meta", "lst-meta-snapshots"}, code: 2, want: `unknown command "lst-meta-snapshots" for rwsnap meta (did you mean list-meta-snapshots?)`},
+		{args: []string{"help", "nosuch"}, code: 2, want: `unknown command "nosuch" for rwsnap`},
+		{args: []string{"--log-level", "debug", "meta", "nosuch"}, code: 2, want: `unknown command "nosuch" for rwsnap meta`},
+		{args: []string{"params", "gte"}, code: 2, want: "did you mean get?"},
+		{args: []string{"meta", "backup-meta", "--etcd-endpoint", "x"}, code: 2, want: "unknown flag --etcd-endpoint for rwsnap meta backup-meta (did you mean --etcd-endpoints?)"},
+		{args: []string{"--nosuch", "meta"}, code: 2, want: "unknown flag --nosuch for rwsnap"},
+		{args: []string{"meta", "backup-meta", "--etcd-endpoints"}, code: 2, want: "--etcd-endpoints needs a value"},
+		{args: []string{"schedule", "--every", "soon"}, code: 2, want: `--every "soon": want a duration such as 90s, 15m or 1h`},
+		{args: []string{"meta", "prune", "--keep-last", "x"}, code: 2, want: `--keep-last "x": want a whole number`},
+		{args: append([]string{"meta", "list-meta-snapshots", "-o", "yaml"}, loc...), code: 2, want: `--output "yaml": want table or json`},
+		{args: append([]string{"meta", "verify-meta-snapshot", "--all", "--output=xml"}, loc...), code: 2, want: `--output "xml": want table or json`},
+		{args: []string{"meta", "list-meta-snapshots", "--backup-storage-url", "gcs://b", "--backup-storage-directory", "d"}, code: 2, want: "--backup-storage-url: gcs:// (in \"gcs://b\") is a RisingWave object store rwsnap does not support"},
+		{args: []string{"meta", "copy-meta-snapshots", "--all", "--to-url", "ftp://x", "--to-directory", "d", "--backup-storage-url", "fs:///x", "--backup-storage-directory", "d"}, code: 2, want: `--to-url: unknown scheme "ftp"`},
+		{args: []string{"params", "get", "no_such_param", "--etcd-endpoints", "127.0.0.1:1"}, code: 2, want: `unknown system parameter "no_such_param"`},
+		{args: []string{"params", "set", "barrier_interval_mss", "5", "--etcd-endpoints", "127.0.0.1:1"}, code: 2, want: `did you mean "barrier_interval_ms"?`},
+		{args: []string{"schedule", "--every", "1m", "--jitter", "5m", "--etcd-endpoints", "127.0.0.1:1"}, code: 2, want: "--jitter 5m0s is longer than --every 1m0s"},
+		{args: append([]string{"meta", "list-meta-snapshots"}, loc...), code: 1, want: "manifest"},
+		// Bad values (empty, blank, control characters, not UTF-8,
+		// negative, malformed, repeated; on the command line, in RWSNAP_*
+		// and ETCDCTL_* variables): exit 2 naming the flag, before anything
+		// is opened.
+		{args: append([]string{"meta", "list-meta-snapshots", "--backup-storage-url", ""}, "--etcd-endpoints", "127.0.0.1:1"), code: 2, want: "--backup-storage-url is empty"},
+		{args: []string{"meta", "backup-meta", "--etcd-endpoints", "127.0.0.1:1", "--backup-storage-directory", "   "}, code: 2, want: `--backup-storage-directory is blank ("   ")`},
+		{args: []string{"meta", "backup-meta", "--etcd-endpoints", "127.0.0.1:1", "--hummock-storage-directory", "a\x1b[31m"}, code: 2, want: `--hummock-storage-directory "a\x1b[31m" holds a control character`},
+		{args: []string{"meta", "backup-meta", "--etcd-endpoints", "127.0.0.1:1", "--remarks", "ok\x1b[2J"}, code: 2, want: "--remarks"},
+		{args: []string{"meta", "backup-meta", "--etcd-endpoints", "127.0.0.1:1", "--remarks", "ok\xff"}, code: 2, want: "--remarks is not valid UTF-8"},
+		{args: []string{"meta", "backup-meta", "--etcd-endpoints", "127.0.0.1:1", "--meta-addr", "\xff\xfe"}, code: 2, want: "--meta-addr is not valid UTF-8"},
+		{args: []string{"meta", "backup-meta", "--etcd-endpoints", "127.0.0.1:1", "--etcd-password", "\xffpw-SEKRIT", "--etcd-username", "root"}, code: 2, want: "--etcd-password is not valid UTF-8"},
+		{args: []string{"meta", "backup-meta", "--etcd-endpoints", "a b:2379"}, code: 2, want: `--etcd-endpoints: endpoint "a b:2379"`},
+		{args: []string{"meta", "backup-meta", "--etcd-endpoints", "h:99999"}, code: 2, want: `port "99999" is not 1-65535`},
+		{args: []string{"meta", "backup-meta", "--etcd-endpoints", "h:0"}, code: 2, want: `port "0" is not 1-65535`},
+		{args: []string{"meta", "backup-meta", "--etcd-endpoints", "ftp://h:2379"}, code: 2, want: `scheme "ftp"`},
+		{args: []string{"meta", "backup-meta", "--etcd-endpoints", ",, ,"}, code: 2, want: "names no endpoint"},
+		{args: []string{"meta", "backup-meta", "--etcd-endpoints", "127.0.0.1:1", "--mode", "NaN"}, code: 2, want: `--mode: "NaN": want auto, direct or meta`},
+		{args: []string{"meta", "backup-meta", "--etcd-endpoints", "127.0.0.1:1", "--mode", " "}, code: 2, want: "--mode is blank"},
+		{args: []string{"meta", "list-meta-snapshots", "--etcd-endpoints", "127.0.0.1:1", "--etcd-cert", "/x.pem"}, code: 2, want: "--etcd-cert and --etcd-key go together"},
+		{args: []string{"meta", "list-meta-snapshots", "--etcd-endpoints", "127.0.0.1:1", "--etcd-cacert", ""}, code: 2, want: "--etcd-cacert is empty"},
+		{args: []string{"meta", "list-meta-snapshots", "--etcd-endpoints", "127.0.0.1:1", "--connect-timeout", "-1s"}, code: 2, want: "--connect-timeout -1s: want a positive duration"},
+		{args: []string{"meta", "list-meta-snapshots", "--etcd-endpoints", "127.0.0.1:1", "--io-timeout", "0s"}, code: 2, want: "--io-timeout 0s: want a positive duration"},
+		{args: []string{"meta", "prune", "--etcd-endpoints", "127.0.0.1:1", "--keep-last", "1", "--orphans", "--orphans-min-age", "-1s"}, code: 2, want: "--orphans-min-age -1s: cannot be negative"},
+		{args: []string{"schedule", "--once", "--etcd-endpoints", "127.0.0.1:1", "--max-jobs", "-1"}, code: 2, want: "--max-jobs -1: cannot be negative"},
+		{args: []string{"schedule", "--once", "--etcd-endpoints", "127.0.0.1:1", "--retries", "-1"}, code: 2, want: "--retries -1: cannot be negative"},
+		{args: []string{"schedule", "--once", "--etcd-endpoints", "127.0.0.1:1", "--stop-timeout", "-1s"}, code: 2, want: "--stop-timeout -1s: cannot be negative"},
+		{args: []string{"schedule", "--once", "--etcd-endpoints", "127.0.0.1:1", "--job-timeout", "-5s"}, code: 2, want: "--job-timeout -5s: cannot be negative"},
+		{args: []string{"schedule", "--once", "--etcd-endpoints", "127.0.0.1:1", "--mode", "sideways"}, code: 2, want: `--mode: "sideways"`},
+		{args: []string{"timetravel", "list", "--pg-url", "NaN"}, code: 2, want: "--pg-url: not a PostgreSQL connection string"},
+		{args: []string{"timetravel", "list", "--pg-url", "postgres://u:SEKRIT@h:99999/db"}, code: 2, want: "--pg-url: not a PostgreSQL connection string"},
+		{args: []string{"meta", "restore-meta", "--meta-snapshot-id", "1003", "--meta-snapshot-id", "1002", "--etcd-endpoints", "127.0.0.1:1", "--backup-storage-url", "fs:///x", "--hummock-storage-url", "fs:///y"}, code: 2, want: `--meta-snapshot-id is given twice, as "1003" and as "1002"`},
+		{args: []string{"meta", "list-meta-snapshots", "--endpoints", "a:1", "--etcd-endpoints", "b:1"}, code: 2, want: `--etcd-endpoints is given twice, as "a:1" and as "b:1"`},
+		{args: []string{"--log-format", "json", "meta", "list-meta-snapshots", "--log-format", "text", "--etcd-endpoints", "127.0.0.1:1"}, code: 2, want: `--log-format is given twice`},
+		{args: []string{"meta", "list-meta-snapshots", "--etcd-endpoints", "127.0.0.1:1", "--etcd-username", "u", "--etcd-password", "SEKRIT1", "--etcd-password", "SEKRIT2"}, code: 2, want: "--etcd-password is given twice, with different values"},
+		{args: []string{"meta", "list-meta-snapshots", "--etcd-endpoints", "127.0.0.1:1"}, code: 2, want: "--etcd-cacert (from RWSNAP_ETCD_CACERT) is empty", env: map[string]string{"RWSNAP_ETCD_CACERT": ""}},
+		{args: []string{"meta", "list-meta-snapshots"}, code: 2, want: "--etcd-endpoints (from ETCDCTL_ENDPOINTS) \"a\\x1b\" holds a control character", env: map[string]string{"ETCDCTL_ENDPOINTS": "a\x1b"}},
+		{args: []string{"meta", "list-meta-snapshots", "--etcd-endpoints", "127.0.0.1:1"}, code: 2, want: "--backup-storage-directory (from RWSNAP_BACKUP_STORAGE_DIRECTORY) is blank", env: map[string]string{"RWSNAP_BACKUP_STORAGE_DIRECTORY": "\t"}},
+		{args: []string{"schedule", "--once", "--etcd-endpoints", "127.0.0.1:1"}, code: 2, want: "--retry-backoff (from RWSNAP_RETRY_BACKOFF) -1m0s: cannot be negative", env: map[string]string{"RWSNAP_RETRY_BACKOFF": "-1m"}},
+		// Free text may span lines; an empty remark is no remark.
+		{args: []string{"meta", "backup-meta", "--etcd-endpoints", "127.0.0.1:1", "--remarks", "line one\nline two", "--connect-timeout", "1ms"}, code: 1, want: "127.0.0.1:1"},
+		{args: []string{"meta", "backup-meta", "--etcd-endpoints", "127.0.0.1:1", "--remarks", "", "--connect-timeout", "1ms"}, code: 1, want: "127.0.0.1:1"},
 	}
 	for _, tt := range tests {
+		restore := setEnv(tt.env)
 		var out, errb bytes.Buffer
 		code := run(context.Background(), append([]string{"rwsnap"}, tt.args...), &out, &errb)
+		restore()
+		if strings.Contains(out.String()+errb.String(), "SEKRIT") {
+			t.Errorf("rwsnap %s: a secret is shown:\n%s", strings.Join(tt.args, " "), errb.String())
+		}
 		if code != tt.code || !strings.Contains(errb.String(), tt.want) {
 			t.Errorf("rwsnap %s: exit %d, want %d with %q\nstdout: %s\nstderr: %s", strings.Join(tt.args, " "), code, tt.code, tt.want, out.String(), errb.String())
 		}
 		for _, bad := range []string{"No help topic", "flag provided but not defined", "Incorrect Usage", "invalid value"} {
 			if strings.Contains(out.String()+errb.String(), bad) {
 				t.Errorf("rwsnap %s: urfave's message %q:\n%s%s", strings.Join(tt.args, " "), bad, out.String(), errb.String())
+			}
+		}
+	}
+}
+
+// setEnv sets variables for one in-process run; the returned func puts
+// back what was there.
+func setEnv(env map[string]string) func() {
+	type old struct {
+		v   string
+		had bool
+	}
+	saved := map[string]old{}
+	for k, v := range env {
+		o, had := os.LookupEnv(k)
+		saved[k] = old{o, had}
+		os.Setenv(k, v)
+	}
+	return func() {
+		for k, o := range saved {
+			if o.had {
+				os.Setenv(k, o.v)
+			} else {
+				os.Unsetenv(k)
 			}
 		}
 	}

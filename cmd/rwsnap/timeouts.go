@@ -22,8 +22,13 @@ func timeoutFlags() []cli.Flag {
 func applyTimeouts(c *cli.Context) error {
 	dur := func(c *cli.Context, n string) time.Duration { return c.Duration(n) }
 	ct, it := lookup(c, "connect-timeout", dur), lookup(c, "io-timeout", dur)
-	if ct <= 0 || it <= 0 {
-		return usagef("--connect-timeout and --io-timeout must be positive (e.g. 10s, 30s)")
+	for _, t := range []struct {
+		name string
+		d    time.Duration
+	}{{"connect-timeout", ct}, {"io-timeout", it}} {
+		if t.d <= 0 {
+			return usagef("--%s %s: want a positive duration (e.g. 10s, 30s)", t.name, t.d)
+		}
 	}
 	timeouts.Connect, timeouts.Operation = ct, it
 	return nil
