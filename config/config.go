@@ -178,7 +178,9 @@ func (f *File) check(perm fs.FileMode) error {
 			if s.Repository != "" && f.Repositories[s.Repository] == nil {
 				problems = append(problems, fmt.Sprintf("%s.schedule.repository %q is not under repositories", at, s.Repository))
 			}
-			if s.Every <= 0 {
+			if s.Every < 0 {
+				problems = append(problems, fmt.Sprintf("%s.schedule.every %s: must be positive (e.g. 1h)", at, time.Duration(s.Every)))
+			} else if s.Every == 0 {
 				problems = append(problems, fmt.Sprintf("%s.schedule.every is required (e.g. 1h)", at))
 			} else if s.Jitter > s.Every {
 				problems = append(problems, fmt.Sprintf("%s.schedule.jitter is longer than its every", at))

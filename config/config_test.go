@@ -99,6 +99,7 @@ func TestLoadErrors(t *testing.T) {
 		{"clusters:\n  a: {schedule: {every: soon}}\n", `"soon" is not a duration`},
 		{"clusters:\n  a: {schedule: {jitter: 1m}}\n", "clusters.a.schedule.every is required"},
 		{"clusters:\n  a: {schedule: {every: 1m, jitter: 1h}}\n", "jitter is longer than its every"},
+		{"clusters:\n  a: {schedule: {every: -1h}}\n", "clusters.a.schedule.every -1h0m0s: must be positive"},
 		{"repositories:\n  r: {directory: x}\n", "repositories.r has no url"},
 	} {
 		_, err := Load(write(t, tt.body, 0o600))

@@ -168,6 +168,11 @@ func clusterContext(c *cli.Context, f *config.File, name string) (*cli.Context, 
 			return nil, fmt.Errorf("cluster %s: --%s: %w", name, v.flag, err)
 		}
 	}
+	// The same checks as a command's own flags get: a bad entry (a blank
+	// address, a control character) fails that cluster alone, named.
+	if err := checkFlagValues(cc); err != nil {
+		return nil, fmt.Errorf("config file %s, cluster %s: %w", f.Path, name, err)
+	}
 	return cc, nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/urfave/cli/v2"
@@ -57,6 +58,45 @@ repositories:
 	} {
 		if got := cc.String(flag); got != want {
 			t.Errorf("--%s = %q, want %q", flag, got, want)
+		}
+	}
+}
+
+// A fleet member whose entry holds a bad value fails alone, named, with
+// the same checks a command's own flags get.
+func TestFleetClusterContextRefusesBadValues(t *testing.T) {
+	app := newApp(io.Discard, io.Discard)
+	var cmd *cli.Command
+	for _, c := range app.Commands {
+		if c.Name == "schedule" {
+			cmd = c
+		}
+	}
+	for _, tc := range []struct{ entry, want string }{
+		{`etcd: {endpoints: ["a-0:2379\u001b"]}`, `--etcd-endpoints "a-0:2379\x1b" holds a control character`},
+		{`{etcd: {endpoints: [a-0:2379]}, meta_addr: "   "}`, "--meta-addr is blank"},
+		{`{etcd: {endpoints: ["a-0:99999"]}}`, `port "99999" is not 1-65535`},
+		{`{etcd: {endpoints: [a-0:2379], username: "r\u0007"}}`, "--etcd-username"},
+	} {
+		p := filepath.Join(t.TempDir(), "fleet.yaml")
+		entry := tc.entry
+		if entry[0] != '{' {
+			entry = "{" + entry + "}"
+		}
+		body := "clusters:\n  a: " + entry[:len(entry)-1] + ", schedule: {every: 1h}}\n"
+		os.WriteFile(p, []byte(body), 0o600)
+		f, err := config.Load(p)
+		if err != nil {
+			t.Fatalf("%s: %v", body, err)
+		}
+		set := flag.NewFlagSet("schedule", flag.ContinueOnError)
+		for _, fl := range cmd.Flags {
+			fl.Apply(set)
+		}
+		c := cli.NewContext(app, set, nil)
+		c.Command = cmd
+		if _, err := clusterContext(c, f, "a"); err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "cluster a") {
+			t.Errorf("%s: %v, want an error naming cluster a and %q", body, err, tc.want)
 		}
 	}
 }
