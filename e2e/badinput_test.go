@@ -78,6 +78,8 @@ func TestBackupBadInput(t *testing.T) {
 		{"schedule negative retries", 2, []string{"--retries -1: cannot be negative"}, "", []string{"schedule", "--once", "--retries", "-1", "--etcd-endpoints", f.endpoints}},
 		{"params set bad frontend", 2, []string{"--pg-url: not a PostgreSQL connection string"}, "", []string{"params", "set", "barrier_interval_ms", "2000", "--pg-url", "NaN", "--etcd-endpoints", f.endpoints}},
 		{"endpoint with a space", 2, []string{`--etcd-endpoints: endpoint "127.0.0.1:1 2"`}, "", []string{"meta", "backup-meta", "--etcd-endpoints", f.endpoints + ",127.0.0.1:1 2"}},
+		{"param not UTF-8, forced", 2, []string{"backup_storage_directory", "not valid UTF-8"}, "", []string{"params", "set", "backup_storage_directory", "backup\xff", "--force", "--etcd-endpoints", f.endpoints}},
+		{"param with an escape, forced", 2, []string{"data_directory", "control character (U+001B)"}, "", []string{"params", "set", "data_directory", "hummock_001\x1b[2J", "--force", "--etcd-endpoints", f.endpoints}},
 		{"two different backup URLs", 2, []string{"--backup-storage-url is given twice"}, wrongSecret, []string{"meta", "backup-meta", "--etcd-endpoints", f.endpoints, "--backup-storage-url", f.bucketURL, "--backup-storage-url", badMinio}},
 	}
 	before := dumpEtcd(t, f.cli)

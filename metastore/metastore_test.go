@@ -331,6 +331,14 @@ func TestValidateParam(t *testing.T) {
 		{"state_store", "hummock+minio://ak:sk@h:9000/b", true, ""},
 		{"state_store", "minio://ak:sk@h:9000/b", false, "hummock+"},
 		{"data_directory", "", false, "cannot be empty"},
+		// No string parameter is non-UTF-8 (RisingWave could not decode
+		// it) or holds a control character.
+		{"backup_storage_directory", "a\xffb", false, "not valid UTF-8"},
+		{"backup_storage_directory", "a\x1b[2Jb", false, "control character (U+001B)"},
+		{"data_directory", "hummock\n001", false, "control character (U+000A)"},
+		{"backup_storage_url", "s3://b\tx", false, "control character"},
+		{"license_key", "eyJ\x00SEKRIT", false, "control character"},
+		{"backup_storage_directory", "répertoire/备份", true, ""},
 		{"no_such_param", "1", false, "unknown"},
 	}
 	for _, tt := range tests {
@@ -341,6 +349,9 @@ func TestValidateParam(t *testing.T) {
 		}
 		if err != nil && !strings.Contains(err.Error(), tt.why) {
 			t.Errorf("ValidateParam(%s, %q) = %v, want it to say %q", tt.name, tt.value, err, tt.why)
+		}
+		if err != nil && strings.Contains(err.Error(), "SEKRIT") {
+			t.Errorf("ValidateParam(%s) shows the secret value: %v", tt.name, err)
 		}
 	}
 }

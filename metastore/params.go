@@ -6,6 +6,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -112,6 +114,10 @@ func ValidateParam(name, value string) error {
 			err = fmt.Errorf("want true or false")
 		}
 	case ParamString:
+		err = checkStringParam(value)
+		if err != nil {
+			break
+		}
 		switch name {
 		case ParamBackupStorageURL:
 			err = ValidateObjectStoreURL(name, value, false)
@@ -123,8 +129,28 @@ func ValidateParam(name, value string) error {
 			}
 		}
 	}
+	if err != nil && p.Secret {
+		return fmt.Errorf("system parameter %s wants a %s: %w", name, p.Type, err)
+	}
 	if err != nil {
 		return fmt.Errorf("system parameter %s wants a %s, got %q: %w", name, p.Type, value, err)
+	}
+	return nil
+}
+
+// checkStringParam refuses what no string parameter can be: bytes that are
+// not UTF-8 (the params are protobuf strings; RisingWave's meta node would
+// fail to decode them and not start), and control characters (a pasted
+// escape sequence or line break is never part of a URL, a directory or a
+// key).
+func checkStringParam(v string) error {
+	if !utf8.ValidString(v) {
+		return errors.New("not valid UTF-8 (RisingWave stores parameters as protobuf strings and could not read it back)")
+	}
+	for _, r := range v {
+		if unicode.IsControl(r) {
+			return fmt.Errorf("holds a control character (%U)", r)
+		}
 	}
 	return nil
 }

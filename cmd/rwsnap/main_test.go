@@ -179,6 +179,8 @@ func TestExitCodesAndMessages(t *testing.T) {
 		{args: []string{"schedule", "--once", "--etcd-endpoints", "127.0.0.1:1", "--stop-timeout", "-1s"}, code: 2, want: "--stop-timeout -1s: cannot be negative"},
 		{args: []string{"schedule", "--once", "--etcd-endpoints", "127.0.0.1:1", "--job-timeout", "-5s"}, code: 2, want: "--job-timeout -5s: cannot be negative"},
 		{args: []string{"schedule", "--once", "--etcd-endpoints", "127.0.0.1:1", "--mode", "sideways"}, code: 2, want: `--mode: "sideways"`},
+		{args: []string{"schedule", "--once", "--etcd-endpoints", "127.0.0.1:1", "--metrics-addr", "NaN"}, code: 2, want: `--metrics-addr: "NaN": want [HOST]:PORT`},
+		{args: []string{"schedule", "--once", "--etcd-endpoints", "127.0.0.1:1", "--metrics-addr", ":99999"}, code: 2, want: `--metrics-addr: ":99999"`},
 		{args: []string{"timetravel", "list", "--pg-url", "NaN"}, code: 2, want: "--pg-url: not a PostgreSQL connection string"},
 		{args: []string{"timetravel", "list", "--pg-url", "postgres://u:SEKRIT@h:99999/db"}, code: 2, want: "--pg-url: not a PostgreSQL connection string"},
 		{args: []string{"meta", "restore-meta", "--meta-snapshot-id", "1003", "--meta-snapshot-id", "1002", "--etcd-endpoints", "127.0.0.1:1", "--backup-storage-url", "fs:///x", "--hummock-storage-url", "fs:///y"}, code: 2, want: `--meta-snapshot-id is given twice, as "1003" and as "1002"`},

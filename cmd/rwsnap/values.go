@@ -77,6 +77,13 @@ func checkFlagValues(c *cli.Context) error {
 // shapeChecks parse the text flags whose values have a fixed shape.
 var shapeChecks = map[string]func(string) error{
 	"etcd-endpoints": checkEndpoints,
+	"metrics-addr": func(v string) error {
+		_, port, err := net.SplitHostPort(v)
+		if n, perr := strconv.Atoi(port); err != nil || perr != nil || n < 0 || n > 65535 {
+			return fmt.Errorf("%q: want [HOST]:PORT, e.g. :9464 or 127.0.0.1:9464", v)
+		}
+		return nil
+	},
 	"mode": func(v string) error {
 		_, err := metaclient.ParseMode(v)
 		if err != nil {
