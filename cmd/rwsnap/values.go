@@ -32,9 +32,10 @@ var (
 
 // checkFlagValues refuses, before anything is opened, a text flag set (on
 // the command line, in its RWSNAP_* variable or from the config file) to
-// a value that cannot be what was meant: empty (an unset shell variable,
-// `--backup-storage-url "$URL"`, would otherwise mean "the cluster's own
-// location" or "no TLS"), blank, not UTF-8 (RisingWave's names and
+// a value that cannot be what was meant: empty on the command line
+// (`--backup-storage-url "$URL"` with URL unset would otherwise mean "the
+// cluster's own location", `--etcd-cacert "$CA"` "no TLS"; an empty
+// variable is taken as unset), blank, not UTF-8 (RisingWave's names and
 // parameters are Rust strings), or holding control characters (a pasted
 // escape sequence or a line break in an address or a path). The error
 // names the flag and where its value came from; exit 2.
@@ -50,9 +51,20 @@ func checkFlagValues(c *cli.Context) error {
 			continue
 		}
 		from := valueSource(c, name)
-		switch f.(type) {
+		switch f := f.(type) {
 		case *cli.StringFlag:
 			v := c.String(name)
+			if v == "" && strings.HasPrefix(sourceOf(c, name), "env ") {
+				// An empty variable is an unset one (RWSNAP_PG_URL= clears
+				// an inherited value), as shells and container runtimes
+				// treat it; the flag keeps its default.
+				if f.Value != "" {
+					if err := c.Set(name, f.Value); err != nil {
+						return err
+					}
+				}
+				continue
+			}
 			if err := checkText(name, v); err != nil {
 				return usagef("--%s%s %v", name, from, err)
 			}
