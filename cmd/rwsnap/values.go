@@ -244,8 +244,11 @@ func checkRepeatedFlags(app *cli.App, args []string) error {
 		if f == nil {
 			continue // unknown: urfave's parser names it
 		}
+		if slices.Contains(ownChecks, f.Names()[0]) {
+			continue // their own parsers decide (--snapshot-ids repeats, as clap's)
+		}
 		switch f.(type) {
-		case *cli.StringSliceFlag, *cli.IntSliceFlag:
+		case *cli.StringSliceFlag, *cli.IntSliceFlag, *cli.GenericFlag:
 			continue
 		case *cli.BoolFlag:
 			if !hasValue {
