@@ -203,6 +203,9 @@ func lookup[T any](c *cli.Context, name string, get func(*cli.Context, string) T
 }
 
 func setupLogging(c *cli.Context, stderr io.Writer) error {
+	if err := unsetEmptyEnv(c, append(logFlags(), limitFlags()...)); err != nil {
+		return err
+	}
 	str := func(c *cli.Context, n string) string { return c.String(n) }
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(lookup(c, "log-level", str))); err != nil {
@@ -231,6 +234,29 @@ func setupLogging(c *cli.Context, stderr io.Writer) error {
 		return err
 	}
 	return applyLimits(c)
+}
+
+// unsetEmptyEnv gives the text flags among flags that an empty variable
+// set (RWSNAP_LOG_LEVEL=) their default back: an empty variable is an
+// unset one, as checkFlagValues treats every other flag's (these are read
+// before it runs). One given on the command line is left alone.
+func unsetEmptyEnv(c *cli.Context, flags []cli.Flag) error {
+	args, _ := c.App.Metadata[metaArgs].([]string)
+	for _, f := range flags {
+		sf, ok := f.(*cli.StringFlag)
+		if !ok || sf.Value == "" || c.String(sf.Name) != "" || onCommandLine(args, sf.Names()) {
+			continue
+		}
+		for _, e := range sf.EnvVars {
+			if v, set := os.LookupEnv(e); set && v == "" {
+				if err := c.Set(sf.Name, sf.Value); err != nil {
+					return err
+				}
+				break
+			}
+		}
+	}
+	return nil
 }
 
 // redactAttr keeps secrets out of every log line, whatever logged them.

@@ -190,6 +190,8 @@ func TestExitCodesAndMessages(t *testing.T) {
 		// An empty variable is an unset one (FOO= clears an inherited
 		// value): it passes, to the next check.
 		{args: []string{"meta", "list-meta-snapshots", "--etcd-endpoints", "127.0.0.1:1", "--backup-storage-url", "gcs://b"}, code: 2, want: "--backup-storage-url: gcs://", env: map[string]string{"RWSNAP_ETCD_CACERT": "", "RWSNAP_OUTPUT": ""}},
+		{args: []string{"meta", "list-meta-snapshots", "--etcd-endpoints", "127.0.0.1:1", "--backup-storage-url", "gcs://b"}, code: 2, want: "--backup-storage-url: gcs://", env: map[string]string{"RWSNAP_LOG_LEVEL": "", "RWSNAP_LOG_FORMAT": "", "RWSNAP_MAX_SNAPSHOT_SIZE": ""}},
+		{args: []string{"meta", "list-meta-snapshots", "--etcd-endpoints", "127.0.0.1:1", "--log-level", ""}, code: 2, want: `--log-level "": want debug, info, warn or error`},
 		{args: []string{"meta", "list-meta-snapshots"}, code: 2, want: "--etcd-endpoints (from ETCDCTL_ENDPOINTS) \"a\\x1b\" holds a control character", env: map[string]string{"ETCDCTL_ENDPOINTS": "a\x1b"}},
 		{args: []string{"meta", "list-meta-snapshots", "--etcd-endpoints", "127.0.0.1:1"}, code: 2, want: "--backup-storage-directory (from RWSNAP_BACKUP_STORAGE_DIRECTORY) is blank", env: map[string]string{"RWSNAP_BACKUP_STORAGE_DIRECTORY": "\t"}},
 		{args: []string{"schedule", "--once", "--etcd-endpoints", "127.0.0.1:1"}, code: 2, want: "--retry-backoff (from RWSNAP_RETRY_BACKOFF) -1m0s: cannot be negative", env: map[string]string{"RWSNAP_RETRY_BACKOFF": "-1m"}},
