@@ -33,8 +33,9 @@ func Start(target string) (*Proxy, error) {
 		return nil, err
 	}
 	p := &Proxy{Endpoint: ln.Addr().String(), ln: ln, counts: map[string]int{}}
-	rp := &httputil.ReverseProxy{Director: func(r *http.Request) {
-		r.URL.Scheme, r.URL.Host = "http", target
+	rp := &httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) {
+		pr.Out.URL.Scheme, pr.Out.URL.Host = "http", target
+		pr.Out.Host = pr.In.Host
 	}}
 	p.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p.mu.Lock()
