@@ -157,14 +157,6 @@ func putBatched(ctx context.Context, cli *clientv3.Client, own *Owner, g *Group,
 	return written, first
 }
 
-func kvBytes(kvs []KV) int {
-	n := 0
-	for _, kv := range kvs {
-		n += len(kv.Key) + len(kv.Value)
-	}
-	return n
-}
-
 // txnLimits are the largest transaction a client's server is taken to
 // accept: firstTxnOps operations and maxTxnBytes bytes until it refuses
 // one, then etcd's default of 128 operations, then half of what it refused
