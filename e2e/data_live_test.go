@@ -122,8 +122,11 @@ func TestScheduleWithDataMetrics(t *testing.T) {
 		t.Fatalf("schedule exited with %v:\n%s", err, out.String())
 	}
 	states := listData(t, f)
-	if len(states) != 2 {
-		t.Fatalf("the daemon left %d snapshots, want 2: %v", len(states), states)
+	// --max-jobs counts ticks: a tick that found the previous job still
+	// running (a loaded machine) is skipped, and says so.
+	taken := 2 - strings.Count(out.String(), "skipping a scheduled backup")
+	if len(states) != taken || taken < 1 {
+		t.Fatalf("the daemon left %d snapshots, want %d: %v\n%s", len(states), taken, states, out.String())
 	}
 	for id, s := range states {
 		if s != "complete" {
