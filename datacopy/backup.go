@@ -287,6 +287,13 @@ func Backup(ctx context.Context, o BackupOptions, entries []metasnap.SnapshotMet
 		return res, err
 	}
 	faultpoint.Hit("datacopy.before-index")
+	// An index that says complete is only as good as the marker that kept
+	// the GC off the copied objects the whole time: if it went stale, a GC
+	// may have removed some, and the rerun (which lists the copy) copies
+	// them again.
+	if err := pending.Held(); err != nil {
+		return res, fmt.Errorf("data of snapshots %s not recorded in %s: %w", metasnap.FormatIDs(ids), o.Data, err)
+	}
 	if err := writeIndexes(); err != nil {
 		return res, err
 	}

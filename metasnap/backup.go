@@ -49,10 +49,11 @@ type BackupOptions struct {
 	// cluster's own manifest, a lower bound of its release ("" if none).
 	ManifestRWVersion string
 	// BeforeCommit runs after the read and before the snapshot is stored;
-	// its release func runs once the manifest commit is done or failed
-	// (backup-meta --with-data copies the data and holds its pending
-	// marker across the commit).
-	BeforeCommit func(ctx context.Context, entry SnapshotMetadata) (release func(), err error)
+	// the pending marker it returns (backup-meta --with-data copies the
+	// data and holds its marker across the commit) must still be Held when
+	// the manifest entry is written, and is released once the commit is
+	// done or failed.
+	BeforeCommit func(ctx context.Context, entry SnapshotMetadata) (*Pending, error)
 }
 
 // BackupResult describes a stored snapshot.
@@ -124,19 +125,21 @@ func Backup(ctx context.Context, opts BackupOptions) (*BackupResult, error) {
 		log.Info("meta store read as RisingWave "+rd.lines.Range.String(), "replay_rules", rd.lines.Replay, "why", rd.lines.Range.Why())
 		// Crash tests: killed here, the read is lost and nothing is stored.
 		faultpoint.Hit("backup.before-upload")
+		var dataPending *Pending
 		if opts.BeforeCommit != nil {
 			// backup-meta --with-data: the SSTs are copied before the
 			// entry exists, so an entry never claims data it lacks.
-			release, err := opts.BeforeCommit(ctx, rd.entry)
+			held, err := opts.BeforeCommit(ctx, rd.entry)
 			if err != nil {
 				rd.bar.Finish()
 				rd.src.Close()
 				return nil, err
 			}
-			defer release()
+			defer held.Release(ctx)
+			dataPending = held
 		}
 		var written int64
-		manifest, err := opts.Target.CreateStream(ctx, rd.entry, CreateOptions{Force: opts.Force}, func(w io.Writer) error {
+		manifest, err := opts.Target.CreateStream(ctx, rd.entry, CreateOptions{Force: opts.Force, Also: dataPending}, func(w io.Writer) error {
 			n, _, err := WriteSnapshot(w, id, rd.body)
 			written = n
 			return err

@@ -45,6 +45,12 @@ type PendingMarker struct {
 // Fresh says whether the marker still protects what it names.
 func (p PendingMarker) Fresh(now time.Time) bool { return now.Sub(p.ModTime) < PendingStale }
 
+// ErrPendingLost means a backup's pending marker may have gone stale for
+// the cleaners while the backup ran (its process paused, or the marker's
+// rewrites failed for too long): a cleaner may have removed what it
+// protected, so nothing may be committed on its strength.
+var ErrPendingLost = errors.New("the backup's pending marker was not kept fresh")
+
 // Pending is a marker this process holds; Release removes it.
 type Pending struct {
 	store objstore.Store
@@ -53,6 +59,14 @@ type Pending struct {
 	stop  chan struct{}
 	once  sync.Once
 	wg    sync.WaitGroup
+
+	// now is the clock (tests replace it). lastOK is when the marker was
+	// last written; maxGap the longest time between two writes so far: a
+	// gap the cleaners saw as stale is not undone by a later rewrite.
+	now    func() time.Time
+	mu     sync.Mutex
+	lastOK time.Time
+	maxGap time.Duration
 }
 
 func pendingPrefix(dir string) string {
@@ -76,10 +90,11 @@ func WritePending(ctx context.Context, store objstore.Store, dir string, m Pendi
 	if err != nil {
 		return nil, err
 	}
-	p := &Pending{store: store, key: pendingPrefix(dir) + m.Kind + "-" + hex.EncodeToString(tok[:]) + ".json", body: body, stop: make(chan struct{})}
+	p := &Pending{store: store, key: pendingPrefix(dir) + m.Kind + "-" + hex.EncodeToString(tok[:]) + ".json", body: body, stop: make(chan struct{}), now: time.Now}
 	if err := store.Put(ctx, p.key, body); err != nil {
 		return nil, fmt.Errorf("write pending marker %s in %s (it tells cleaners a backup is in flight; nothing was uploaded): %w", p.key, store, err)
 	}
+	p.lastOK = p.now()
 	p.wg.Add(1)
 	go p.refresh(context.WithoutCancel(ctx))
 	return p, nil
@@ -95,10 +110,51 @@ func (p *Pending) refresh(ctx context.Context) {
 			return
 		case <-t.C:
 			// A failed refresh is retried on the next tick; the marker
-			// stays fresh for PendingStale.
-			_ = p.store.Put(ctx, p.key, p.body)
+			// stays fresh for PendingStale, and Held tells the backup
+			// before it commits if it did not.
+			p.refreshOnce(ctx)
 		}
 	}
+}
+
+func (p *Pending) refreshOnce(ctx context.Context) {
+	if err := p.store.Put(ctx, p.key, p.body); err != nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	t := p.now()
+	if g := gap(p.lastOK, t); g > p.maxGap {
+		p.maxGap = g
+	}
+	p.lastOK = t
+}
+
+// gap is the time from a to b by the wall clock and by the monotonic one,
+// whichever is longer: a suspended machine's monotonic clock may stand
+// still while the cleaners' clocks (and the marker's age) move on.
+func gap(a, b time.Time) time.Duration {
+	return max(b.Sub(a), b.Round(0).Sub(a.Round(0)))
+}
+
+// Held says whether the marker has protected what it names without a
+// break since it was written: no gap between two of its writes, nor since
+// the last one, reached half of PendingStale (half, for the clocks of the
+// cleaners and of the store, which date the marker, to differ). A backup
+// calls it right before it commits (a manifest entry, an index that says
+// complete); after ErrPendingLost it must commit nothing, since a cleaner
+// may have removed what it uploaded, and a rerun copies it again.
+func (p *Pending) Held() error {
+	if p == nil {
+		return nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	g := max(p.maxGap, gap(p.lastOK, p.now()))
+	if g >= PendingStale/2 {
+		return fmt.Errorf("%w: %s went %s without being rewritten (the process was paused or %s failed to answer), and cleaners take a marker %s old for a dead backup's; nothing was committed, run the backup again", ErrPendingLost, p.key, g.Round(time.Second), p.store, PendingStale)
+	}
+	return nil
 }
 
 // Release stops refreshing and removes the marker. Call it only once what

@@ -266,6 +266,9 @@ func CheckCapacity(n int, force bool) error {
 type CreateOptions struct {
 	// Force adds the entry even past RisingWave's snapshot cap.
 	Force bool
+	// Also is another pending marker the entry relies on (its data copy's):
+	// like the snapshot's own, it must be Held when the entry is written.
+	Also *Pending
 }
 
 // Create stores a snapshot: the object first, then the manifest entry
@@ -316,6 +319,13 @@ func (s *Storage) CreateStream(ctx context.Context, entry SnapshotMetadata, o Cr
 				return errNoChange
 			}
 			return fmt.Errorf("snapshot id %d appeared in the manifest of %s concurrently", entry.ID, s)
+		}
+		// A marker that went stale may have let `prune --orphans` (or the
+		// data GC) remove what the entry would name: commit nothing then.
+		for _, p := range []*Pending{pending, o.Also} {
+			if err := p.Held(); err != nil {
+				return fmt.Errorf("snapshot %d not added to the manifest of %s: %w", entry.ID, s, err)
+			}
 		}
 		if err := CheckCapacity(len(m.SnapshotMetadata), o.Force); err != nil {
 			return fmt.Errorf("%s: %w", s, err)

@@ -172,8 +172,8 @@ func dataProtectedBytes(r *datacopy.BackupResult) int64 {
 
 // hook returns the direct path's BeforeCommit: the data is copied, and its
 // pending marker held, before the snapshot's manifest entry is written.
-func (d *dataBackup) hook(res **datacopy.BackupResult) func(ctx context.Context, e metasnap.SnapshotMetadata) (func(), error) {
-	return func(ctx context.Context, e metasnap.SnapshotMetadata) (func(), error) {
+func (d *dataBackup) hook(res **datacopy.BackupResult) func(ctx context.Context, e metasnap.SnapshotMetadata) (*metasnap.Pending, error) {
+	return func(ctx context.Context, e metasnap.SnapshotMetadata) (*metasnap.Pending, error) {
 		clusterID, err := metastoreClusterID(ctx, d.cl)
 		if err != nil {
 			return nil, err
@@ -186,7 +186,7 @@ func (d *dataBackup) hook(res **datacopy.BackupResult) func(ctx context.Context,
 			}
 			return nil, fmt.Errorf("snapshot %d not stored: its data could not be copied: %w", e.ID, err)
 		}
-		return func() { r.Pending.Release(ctx) }, nil
+		return r.Pending, nil
 	}
 }
 
