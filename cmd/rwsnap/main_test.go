@@ -157,6 +157,9 @@ func TestExitCodesAndMessages(t *testing.T) {
 		// is opened.
 		{args: append([]string{"meta", "list-meta-snapshots", "--backup-storage-url", ""}, "--etcd-endpoints", "127.0.0.1:1"), code: 2, want: "--backup-storage-url is empty"},
 		{args: []string{"meta", "backup-meta", "--etcd-endpoints", "127.0.0.1:1", "--backup-storage-directory", "   "}, code: 2, want: `--backup-storage-directory is blank ("   ")`},
+		{args: append([]string{"meta", "backup-data", "--all", "--data-storage-url", ""}, append(loc, "--etcd-endpoints", "127.0.0.1:1")...), code: 2, want: "--data-storage-url is empty"},
+		{args: append([]string{"meta", "backup-data", "--all", "--dry-run", "--data-storage-directory", "   "}, append(loc, "--etcd-endpoints", "127.0.0.1:1")...), code: 2, want: `--data-storage-directory is blank ("   ")`},
+		{args: append([]string{"meta", "backup-meta", "--with-data", "--data-storage-directory", "d\x1bx"}, append(loc, "--etcd-endpoints", "127.0.0.1:1")...), code: 2, want: "--data-storage-directory"},
 		{args: []string{"meta", "backup-meta", "--etcd-endpoints", "127.0.0.1:1", "--hummock-storage-directory", "a\x1b[31m"}, code: 2, want: `--hummock-storage-directory "a\x1b[31m" holds a control character`},
 		{args: []string{"meta", "backup-meta", "--etcd-endpoints", "127.0.0.1:1", "--remarks", "ok\x1b[2J"}, code: 2, want: "--remarks"},
 		{args: []string{"meta", "backup-meta", "--etcd-endpoints", "127.0.0.1:1", "--remarks", "ok\xff"}, code: 2, want: "--remarks is not valid UTF-8"},

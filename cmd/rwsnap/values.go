@@ -26,8 +26,9 @@ var (
 	// emptyOK may be given empty on purpose: no remarks, no password.
 	emptyOK = []string{"remarks", "sql-password", "etcd-password"}
 	// ownChecks are checked by their own parsers (other owners' flags:
-	// versions and data locations), not here.
-	ownChecks = []string{"rw-version", "snapshot-ids", "data-storage-url", "data-storage-directory", "data-parallelism"}
+	// the release and the snapshot ids, parsed as risectl does; the data
+	// parallelism, bounded by its command), not here.
+	ownChecks = []string{"rw-version", "snapshot-ids", "data-parallelism"}
 )
 
 // checkFlagValues refuses, before anything is opened, a text flag set (on
