@@ -98,6 +98,11 @@ func Connect(ctx context.Context, cfg Config) (*clientv3.Client, error) {
 		TLS:                  tlsCfg,
 		Logger:               zap.NewNop(),
 		MaxCallRecvMsgSize:   512 << 20,
+		// The server's --max-request-bytes decides what a write may carry
+		// (RisingWave's stores raise it for large table fragments); the
+		// client's own 2 MiB default would refuse a larger value before
+		// the server is asked, with advice that cannot help.
+		MaxCallSendMsgSize: 512 << 20,
 		// Every unary call (range pages, txns, lease grants) gets
 		// timeouts.Operation unless its context is bounded already: a
 		// member that stops answering mid-command fails it, not hangs it.
