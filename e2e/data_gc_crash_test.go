@@ -77,10 +77,7 @@ func TestDataGCCrashAtEveryStep(t *testing.T) {
 	}
 	defer p.Release(ctx)
 	kept[inflight] = true
-	var gone []uint64
-	for _, id := range only1[1:] {
-		gone = append(gone, id)
-	}
+	gone := append([]uint64(nil), only1[1:]...)
 	key := func(id uint64) string { return hummock.SSTPath("rw/data", id, false) }
 	want := map[uint64][]byte{}
 	for id := range kept {
