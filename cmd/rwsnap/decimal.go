@@ -38,24 +38,7 @@ func isIntFlag(f cli.Flag) bool {
 // command args name, given on the command line or in its environment
 // variable.
 func checkDecimalFlags(app *cli.App, args []string) error {
-	flags := append([]cli.Flag{}, app.Flags...)
-	cmds := app.Commands
-	for _, a := range args[1:] {
-		if strings.HasPrefix(a, "-") {
-			continue
-		}
-		var found *cli.Command
-		for _, c := range cmds {
-			if c.HasName(a) {
-				found = c
-			}
-		}
-		if found == nil {
-			break
-		}
-		flags = append(flags, found.Flags...)
-		cmds = found.Subcommands
-	}
+	flags := commandFlags(app, args)
 	ints := map[string]bool{}
 	for _, f := range flags {
 		if !isIntFlag(f) {
@@ -96,4 +79,29 @@ func checkDecimalFlags(app *cli.App, args []string) error {
 		}
 	}
 	return nil
+}
+
+// commandFlags is every flag the command args name can take: the global
+// ones and those of each command on its path (read before urfave/cli
+// parses, so that the checks run before anything is opened).
+func commandFlags(app *cli.App, args []string) []cli.Flag {
+	flags := append([]cli.Flag{}, app.Flags...)
+	cmds := app.Commands
+	for _, a := range args[min(1, len(args)):] {
+		if strings.HasPrefix(a, "-") {
+			continue
+		}
+		var found *cli.Command
+		for _, c := range cmds {
+			if c.HasName(a) {
+				found = c
+			}
+		}
+		if found == nil {
+			break
+		}
+		flags = append(flags, found.Flags...)
+		cmds = found.Subcommands
+	}
+	return flags
 }

@@ -207,24 +207,7 @@ func valueSource(c *cli.Context, name string) string {
 // before and after the command. The same value twice is harmless and
 // passes; list flags (--snapshot-ids) may repeat.
 func checkRepeatedFlags(app *cli.App, args []string) error {
-	flags := append([]cli.Flag{}, app.Flags...)
-	cmds := app.Commands
-	for _, a := range args[min(1, len(args)):] {
-		if strings.HasPrefix(a, "-") {
-			continue
-		}
-		var found *cli.Command
-		for _, c := range cmds {
-			if c.HasName(a) {
-				found = c
-			}
-		}
-		if found == nil {
-			break
-		}
-		flags = append(flags, found.Flags...)
-		cmds = found.Subcommands
-	}
+	flags := commandFlags(app, args)
 	canonical := map[string]cli.Flag{}
 	for _, f := range flags {
 		for _, n := range f.Names() {
