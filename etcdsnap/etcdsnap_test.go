@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -196,3 +197,11 @@ func (o oneByte) Read(p []byte) (int, error) {
 }
 
 func iotestOneByte(b []byte) io.Reader { return oneByte{bytes.NewReader(b)} }
+
+// A spool directory that cannot be written says what to do about it.
+func TestTempFileErrorSaysWhatToDo(t *testing.T) {
+	_, err := tempFile(filepath.Join(t.TempDir(), "missing"), "spool-*")
+	if err == nil || !strings.Contains(err.Error(), "TMPDIR") || !strings.Contains(err.Error(), "RWSNAP_ETCD_READ=range") {
+		t.Fatalf("tempFile in a missing directory: %v", err)
+	}
+}

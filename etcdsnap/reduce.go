@@ -288,7 +288,7 @@ func (h *runHeap) Pop() any {
 func tempFile(dir, pattern string) (*os.File, error) {
 	f, err := os.CreateTemp(dir, pattern)
 	if err != nil {
-		return nil, fmt.Errorf("create temporary file in %s: %w", displayDir(dir), err)
+		return nil, fmt.Errorf("create temporary file in %s (the snapshot read spools etcd's database there: point TMPDIR at a writable disk with room for it, or read ranges instead with RWSNAP_ETCD_READ=range): %w", displayDir(dir), err)
 	}
 	if err := os.Remove(f.Name()); err != nil {
 		f.Close()

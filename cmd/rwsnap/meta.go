@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"strconv"
 	"strings"
 
@@ -373,6 +374,9 @@ func parseIDs(args []string) ([]uint64, error) {
 			}
 			digits := strings.TrimPrefix(f, "+")
 			id, err := strconv.ParseUint(digits, 10, 64)
+			if digits != "" && strings.TrimLeft(digits, "0123456789") == "" && errors.Is(err, strconv.ErrRange) {
+				return nil, usagef("snapshot id %q (in %q) is out of range: ids are u64s, at most %d", f, a, uint64(math.MaxUint64))
+			}
 			if err != nil || digits == "" || strings.TrimLeft(digits, "0123456789") != "" {
 				return nil, usagef("snapshot id %q (in %q) is not a number: ids are decimal u64s separated by commas, without spaces", f, a)
 			}

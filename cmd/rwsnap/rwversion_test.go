@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -115,6 +116,11 @@ func TestSnapshotIDsLikeClap(t *testing.T) {
 		if code != 2 {
 			t.Errorf("RWSNAP_SNAPSHOT_IDS=%q: exit %d\n%s", ids, code, errb.String())
 		}
+	}
+	// A u64 too large is said to be out of range, not "not a number".
+	var oerr bytes.Buffer
+	if code := run(context.Background(), append([]string{"rwsnap", "meta", "delete-meta-snapshots", "--snapshot-ids", "18446744073709551616"}, loc...), io.Discard, &oerr); code != 2 || !strings.Contains(oerr.String(), "out of range") {
+		t.Errorf("--snapshot-ids 2^64: exit %d\n%s", code, oerr.String())
 	}
 	if got, _ := os.ReadFile(manifest); !bytes.Equal(got, orig) {
 		t.Fatalf("manifest changed: %s", got)
