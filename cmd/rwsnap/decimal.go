@@ -91,12 +91,7 @@ func commandFlags(app *cli.App, args []string) []cli.Flag {
 		if strings.HasPrefix(a, "-") {
 			continue
 		}
-		var found *cli.Command
-		for _, c := range cmds {
-			if c.HasName(a) {
-				found = c
-			}
-		}
+		found := subcommand(cmds, a)
 		if found == nil {
 			break
 		}
@@ -104,4 +99,16 @@ func commandFlags(app *cli.App, args []string) []cli.Flag {
 		cmds = found.Subcommands
 	}
 	return flags
+}
+
+// subcommand is the command of cmds that name (or one of its aliases) is,
+// nil if none.
+func subcommand(cmds []*cli.Command, name string) *cli.Command {
+	var found *cli.Command
+	for _, c := range cmds {
+		if c.HasName(name) {
+			found = c
+		}
+	}
+	return found
 }

@@ -132,12 +132,7 @@ func checkCommand(app *cli.App, args []string) error {
 			helping = true
 			continue
 		}
-		var found *cli.Command
-		for _, c := range cmds {
-			if c.HasName(a) {
-				found = c
-			}
-		}
+		found := subcommand(cmds, a)
 		if found == nil {
 			return unknownCommand(path, a, cmds)
 		}

@@ -290,12 +290,7 @@ func flagsFirst(app *cli.App, args []string) []string {
 			}
 			continue
 		}
-		var found *cli.Command
-		for _, c := range cmds {
-			if c.HasName(a) {
-				found = c
-			}
-		}
+		found := subcommand(cmds, a)
 		if found == nil {
 			return args
 		}
