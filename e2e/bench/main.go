@@ -141,9 +141,10 @@ type bench struct {
 func (b *bench) step(name string) bool { return slices.Contains(b.steps, name) }
 
 type sample struct {
-	d   time.Duration
-	rss int64 // bytes
-	out []byte
+	d      time.Duration
+	rss    int64 // bytes
+	out    []byte
+	failed string // a baseline that could not run, and why
 }
 
 // measure runs cmd runs times (setup before each) and returns the median
@@ -240,11 +241,22 @@ func (b *bench) size(tw *tabwriter.Writer, n int) error {
 	if err != nil {
 		return err
 	}
+	// One unpaged get of a store past ~2 GiB cannot be answered (gRPC and
+	// protobuf cap a message at 2 GiB): the row then says it failed and why.
+	var getErr strings.Builder
 	get, err := measure(b.runs, nil, func() *exec.Cmd {
-		return exec.Command(b.etcdctl, "--endpoints", ep, "--command-timeout", "1h", "get", "", "--prefix", "--rev", rev)
+		getErr.Reset()
+		c := exec.Command(b.etcdctl, "--endpoints", ep, "--command-timeout", "1h", "get", "", "--prefix", "--rev", rev)
+		c.Stderr = &getErr
+		return c
 	})
 	if err != nil {
-		return fmt.Errorf("etcdctl get: %w", err)
+		msg := strings.TrimSpace(getErr.String())
+		if i := strings.LastIndexByte(msg, '\n'); i >= 0 {
+			msg = msg[i+1:]
+		}
+		fmt.Fprintf(os.Stderr, "bench: %d keys: etcdctl get --prefix --rev failed (%v): %s\n", n, err, msg)
+		get = sample{failed: "failed: " + truncate(msg, 60)}
 	}
 	for _, store := range b.stores {
 		if err := b.store(tw, dir, store, ep, storage, n, save, get); err != nil {
@@ -268,6 +280,11 @@ func (b *bench) store(tw *tabwriter.Writer, dir, store, ep, hummockURL string, n
 		Bytes int    `json:"bytes"`
 	}
 	row := func(step, baseline string, a, base sample) {
+		if base.failed != "" {
+			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", store, last.Keys, mib(int64(last.Bytes)), step,
+				a.d.Round(time.Millisecond), baseline, base.failed, "n/a", mib(a.rss), "n/a")
+			return
+		}
 		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%.2f\t%s\t%s\t\n", store, last.Keys, mib(int64(last.Bytes)), step,
 			a.d.Round(time.Millisecond), baseline, base.d.Round(time.Millisecond), float64(a.d)/float64(base.d), mib(a.rss), mib(base.rss))
 	}
@@ -455,6 +472,13 @@ func pollHWM(pid int, done <-chan struct{}) int64 {
 		case <-t.C:
 		}
 	}
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
 }
 
 func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
