@@ -7,11 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"golang.org/x/sys/unix"
 
 	"github.com/rwsnap/rwsnap/internal/embedetcd"
 	"github.com/rwsnap/rwsnap/internal/testinfra/etcdtest"
@@ -203,5 +205,19 @@ func TestTempFileErrorSaysWhatToDo(t *testing.T) {
 	_, err := tempFile(filepath.Join(t.TempDir(), "missing"), "spool-*")
 	if err == nil || !strings.Contains(err.Error(), "TMPDIR") || !strings.Contains(err.Error(), "RWSNAP_ETCD_READ=range") {
 		t.Fatalf("tempFile in a missing directory: %v", err)
+	}
+}
+
+// A full disk under the spool (/dev/full answers every write with ENOSPC)
+// is an error naming the spool, ENOSPC and what to do about it.
+func TestSpoolOnFullDisk(t *testing.T) {
+	full, err := os.OpenFile("/dev/full", os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer full.Close()
+	_, err = spoolChecked(context.Background(), bytes.NewReader(make([]byte, 4<<20)), full)
+	if !errors.Is(err, unix.ENOSPC) || !strings.Contains(err.Error(), "/dev/full") || !strings.Contains(err.Error(), "TMPDIR") {
+		t.Fatalf("spool to a full disk: %v", err)
 	}
 }

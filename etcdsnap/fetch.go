@@ -75,7 +75,7 @@ func spoolChecked(ctx context.Context, stream io.Reader, f *os.File) (int64, err
 		if n > 0 {
 			total += int64(n)
 			if _, werr := w.Write(buf[:n]); werr != nil {
-				return 0, fmt.Errorf("spool the etcd snapshot to %s: %w", f.Name(), werr)
+				return 0, spoolError(f, werr)
 			}
 			data := buf[:n]
 			if nt+len(data) <= sha256.Size {
@@ -104,7 +104,7 @@ func spoolChecked(ctx context.Context, stream io.Reader, f *os.File) (int64, err
 		}
 	}
 	if err := w.Flush(); err != nil {
-		return 0, fmt.Errorf("spool the etcd snapshot to %s: %w", f.Name(), err)
+		return 0, spoolError(f, err)
 	}
 	// etcd appends the sha256 to a database whose size is a multiple of
 	// its page size (clientv3/snapshot: size % 512 == 32).
@@ -115,6 +115,15 @@ func spoolChecked(ctx context.Context, stream io.Reader, f *os.File) (int64, err
 		return 0, fmt.Errorf("%w (%d bytes received)", ErrChecksum, total)
 	}
 	return total - sha256.Size, nil
+}
+
+// spoolError names the spool that could not be written and, when its disk
+// is full, what to do about it.
+func spoolError(f *os.File, err error) error {
+	if errors.Is(err, unix.ENOSPC) || errors.Is(err, unix.EDQUOT) {
+		return fmt.Errorf("spool the etcd snapshot to %s (its disk is full: point TMPDIR at one with room for etcd's database, or read ranges with RWSNAP_ETCD_READ=range): %w", f.Name(), err)
+	}
+	return fmt.Errorf("spool the etcd snapshot to %s: %w", f.Name(), err)
 }
 
 // FreeSpace is the space available to an unprivileged writer in dir.

@@ -135,6 +135,11 @@ func (s *snapshotSource) Count(_ context.Context, prefix string) (int, error) {
 	return s.st.Count([]byte(prefix), []byte(clientv3.GetPrefixRangeEnd(prefix)))
 }
 
+// FreeSpace measures the room left in the snapshot path's spool
+// directory before the stream is asked for. Tests replace it to drive the
+// pre-check both ways (and past it onto a disk that then fills up).
+var FreeSpace = etcdsnap.FreeSpace
+
 // errFallBack marks a snapshot read that cannot be had here: the caller
 // reads by ranges instead.
 var errFallBack = errors.New("snapshot read not possible")
@@ -181,11 +186,12 @@ func OpenSource(ctx context.Context, cli *clientv3.Client, log *slog.Logger) (So
 	if ctx.Err() != nil || mode == "snapshot" {
 		return nil, err
 	}
-	if errors.Is(err, errFallBack) {
-		log.Debug("etcd read path: ranges at one revision", "why", err.Error())
-	} else {
+	why := err.Error()
+	if !errors.Is(err, errFallBack) {
 		log.Warn("etcd snapshot stream failed; reading by ranges instead", "err", err)
+		why = "etcd's snapshot stream failed (the warning above)"
 	}
+	log.Debug("etcd read path: ranges at one revision", "why", why)
 	return RangeSource(cli, 0), nil
 }
 
@@ -203,7 +209,7 @@ func openSnapshot(ctx context.Context, cli *clientv3.Client, log *slog.Logger) (
 	if dbSize == 0 {
 		return nil, fmt.Errorf("%w: no endpoint told its database size (Maintenance.Status)", errFallBack)
 	}
-	free, err := etcdsnap.FreeSpace(dir)
+	free, err := FreeSpace(dir)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", errFallBack, err)
 	}
