@@ -125,6 +125,7 @@ func main() {
 		tw.Flush()
 	}
 	tw.Flush()
+	b.fits.print(os.Stdout)
 }
 
 type bench struct {
@@ -136,6 +137,7 @@ type bench struct {
 	fsync                 []bool
 	minio                 *testminio.Server
 	profile               string
+	fits                  fits
 }
 
 func (b *bench) step(name string) bool { return slices.Contains(b.steps, name) }
@@ -280,6 +282,7 @@ func (b *bench) store(tw *tabwriter.Writer, dir, store, ep, hummockURL string, n
 		Bytes int    `json:"bytes"`
 	}
 	row := func(step, baseline string, a, base sample) {
+		b.fits.add(store, step, last.Keys, last.Bytes, a)
 		if base.failed != "" {
 			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", store, last.Keys, mib(int64(last.Bytes)), step,
 				a.d.Round(time.Millisecond), baseline, base.failed, "n/a", mib(a.rss), "n/a")
@@ -590,4 +593,75 @@ func exitOn(err error) {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
+}
+
+// fits collects each step's time and peak RSS per store size and prints a
+// least-squares line through them: how a step's cost grows with the keys
+// (and, in this mix, the bytes) of the store.
+type fits struct {
+	order  []string
+	points map[string][]fitPoint
+}
+
+type fitPoint struct {
+	keys, bytes int
+	d           time.Duration
+	rss         int64
+}
+
+func (f *fits) add(store, step string, keys, bytes int, s sample) {
+	if f.points == nil {
+		f.points = map[string][]fitPoint{}
+	}
+	k := step + " on " + store
+	ps := f.points[k]
+	if len(ps) > 0 && ps[len(ps)-1].keys == keys {
+		return // a step with two baselines is one point
+	}
+	if len(ps) == 0 {
+		f.order = append(f.order, k)
+	}
+	f.points[k] = append(ps, fitPoint{keys, bytes, s.d, s.rss})
+}
+
+// line is the least-squares fit y = a + b*x.
+func line(xs, ys []float64) (a, b float64) {
+	n := float64(len(xs))
+	var sx, sy, sxx, sxy float64
+	for i := range xs {
+		sx, sy, sxx, sxy = sx+xs[i], sy+ys[i], sxx+xs[i]*xs[i], sxy+xs[i]*ys[i]
+	}
+	if d := n*sxx - sx*sx; d != 0 {
+		b = (n*sxy - sx*sy) / d
+	}
+	return (sy - b*sx) / n, b
+}
+
+func (f *fits) print(w io.Writer) {
+	if len(f.order) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "\nGrowth (least squares over the sizes above; keys and bytes grow together in this mix):")
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "step\tsizes\ttime ≈ fixed + per key\tper byte\tpeak RSS ≈ fixed + per key\tRSS smallest → largest\t")
+	for _, k := range f.order {
+		ps := f.points[k]
+		if len(ps) < 2 {
+			continue
+		}
+		var keys, bytes, secs, rss []float64
+		for _, p := range ps {
+			keys = append(keys, float64(p.keys))
+			bytes = append(bytes, float64(p.bytes))
+			secs = append(secs, p.d.Seconds())
+			rss = append(rss, float64(p.rss))
+		}
+		ta, tb := line(keys, secs)
+		_, tbb := line(bytes, secs)
+		ra, rb := line(keys, rss)
+		fmt.Fprintf(tw, "%s\t%d\t%s %+.2f µs/key\t%+.1f ns/B\t%s %+.1f B/key\t%s → %s\t\n", k, len(ps),
+			time.Duration(ta*float64(time.Second)).Round(time.Millisecond), tb*1e6, tbb*1e9,
+			mib(int64(ra)), rb, mib(ps[0].rss), mib(ps[len(ps)-1].rss))
+	}
+	tw.Flush()
 }
