@@ -187,20 +187,36 @@ func transientRead(err error) bool {
 	if errors.Is(err, rpctypes.ErrCompacted) {
 		return false
 	}
-	switch status.Code(err) {
+	code := status.Code(err)
+	// clientv3 hands etcd's own errors ("too many requests", "leader
+	// changed") over as rpctypes.EtcdError, which carries its code apart.
+	var ee rpctypes.EtcdError
+	if errors.As(err, &ee) {
+		code = ee.Code()
+	}
+	switch code {
 	case codes.Unavailable, codes.DeadlineExceeded, codes.Aborted, codes.ResourceExhausted:
 		return true
 	}
-	return errors.Is(err, rpctypes.ErrLeaderChanged) || errors.Is(err, rpctypes.ErrNoLeader) || errors.Is(err, rpctypes.ErrTimeout)
+	return false
 }
 
+// pageAttempts bounds the tries of one page of a paged read.
+const pageAttempts = 4
+
 // pagedKeys reads [start, end) with paged Gets: every etcd version has it.
+// A page that fails transiently is asked for again, from the key after the
+// last one received and at the same revision (the way a cut stream
+// resumes), so the read stays one consistent cut. clientv3 retries only
+// Unavailable itself; a page whose operation deadline passed on a stalled
+// member, or that an overloaded server refused, is retried here.
 func (r *Reader) pagedKeys(ctx context.Context, start, end string, fn func(key, value []byte) error) error {
 	what := start
 	pageSize := r.PageSize
 	if pageSize <= 0 {
 		pageSize = DefaultPageSize
 	}
+	failed := 0 // consecutive failures of this page
 	for {
 		opts := []clientv3.OpOption{clientv3.WithRange(end), clientv3.WithLimit(int64(pageSize))}
 		if r.rev != 0 {
@@ -208,8 +224,21 @@ func (r *Reader) pagedKeys(ctx context.Context, start, end string, fn func(key, 
 		}
 		resp, err := r.cli.Get(ctx, start, opts...)
 		if err != nil {
-			return r.wrap(what, err)
+			failed++
+			if !transientRead(err) || ctx.Err() != nil {
+				return r.wrap(what, err)
+			}
+			if failed >= pageAttempts {
+				return r.gaveUp(what, start, end, failed, err)
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(time.Duration(failed) * 200 * time.Millisecond):
+			}
+			continue
 		}
+		failed = 0
 		if r.rev == 0 {
 			r.rev = resp.Header.Revision
 		}
@@ -263,6 +292,17 @@ func (r *Reader) ListCF(ctx context.Context, cf string) ([]KV, error) {
 		return nil
 	})
 	return out, err
+}
+
+// gaveUp is the error of a page of range what that failed attempts times
+// in a row, the last time from key from.
+func (r *Reader) gaveUp(what, from, end string, attempts int, err error) error {
+	where := "its start"
+	if from != what {
+		where = fmt.Sprintf("%q (after the last key received)", from)
+	}
+	return fmt.Errorf("read %q from etcd at revision %d: range [%q, %q) failed %d times in a row, the last from %s: %w",
+		what, r.rev, what, end, attempts, where, err)
 }
 
 func (r *Reader) wrap(what string, err error) error {
