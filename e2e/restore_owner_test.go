@@ -65,8 +65,11 @@ func (f *fixture) restoreArgs(id uint64, endpoints string) []string {
 // runs of the same one, race into one empty etcd. Both pass the emptiness
 // check (each is held just before its claim), then exactly one takes the
 // marker by compare-and-swap and completes; the other stops before its
-// first write with an error naming the restore in progress and exit 1. The
-// target ends equal to exactly the winner's snapshot.
+// first write with exit 1 and an error naming the restore in progress, or,
+// for the same snapshot when the winner completed between the loser's
+// check and its claim (a loaded machine), saying the target already holds
+// that complete restore. The target ends equal to exactly the winner's
+// snapshot.
 func TestTwoRestoresOneTarget(t *testing.T) {
 	f := newFixture(t, rwsim.Options{Seed: 61})
 	ids, wants := twoSnapshots(t, f)
@@ -101,7 +104,11 @@ func TestTwoRestoresOneTarget(t *testing.T) {
 					}
 					winner = i
 				case 1:
-					for _, w := range []string{tc.want, "restore ", "host ", "pid ", "started ", fmt.Sprintf("snapshot %d", ids[tc.snap[1-i]])} {
+					want := []string{tc.want, "restore ", "host ", "pid ", "started ", fmt.Sprintf("snapshot %d", ids[tc.snap[1-i]])}
+					if tc.snap[0] == tc.snap[1] && strings.Contains(r.stderr, "already holds a complete restore") {
+						want = []string{"another run of this same restore completed it", "wrote nothing", fmt.Sprintf("complete restore of snapshot %d", ids[tc.snap[i]])}
+					}
+					for _, w := range want {
 						if !strings.Contains(r.stderr, w) {
 							t.Errorf("the loser's error lacks %q:\n%s", w, r)
 						}
@@ -120,6 +127,59 @@ func TestTwoRestoresOneTarget(t *testing.T) {
 				t.Fatalf("no restore succeeded:\n%s\n%s", res[0], res[1])
 			}
 			diffKV(t, dumpEtcd(t, etcdtest.ClientT(t, b)), wants[tc.snap[winner]])
+		})
+	}
+}
+
+// TestIdenticalRestoreCompletedBeforeClaim: a run of the same restore
+// completes the target between this restore's check of it and its claim
+// (the check found it empty, or holding that run's marker). Its claim then
+// says the target holds this complete restore, that another run completed
+// it meanwhile, and that it wrote nothing: it neither resumes nor rewrites.
+func TestIdenticalRestoreCompletedBeforeClaim(t *testing.T) {
+	f := newFixture(t, rwsim.Options{Seed: 67})
+	ids, wants := twoSnapshots(t, f)
+	for _, tc := range []struct {
+		name string
+		// crashAt leaves a killed run's marker for the check to find.
+		crashAt string
+	}{
+		{"check found it empty", ""},
+		{"check found its marker", "restore.after-batch#2"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := etcdtest.StartT(t, embedetcd.Config{})
+			bcli := etcdtest.ClientT(t, b)
+			ep := strings.Join(b.Endpoints(), ",")
+			if tc.crashAt != "" {
+				wasKilled(t, tc.crashAt, run(t, []string{faultpoint.Env + "=" + tc.crashAt}, f.restoreArgs(ids[1], ep)...))
+			}
+			var done map[string]string
+			res, err := restore.Restore(context.Background(), restore.Options{
+				SnapshotID: ids[1], MetaStoreType: "etcd", Etcd: metastore.Config{Endpoints: b.Endpoints()},
+				BackupURL: f.bucketURL, BackupDir: "hummock_001/backup", HummockURL: f.bucketURL,
+				// Checked, not yet claimed: the other run completes now.
+				OnPlan: func(r *restore.Result) {
+					if (tc.crashAt != "") != r.Resumed {
+						t.Errorf("the check saw resumed=%v", r.Resumed)
+					}
+					mustRun(t, nil, f.restoreArgs(ids[1], ep)...)
+					done = dumpEtcd(t, bcli)
+				},
+			})
+			if !errors.Is(err, restore.ErrAlreadyRestored) || !errors.Is(err, restore.ErrNotEmpty) {
+				t.Fatalf("claim after the same restore completed: %v (%+v)", err, res)
+			}
+			for _, w := range []string{"another run of this same restore completed it", "wrote nothing", fmt.Sprintf("complete restore of snapshot %d", ids[1])} {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("the error lacks %q: %v", w, err)
+				}
+			}
+			if strings.Contains(err.Error(), "resum") {
+				t.Errorf("the error speaks of resuming: %v", err)
+			}
+			diffKV(t, dumpEtcd(t, bcli), done)
+			diffKV(t, done, wants[1])
 		})
 	}
 }

@@ -162,7 +162,7 @@ func Claim(ctx context.Context, cli *clientv3.Client, plan *Plan, resume bool, l
 			// appeared after the emptiness check, e.g. another restore
 			// claimed, completed and removed its marker meanwhile.
 			release()
-			return nil, fmt.Errorf("%w: keys appeared in the target etcd after this restore found it empty (another restore completed meanwhile?); this restore wrote nothing: check what the target holds, or use a fresh etcd", ErrNotEmpty)
+			return nil, changedMeanwhile(ctx, cli, plan, fmt.Errorf("%w: keys appeared in the target etcd after this restore found it empty (another restore completed meanwhile?); this restore wrote nothing: check what the target holds, or use a fresh etcd", ErrNotEmpty))
 		case cur == nil && !resume:
 			// A fresh target: marker and owner in one swap, on the condition
 			// that the whole keyspace is still empty (a range compare: every
@@ -175,9 +175,9 @@ func Claim(ctx context.Context, cli *clientv3.Client, plan *Plan, resume bool, l
 			fresh = true
 		case cur == nil:
 			// The marker we resumed from is gone: the restore it named
-			// finished, or someone wiped the target. Check again.
+			// finished, or someone wiped the target.
 			release()
-			return nil, fmt.Errorf("%w: the restore marker vanished while this restore was starting; run the command again", ErrRestoreInProgress)
+			return nil, changedMeanwhile(ctx, cli, plan, fmt.Errorf("%w: the restore marker vanished while this restore was starting; this restore wrote nothing: run the command again", ErrRestoreInProgress))
 		case cur.Digest != plan.Digest:
 			release()
 			return nil, fmt.Errorf("%w: it holds %s, which is a different restore (plan %s, not this one's %s): a different restore cannot complete it; wipe the target etcd (or rerun that exact restore) and start again",
@@ -227,6 +227,22 @@ func Claim(ctx context.Context, cli *clientv3.Client, plan *Plan, resume bool, l
 	}
 	faultpoint.Hit("restore.after-marker")
 	return o, nil
+}
+
+// changedMeanwhile explains a claim refused because the target changed
+// since CheckTarget, by checking it again: most often another run of this
+// same restore (a race of two identical commands, or one that waited for
+// the other's lease) completed it in between. That is said as such, never
+// resumed or rewritten; otherwise CheckTarget's own refusal, or err.
+func changedMeanwhile(ctx context.Context, cli *clientv3.Client, plan *Plan, err error) error {
+	_, cerr := CheckTarget(ctx, cli, plan)
+	switch {
+	case errors.Is(cerr, ErrAlreadyRestored):
+		return fmt.Errorf("another run of this same restore completed it while this one was starting, and this one wrote nothing: %w", cerr)
+	case cerr != nil:
+		return fmt.Errorf("the target etcd changed while this restore was starting, and this one wrote nothing: %w", cerr)
+	}
+	return err
 }
 
 // refuseLiveOwner refuses, before anything is shown or written, a target

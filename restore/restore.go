@@ -47,6 +47,10 @@ const (
 // ErrNotEmpty means the target etcd holds keys a restore would not write.
 var ErrNotEmpty = errors.New("meta store is not empty")
 
+// ErrAlreadyRestored means the target already holds this complete restore
+// (it comes with ErrNotEmpty).
+var ErrAlreadyRestored = errors.New("nothing to do")
+
 // Options are risectl's restore-meta flags.
 type Options struct {
 	SnapshotID    uint64
@@ -473,7 +477,7 @@ func CheckTarget(ctx context.Context, cli *clientv3.Client, plan *Plan) (bool, e
 	case foreignCount > 0:
 		return false, fmt.Errorf("%w: %d keys are not this restore's, e.g. under %s; restore needs a fresh, empty etcd (wipe its data directory)", ErrNotEmpty, foreignCount, strings.Join(foreign, ", "))
 	case seen > 0 && !resume && seen == plan.Keys():
-		return false, fmt.Errorf("%w: it already holds a complete restore of snapshot %d (all %d keys match, no restore in progress): nothing to do; to restore again, use a fresh etcd", ErrNotEmpty, plan.SnapshotID, seen)
+		return false, fmt.Errorf("%w: it already holds a complete restore of snapshot %d (all %d keys match, no restore in progress): %w; to restore again, use a fresh etcd", ErrNotEmpty, plan.SnapshotID, seen, ErrAlreadyRestored)
 	case seen > 0 && !resume:
 		return false, fmt.Errorf("%w: it already holds %d of this snapshot's keys but no restore is in progress (restored before?); use a fresh etcd", ErrNotEmpty, seen)
 	}
