@@ -235,6 +235,11 @@ func TestNoSecretInOutput(t *testing.T) {
 				runs++
 				what := path + " (" + v.name + ", -o " + format + ")"
 				checkNoSecret(t, what, r, secrets)
+				if slices.Contains(v.global, "json") {
+					// With JSON logs, stderr holds nothing but JSON records
+					// (the final error included).
+					jsonRecords(t, what, r)
+				}
 				if v.wantOK && mustPass[path] && r.code != 0 {
 					t.Errorf("%s failed with good secrets, so it was not exercised:\n%s", what, r)
 				}

@@ -215,9 +215,10 @@ func setupLogging(c *cli.Context, stderr io.Writer) error {
 	if quiet {
 		level = slog.LevelWarn
 	}
-	// Progress lines only for a person watching a terminal.
+	// Progress lines only for a person watching a terminal, and never
+	// among JSON records.
 	f, isFile := stderr.(*os.File)
-	progress.Enabled = isFile && progress.IsTerminal(f) && !quiet
+	progress.Enabled = isFile && progress.IsTerminal(f) && !quiet && lookup(c, "log-format", str) != "json"
 	progress.Output = stderr
 	opts := &slog.HandlerOptions{Level: level, ReplaceAttr: redactAttr}
 	var h slog.Handler

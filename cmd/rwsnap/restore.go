@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -128,18 +129,33 @@ Example (the upstream test's invocation):
 			}
 			// The plan is shown before the first write, not only after
 			// success (on stderr with -o json, whose stdout is the result).
+			// With JSON logs too, stderr holds only JSON records: the plan
+			// is one record.
 			planShown := false
+			jsonLog := format(c) == output.JSON && lookup(c, "log-format", str) == "json"
 			o.OnPlan = func(r *restore.Result) {
+				planShown = true
+				if jsonLog {
+					logRestorePlan(c.Context, r)
+					return
+				}
 				w := c.App.Writer
 				if format(c) == output.JSON {
 					w = c.App.ErrWriter
 				}
 				describeRestorePlan(w, r, false)
-				planShown = true
 			}
 			// Whether it starts afresh or completes an interrupted restore
 			// is said once the target is this restore's.
 			o.OnClaim = func(r *restore.Result) {
+				if jsonLog {
+					msg := "every check passed: writing"
+					if r.Resumed {
+						msg = "resuming an interrupted restore: writing"
+					}
+					alwaysLog(c.Context, msg, slog.Uint64("snapshot_id", r.Plan.SnapshotID), slog.Bool("resumed", r.Resumed))
+					return
+				}
 				w := c.App.Writer
 				if format(c) == output.JSON {
 					w = c.App.ErrWriter
@@ -193,6 +209,40 @@ Example (the upstream test's invocation):
 // plan and the checkpoint it replaces and where that is kept, and for a
 // dry run whether a real run would start afresh or complete an interrupted
 // restore (a real run says so once it owns the target: OnClaim).
+// logRestorePlan logs the plan describeRestorePlan prints as one record,
+// its fields as attributes, secrets redacted as in the text.
+func logRestorePlan(ctx context.Context, r *restore.Result) {
+	p := r.Plan
+	type group struct {
+		Kind string `json:"kind"`
+		Keys int    `json:"keys"`
+	}
+	groups := make([]group, 0, len(p.Groups))
+	for _, g := range p.Groups {
+		groups = append(groups, group{g.Kind, g.N})
+	}
+	params := make([]paramChange, 0, len(p.ParamChanges))
+	for _, pc := range p.ParamChanges {
+		params = append(params, paramChange{Name: pc.Name, Before: objstore.RedactText(pc.Before), After: objstore.RedactText(pc.After)})
+	}
+	attrs := []slog.Attr{slog.Uint64("snapshot_id", p.SnapshotID), slog.Uint64("hummock_version_id", p.HummockVersionID),
+		slog.Uint64("id_generators_from", p.DefaultCFFrom), slog.Int("keys", p.Keys()), slog.Int("bytes", p.Bytes()),
+		slog.Any("groups", groups), slog.Any("param_changes", params),
+		slog.String("hummock_checkpoint", p.CheckpointKey()), slog.String("hummock_storage_url", objstore.Redact(p.HummockURL))}
+	if r.ExistingCheckpoint != "" {
+		attrs = append(attrs, slog.String("existing_checkpoint", r.ExistingCheckpoint), slog.String("checkpoint_saved_in", r.CheckpointSavedIn))
+	}
+	alwaysLog(ctx, "restore plan", attrs...)
+}
+
+// alwaysLog logs at info whatever the level: what the text output prints
+// whatever -q says (the plan before the first write) stays shown.
+func alwaysLog(ctx context.Context, msg string, attrs ...slog.Attr) {
+	rec := slog.NewRecord(time.Now(), slog.LevelInfo, msg, 0)
+	rec.AddAttrs(attrs...)
+	_ = slog.Default().Handler().Handle(ctx, rec)
+}
+
 func describeRestorePlan(w io.Writer, r *restore.Result, dry bool) {
 	r.Plan.Describe(w)
 	will := "will"
