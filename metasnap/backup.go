@@ -289,6 +289,9 @@ func readOnce(ctx context.Context, opts BackupOptions, id uint64, log *slog.Logg
 	stream := func(i int) List {
 		cf := metastore.SnapshotCFs[i]
 		return List{Count: counts[i], Each: func(yield func([]byte) error) error {
+			// Tests hold one list here (RWSNAP_PAUSE_AT) to see progress
+			// drawn mid-stream.
+			faultpoint.Hit("backup.list." + cf)
 			return src.Range(ctx, metastore.Prefix(cf), rd.bar, func(_, v []byte) error { return yield(v) })
 		}}
 	}

@@ -224,7 +224,11 @@ func setupLogging(c *cli.Context, stderr io.Writer) error {
 	var h slog.Handler
 	switch lookup(c, "log-format", str) {
 	case "text":
-		h = slog.NewTextHandler(stderr, opts)
+		logTo := stderr
+		if progress.Enabled {
+			logTo = progress.LogWriter(stderr) // records never share the bar's line
+		}
+		h = slog.NewTextHandler(logTo, opts)
 	case "json":
 		h = slog.NewJSONHandler(stderr, opts)
 	default:

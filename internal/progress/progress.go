@@ -9,6 +9,8 @@ import (
 	"os"
 	"sync"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Enabled turns progress lines on; the CLI sets it from whether stderr is
@@ -18,10 +20,11 @@ var Enabled = false
 // Output is where lines go.
 var Output io.Writer = os.Stderr
 
-// IsTerminal says whether f is a character device (a terminal).
+// IsTerminal says whether f is a terminal: one with terminal attributes,
+// not merely a character device (2>/dev/null is one too).
 func IsTerminal(f *os.File) bool {
-	fi, err := f.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
 }
 
 // Bar tracks one long operation. The zero of Total means unknown.
@@ -39,7 +42,10 @@ type Bar struct {
 
 // New starts a bar; it draws nothing unless Enabled.
 func New(label string, total int64, unit string) *Bar {
-	return &Bar{label: label, unit: unit, total: total, start: time.Now(), enabled: Enabled}
+	now := time.Now()
+	// First drawn 200 ms in, like every redraw: a rate (and an ETA) from
+	// the first microseconds would be noise (millions of keys/s, ETA 0s).
+	return &Bar{label: label, unit: unit, total: total, start: now, drawn: now, enabled: Enabled}
 }
 
 // Add records n more units (and optional bytes) and redraws at most 5
@@ -53,7 +59,7 @@ func (b *Bar) Add(n, bytes int64) {
 	b.done += n
 	b.bytes += bytes
 	if b.enabled && time.Since(b.drawn) > 200*time.Millisecond {
-		b.draw()
+		b.draw(false)
 		b.drawn = time.Now()
 	}
 }
@@ -65,30 +71,68 @@ func (b *Bar) Finish() {
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.draw()
-	fmt.Fprintln(Output)
+	b.draw(true)
 }
 
-func (b *Bar) draw() {
+// line is the bar line on the terminal now, redrawn after a log record
+// (LogWriter) so that records and the bar do not share a line.
+var line struct {
+	sync.Mutex
+	text string
+}
+
+func (b *Bar) draw(final bool) {
 	elapsed := time.Since(b.start).Seconds()
 	rate := 0.0
 	if elapsed > 0 {
 		rate = float64(b.done) / elapsed
 	}
-	line := fmt.Sprintf("\r%s: %d", b.label, b.done)
+	s := fmt.Sprintf("\r%s: %d", b.label, b.done)
 	if b.total > 0 {
-		line += fmt.Sprintf("/%d %s (%d%%)", b.total, b.unit, b.done*100/b.total)
+		s += fmt.Sprintf("/%d %s (%d%%)", b.total, b.unit, b.done*100/b.total)
 	} else {
-		line += " " + b.unit
+		s += " " + b.unit
 	}
 	if b.bytes > 0 {
-		line += ", " + Bytes(b.bytes)
+		s += ", " + Bytes(b.bytes)
 	}
-	line += fmt.Sprintf(", %.0f %s/s", rate, b.unit)
+	s += fmt.Sprintf(", %.0f %s/s", rate, b.unit)
 	if b.total > 0 && rate > 0 && b.done < b.total {
-		line += ", ETA " + (time.Duration(float64(b.total-b.done)/rate) * time.Second).Round(time.Second).String()
+		s += ", ETA " + (time.Duration(float64(b.total-b.done)/rate) * time.Second).Round(time.Second).String()
 	}
-	fmt.Fprintf(Output, "%s\x1b[K", line)
+	s += "\x1b[K"
+	line.Lock()
+	defer line.Unlock()
+	if final {
+		fmt.Fprintln(Output, s)
+		line.text = ""
+		return
+	}
+	fmt.Fprint(Output, s)
+	line.text = s
+}
+
+// LogWriter wraps the writer log records go to (the same terminal as
+// Output): a record written while a bar is drawn clears the bar's line
+// first and redraws the bar below it.
+func LogWriter(w io.Writer) io.Writer { return logWriter{w} }
+
+type logWriter struct{ w io.Writer }
+
+func (l logWriter) Write(p []byte) (int, error) {
+	line.Lock()
+	defer line.Unlock()
+	if line.text == "" {
+		return l.w.Write(p)
+	}
+	if _, err := io.WriteString(l.w, "\r\x1b[K"); err != nil {
+		return 0, err
+	}
+	n, err := l.w.Write(p)
+	if err == nil {
+		_, err = io.WriteString(l.w, line.text)
+	}
+	return n, err
 }
 
 // Bytes formats a byte count for people.
