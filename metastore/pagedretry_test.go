@@ -200,3 +200,37 @@ func TestPagedReadGivesUp(t *testing.T) {
 		}
 	})
 }
+
+// The single reads beside the pages (the Get that pins the revision, a
+// column family's Count) are asked again after a transient error too, and
+// give up the same way.
+func TestGetAndCountRetry(t *testing.T) {
+	t.Setenv(RangeModeEnv, "paged")
+	c, plain, rev := pagedStore(t)
+	key := string(EtcdKey(CFTable, U32Key(1002)))
+	wantCount := len(readAt(t, plain, rev, CFTable))
+	busy := rpctypes.ErrGRPCRequestTooManyRequests
+	p := &pageFaults{fail: func(n int) error {
+		if n == 1 || n == 2 || n == 4 {
+			return busy
+		}
+		return nil
+	}}
+	r := NewReader(faultyClient(t, c, p), 0)
+	v, ok, err := r.Get(context.Background(), key)
+	if err != nil || !ok || string(v) != "value 2" || r.Revision() == 0 {
+		t.Fatalf("Get through two refusals: %q %v %v (revision %d)", v, ok, err, r.Revision())
+	}
+	r = NewReader(r.cli, rev)
+	if n, err := r.Count(context.Background(), Prefix(CFTable)); err != nil || n != wantCount {
+		t.Fatalf("Count through a refusal: %d %v, want %d", n, err, wantCount)
+	}
+	if len(p.requests) != 5 {
+		t.Fatalf("%d range calls, want 5 (3 refused, 2 answered)", len(p.requests))
+	}
+	p.fail = func(int) error { return busy }
+	_, err = r.Count(context.Background(), Prefix(CFTable))
+	if !errors.Is(err, rpctypes.ErrTooManyRequests) || !strings.Contains(err.Error(), fmt.Sprintf("failed %d times in a row", pageAttempts)) || !strings.Contains(err.Error(), Prefix(CFTable)) {
+		t.Fatalf("Count refused for good: %v", err)
+	}
+}

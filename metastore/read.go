@@ -68,9 +68,9 @@ func (r *Reader) Get(ctx context.Context, key string) ([]byte, bool, error) {
 	if r.rev != 0 {
 		opts = append(opts, clientv3.WithRev(r.rev))
 	}
-	resp, err := r.cli.Get(ctx, key, opts...)
+	resp, failed, err := r.getRetrying(ctx, key, opts...)
 	if err != nil {
-		return nil, false, r.wrap(key, err)
+		return nil, false, r.gaveUp(key, failed, err)
 	}
 	if r.rev == 0 {
 		r.rev = resp.Header.Revision
@@ -216,29 +216,18 @@ func (r *Reader) pagedKeys(ctx context.Context, start, end string, fn func(key, 
 	if pageSize <= 0 {
 		pageSize = DefaultPageSize
 	}
-	failed := 0 // consecutive failures of this page
 	for {
 		opts := []clientv3.OpOption{clientv3.WithRange(end), clientv3.WithLimit(int64(pageSize))}
 		if r.rev != 0 {
 			opts = append(opts, clientv3.WithRev(r.rev))
 		}
-		resp, err := r.cli.Get(ctx, start, opts...)
+		resp, failed, err := r.getRetrying(ctx, start, opts...)
 		if err != nil {
-			failed++
-			if !transientRead(err) || ctx.Err() != nil {
-				return r.wrap(what, err)
-			}
 			if failed >= pageAttempts {
-				return r.gaveUp(what, start, end, failed, err)
+				return r.gaveUpRange(what, start, end, failed, err)
 			}
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-time.After(time.Duration(failed) * 200 * time.Millisecond):
-			}
-			continue
+			return r.wrap(what, err)
 		}
-		failed = 0
 		if r.rev == 0 {
 			r.rev = resp.Header.Revision
 		}
@@ -272,9 +261,9 @@ func (r *Reader) Count(ctx context.Context, prefix string) (int, error) {
 	if r.rev != 0 {
 		opts = append(opts, clientv3.WithRev(r.rev))
 	}
-	resp, err := r.cli.Get(ctx, prefix, opts...)
+	resp, failed, err := r.getRetrying(ctx, prefix, opts...)
 	if err != nil {
-		return 0, r.wrap(prefix, err)
+		return 0, r.gaveUp(prefix, failed, err)
 	}
 	if r.rev == 0 {
 		r.rev = resp.Header.Revision
@@ -294,9 +283,38 @@ func (r *Reader) ListCF(ctx context.Context, cf string) ([]KV, error) {
 	return out, err
 }
 
-// gaveUp is the error of a page of range what that failed attempts times
-// in a row, the last time from key from.
-func (r *Reader) gaveUp(what, from, end string, attempts int, err error) error {
+// getRetrying is one Get, asked again after a transient failure:
+// pageAttempts tries in all, with a growing pause. It returns how many
+// tries failed.
+func (r *Reader) getRetrying(ctx context.Context, key string, opts ...clientv3.OpOption) (*clientv3.GetResponse, int, error) {
+	for failed := 1; ; failed++ {
+		resp, err := r.cli.Get(ctx, key, opts...)
+		if err == nil {
+			return resp, 0, nil
+		}
+		if !transientRead(err) || ctx.Err() != nil || failed >= pageAttempts {
+			return nil, failed, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, failed, ctx.Err()
+		case <-time.After(time.Duration(failed) * 200 * time.Millisecond):
+		}
+	}
+}
+
+// gaveUp is the error of a read of what that failed (attempts times in a
+// row, when retried).
+func (r *Reader) gaveUp(what string, attempts int, err error) error {
+	if attempts < pageAttempts {
+		return r.wrap(what, err)
+	}
+	return fmt.Errorf("read %q from etcd at revision %d: failed %d times in a row: %w", what, r.rev, attempts, err)
+}
+
+// gaveUpRange is the error of a page of range what that failed attempts
+// times in a row, the last time from key from.
+func (r *Reader) gaveUpRange(what, from, end string, attempts int, err error) error {
 	where := "its start"
 	if from != what {
 		where = fmt.Sprintf("%q (after the last key received)", from)
