@@ -119,17 +119,15 @@ func main() {
 		limit = fmt.Sprintf("etcd --max-request-bytes %d", *maxReq)
 	}
 	fmt.Printf("rwsnap bench: median of %d runs (%d at 1M+ keys); etcd embedded in the bench process (%s, --max-txn-ops 128); hummock on fs://; backups on %s\n", *runs, *largeRuns, limit, *stores)
-	tw := tabwriter.NewWriter(os.Stdout, 2, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "store\tkeys\tsnapshot\tstep\trwsnap\tbaseline\tbaseline time\tratio\trwsnap RSS\tbaseline RSS\t")
+	var tw io.Writer = os.Stdout
+	fmt.Fprintf(tw, rowFormat, "store", "keys", "snapshot", "step", "rwsnap", "baseline", "baseline time", "ratio", "rwsnap RSS", "baseline RSS")
 	for _, n := range sizes {
 		b.runs = *runs
 		if n >= 1000000 {
 			b.runs = *largeRuns
 		}
 		exitOn(b.size(tw, n))
-		tw.Flush()
 	}
-	tw.Flush()
 	b.fits.print(os.Stdout)
 }
 
@@ -208,7 +206,7 @@ func measure(runs int, setup func() error, cmd func() *exec.Cmd) (sample, error)
 	return s, nil
 }
 
-func (b *bench) size(tw *tabwriter.Writer, n int) error {
+func (b *bench) size(tw io.Writer, n int) error {
 	ctx := context.Background()
 	dir, err := os.MkdirTemp("", "rwsnap-bench-")
 	if err != nil {
@@ -251,52 +249,91 @@ func (b *bench) size(tw *tabwriter.Writer, n int) error {
 	}
 	// One unpaged get of a store past ~2 GiB cannot be answered (gRPC and
 	// protobuf cap a message at 2 GiB): the row then says it failed and why.
-	var getErr strings.Builder
-	get, err := measure(b.runs, nil, func() *exec.Cmd {
-		getErr.Reset()
-		c := exec.Command(b.etcdctl, "--endpoints", ep, "--command-timeout", "1h", "get", "", "--prefix", "--rev", rev)
-		c.Stderr = &getErr
-		return c
-	})
+	// Past 2 GiB in use it is not even tried: etcd would build the whole
+	// answer in memory first (several GiB more) only to fail sending it.
+	st, err := cli.Status(ctx, src.Endpoints()[0])
 	if err != nil {
-		msg := strings.TrimSpace(getErr.String())
-		if i := strings.LastIndexByte(msg, '\n'); i >= 0 {
-			msg = msg[i+1:]
-		}
-		fmt.Fprintf(os.Stderr, "bench: %d keys: etcdctl get --prefix --rev failed (%v): %s\n", n, err, msg)
-		get = sample{failed: "failed: " + truncate(msg, 60)}
+		return err
 	}
+	var getErr strings.Builder
+	get := sample{failed: fmt.Sprintf("not run: %.1f GiB > gRPC's 2 GiB", float64(st.DbSizeInUse)/(1<<30))}
+	if st.DbSizeInUse < 2<<30 {
+		get, err = measure(b.runs, nil, func() *exec.Cmd {
+			getErr.Reset()
+			c := exec.Command(b.etcdctl, "--endpoints", ep, "--command-timeout", "1h", "get", "", "--prefix", "--rev", rev)
+			c.Stderr = &getErr
+			return c
+		})
+		if err != nil {
+			msg := strings.TrimSpace(getErr.String())
+			if i := strings.LastIndexByte(msg, '\n'); i >= 0 {
+				msg = msg[i+1:]
+			}
+			fmt.Fprintf(os.Stderr, "bench: %d keys: etcdctl get --prefix --rev failed (%v): %s\n", n, err, msg)
+			get = sample{failed: "failed: " + truncate(msg, 60)}
+		}
+	}
+	// Every store's backups first; then the source etcd is closed, so the
+	// restores' target etcds and bare puts (which hold the whole store) do
+	// not share the machine's memory with it (at 10M keys each etcd holds
+	// several GiB).
+	var runs []*storeRun
 	for _, store := range b.stores {
-		if err := b.store(tw, dir, store, ep, storage, n, save, get); err != nil {
+		r, err := b.backupStore(tw, store, ep, storage, n, save, get)
+		if err != nil {
 			return fmt.Errorf("%s: %w", store, err)
 		}
-		tw.Flush()
+		runs = append(runs, r)
+	}
+	cli.Close()
+	src.Close()
+	for _, r := range runs {
+		if err := b.restStore(tw, r, dir, storage, n); err != nil {
+			return fmt.Errorf("%s: %w", r.store, err)
+		}
 	}
 	return nil
 }
 
-func (b *bench) store(tw *tabwriter.Writer, dir, store, ep, hummockURL string, n int, save, get sample) error {
-	ctx := context.Background()
-	burl, bdir := hummockURL, "hummock_001/backup"
-	if store == "minio" {
-		burl, bdir = b.minio.URL("bench"), fmt.Sprintf("backup-%d", n)
-	}
-	loc := []string{"--backup-storage-url", burl, "--backup-storage-directory", bdir}
-	var last struct {
+// storeRun is one backup location's snapshot, measured by the steps after
+// the backup.
+// rowFormat is a row of the table, in fixed columns: rows are printed as
+// they are measured, so no tabwriter can align them after the fact.
+const rowFormat = "%6s %9s %10s %21s %9s %27s %14s %6s %10s %12s\n"
+
+type storeRun struct {
+	store, burl, bdir string
+	loc               []string
+	last              struct {
 		ID    uint64 `json:"id"`
 		Keys  int    `json:"keys"`
 		Bytes int    `json:"bytes"`
 	}
-	row := func(step, baseline string, a, base sample) {
-		b.fits.add(store, step, last.Keys, last.Bytes, a)
-		if base.failed != "" {
-			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", store, last.Keys, mib(int64(last.Bytes)), step,
-				a.d.Round(time.Millisecond), baseline, base.failed, "n/a", mib(a.rss), "n/a")
-			return
-		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%.2f\t%s\t%s\t\n", store, last.Keys, mib(int64(last.Bytes)), step,
-			a.d.Round(time.Millisecond), baseline, base.d.Round(time.Millisecond), float64(a.d)/float64(base.d), mib(a.rss), mib(base.rss))
+	row func(step, baseline string, a, base sample)
+}
+
+// backupStore measures backup-meta to one backup location (each etcd read
+// path of -read-paths) and prints its rows.
+func (b *bench) backupStore(tw io.Writer, store, ep, hummockURL string, n int, save, get sample) (*storeRun, error) {
+	r := &storeRun{store: store, burl: hummockURL, bdir: "hummock_001/backup"}
+	if store == "minio" {
+		r.burl, r.bdir = b.minio.URL("bench"), fmt.Sprintf("backup-%d", n)
 	}
+	r.loc = []string{"--backup-storage-url", r.burl, "--backup-storage-directory", r.bdir}
+	last := &r.last
+	// Each row is printed as soon as it is measured: a long run stopped
+	// half way still shows what it measured.
+	r.row = func(step, baseline string, a, base sample) {
+		b.fits.add(store, step, last.Keys, last.Bytes, a)
+		keys, size, took := strconv.Itoa(last.Keys), mib(int64(last.Bytes)), a.d.Round(time.Millisecond).String()
+		if base.failed != "" {
+			fmt.Fprintf(tw, rowFormat, store, keys, size, step, took, baseline, base.failed, "n/a", mib(a.rss), "n/a")
+		} else {
+			fmt.Fprintf(tw, rowFormat, store, keys, size, step, took, baseline, base.d.Round(time.Millisecond).String(),
+				fmt.Sprintf("%.2f", float64(a.d)/float64(base.d)), mib(a.rss), mib(base.rss))
+		}
+	}
+	row, loc := r.row, r.loc
 	// -read-paths measures backup once per etcd read path.
 	var backup sample
 	var stopProfile func()
@@ -329,10 +366,10 @@ func (b *bench) store(tw *tabwriter.Writer, dir, store, ep, hummockURL string, n
 			stopProfile = nil
 		}
 		if err != nil {
-			return err
+			return nil, err
 		}
-		if err := json.Unmarshal(backup.out, &last); err != nil {
-			return fmt.Errorf("backup output %q: %w", backup.out, err)
+		if err := json.Unmarshal(backup.out, last); err != nil {
+			return nil, fmt.Errorf("backup output %q: %w", backup.out, err)
 		}
 		if b.step("backup") {
 			row(step, "etcdctl snapshot save", backup, save)
@@ -340,7 +377,16 @@ func (b *bench) store(tw *tabwriter.Writer, dir, store, ep, hummockURL string, n
 		}
 	}
 
-	id := strconv.FormatUint(last.ID, 10)
+	return r, nil
+}
+
+// restStore measures the steps after the backup (restore, verify, copy)
+// on one backup location's snapshot.
+func (b *bench) restStore(tw io.Writer, r *storeRun, dir, hummockURL string, n int) error {
+	ctx := context.Background()
+	store, burl, bdir, loc, row := r.store, r.burl, r.bdir, r.loc, r.row
+	var stopProfile func()
+	id := strconv.FormatUint(r.last.ID, 10)
 	for _, fsync := range b.fsync {
 		if fsync && n > b.fsyncKeys || !b.step("restore") {
 			continue
