@@ -1,12 +1,19 @@
 package e2e
 
 import (
+	"bufio"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
+	"os"
+	"os/exec"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rwsnap/rwsnap/internal/embedetcd"
+	"github.com/rwsnap/rwsnap/internal/faultpoint"
 	"github.com/rwsnap/rwsnap/internal/testinfra/etcdtest"
 	"github.com/rwsnap/rwsnap/rwsim"
 )
@@ -98,6 +105,75 @@ func TestRestoreUnderJSONLogs(t *testing.T) {
 			}
 			if s, _ := plan["hummock_checkpoint"].(string); !strings.Contains(s, "checkpoint") {
 				t.Errorf("the plan record's hummock checkpoint is %q", s)
+			}
+		})
+	}
+}
+
+// TestSecondSignalUnderJSONLogs: a command stopped at once by a second
+// Ctrl-C (its graceful stop held up) says so as a JSON record carrying
+// the exit code, under JSON logs; in text, as the line it always was.
+func TestSecondSignalUnderJSONLogs(t *testing.T) {
+	f := newFixture(t, rwsim.Options{Seed: 70})
+	for _, logFormat := range []string{"json", "text"} {
+		t.Run(logFormat, func(t *testing.T) {
+			// Held right after its id is allocated, where the first signal's
+			// cancellation is not seen for a while.
+			cmd := exec.Command(rwsnapBin, append([]string{"meta", "backup-meta", "--log-format", logFormat}, f.etcdArgs()...)...)
+			cmd.Env = append(os.Environ(), faultpoint.PauseEnv+"=backup.after-id=1m")
+			stderr, err := cmd.StderrPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			defer cmd.Process.Kill()
+			var lines []string
+			br := bufio.NewReader(stderr)
+			for {
+				l, err := br.ReadString('\n')
+				if err != nil {
+					t.Fatalf("stderr ended before the id was allocated (%v):\n%s", err, strings.Join(lines, ""))
+				}
+				lines = append(lines, l)
+				if strings.Contains(l, "allocated snapshot id") {
+					break
+				}
+			}
+			// Two signals sent at once may arrive as one (a pending signal
+			// is not queued twice): Ctrl-C until it is gone, as a person
+			// does.
+			restc := make(chan []byte)
+			go func() {
+				b, _ := io.ReadAll(br)
+				restc <- b
+			}()
+			var rest []byte
+		signals:
+			for {
+				cmd.Process.Signal(os.Interrupt)
+				select {
+				case rest = <-restc:
+					break signals
+				case <-time.After(100 * time.Millisecond):
+				}
+			}
+			err = cmd.Wait()
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) || ee.ExitCode() != 130 {
+				t.Fatalf("after two Ctrl-C: %v, want exit 130", err)
+			}
+			r := result{stderr: strings.Join(lines, "") + string(rest), code: 130}
+			if logFormat == "text" {
+				if !strings.HasSuffix(r.stderr, "rwsnap: second signal: stopping now\n") {
+					t.Fatalf("text stderr:\n%s", r.stderr)
+				}
+				return
+			}
+			recs := jsonRecords(t, "backup-meta stopped by two signals", r)
+			if last := recs[len(recs)-1]; last["msg"] != "second signal: stopping now" || last["exit_code"] != float64(130) {
+				t.Fatalf("the last record is %v", last)
 			}
 		})
 	}

@@ -61,7 +61,8 @@ func signalContext() (ctx context.Context, code func() int, stop func()) {
 				}
 				n := signalExit(s)
 				if !got.CompareAndSwap(0, int32(n)) {
-					fmt.Fprintln(os.Stderr, "rwsnap: second signal: stopping now")
+					// As the final error: a JSON record under JSON logs.
+					printFatal(os.Stderr, fatalFormat(os.Args), errors.New("second signal: stopping now"), n)
 					os.Exit(n)
 				}
 				cancel()
