@@ -431,9 +431,20 @@ func (b *bench) restStore(tw io.Writer, r *storeRun, dir, hummockURL string, n i
 		var best sample
 		bestName := ""
 		for _, inflight := range []int{1, 4} {
-			puts, err := measure(b.runs, fresh, func() *exec.Cmd {
+			putsRun := 0
+			puts, err := measure(b.runs, func() error {
+				putsRun++
+				if b.profile != "" && putsRun == 1 {
+					stopProfile = b.profileServer(fmt.Sprintf("etcd-puts%d-%s-%s-%d.pprof", inflight, strings.ReplaceAll(mode, " ", ""), store, n))
+				}
+				return fresh()
+			}, func() *exec.Cmd {
 				return exec.Command(b.self, "puts", burl, bdir, id, strings.Join(target.Endpoints(), ","), strconv.Itoa(inflight))
 			})
+			if stopProfile != nil {
+				stopProfile()
+				stopProfile = nil
+			}
 			if err != nil {
 				target.Close()
 				return err
