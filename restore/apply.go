@@ -3,15 +3,18 @@ package restore
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 	"unsafe"
 
+	"github.com/cespare/xxhash/v2"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/grpc/codes"
@@ -28,13 +31,25 @@ import (
 // batched transactions conditional on the claim, the hummock checkpoint,
 // then cf/cluster_id. Each step is idempotent, so a rerun after a crash at
 // any point completes. The caller reads back, then own.Finish removes the
-// marker.
+// marker; verified says the read-back of etcd is already done: the writes
+// were read back while later ones went on, and nobody else wrote (see
+// readBack).
 // A checkpoint already at the hummock location is copied into the backup
 // location before it is replaced (its key is returned).
-func Apply(ctx context.Context, cli *clientv3.Client, own *Owner, hs objstore.Store, backup *metasnap.Storage, plan *Plan, log *slog.Logger) (int, string, error) {
+func Apply(ctx context.Context, cli *clientv3.Client, own *Owner, hs objstore.Store, backup *metasnap.Storage, plan *Plan, log *slog.Logger) (written int, replaced string, verified bool, err error) {
 	bar := progress.New("restore", int64(plan.Keys()), "keys")
 	defer bar.Finish()
-	written := 0
+	rb := newReadBack(ctx, cli, own, plan)
+	defer rb.stop()
+	w := newWriter(ctx, cli, own, bar, rb)
+	defer func() {
+		n, werr := w.close()
+		written = n
+		if err == nil && werr != nil {
+			err = werr
+		}
+	}()
+	// One pipeline through every group: no drain at a group boundary.
 	var last *Group
 	for i := range plan.Groups {
 		g := &plan.Groups[i]
@@ -42,119 +57,301 @@ func Apply(ctx context.Context, cli *clientv3.Client, own *Owner, hs objstore.St
 			last = g
 			continue
 		}
-		n, err := putBatched(ctx, cli, own, g, bar)
-		written += n
-		if err != nil {
-			return written, "", fmt.Errorf("write %s: %w (the restore is resumable: run the same command again)", g.Kind, err)
+		if err := w.group(g); err != nil {
+			return 0, "", false, err
 		}
-		log.Debug("restored", "kind", g.Kind, "keys", g.N)
 	}
+	if err := w.drain(); err != nil {
+		return 0, "", false, err
+	}
+	log.Debug("restored every model", "keys", plan.Keys()-last.N)
 	faultpoint.Hit("restore.before-checkpoint")
 	// The object store cannot make the upload conditional on the claim:
 	// check it just before.
 	if err := own.Check(ctx); err != nil {
-		return written, "", err
+		return 0, "", false, err
 	}
-	replaced, err := writeCheckpoint(ctx, hs, backup, plan, log)
+	replaced, err = writeCheckpoint(ctx, hs, backup, plan, log)
 	if err != nil {
-		return written, "", err
+		return 0, "", false, err
 	}
 	faultpoint.Hit("restore.after-checkpoint")
-	n, err := putBatched(ctx, cli, own, last, bar)
-	written += n
+	if err := w.group(last); err == nil {
+		err = w.drain()
+	}
 	if err != nil {
-		return written, replaced, fmt.Errorf("write cluster id: %w", err)
+		return 0, replaced, false, err
 	}
 	faultpoint.Hit("restore.before-readback")
-	return written, replaced, nil
+	if why := rb.prove(ctx); why != "" {
+		log.Debug("the read-back during the writes proves nothing; reading everything back", "why", why)
+		return 0, replaced, false, nil
+	}
+	return 0, replaced, true, nil
 }
 
-// putBatched streams a group's KVs into transactions within the server's
-// limits (txnLimits: operations and bytes; a larger single value goes
-// alone), txnParallelism at a time: etcd pipelines concurrent transactions
-// through raft, so this beats one-at-a-time. The batches are cut while the
-// group is read, so the first write goes out at once and memory holds only
-// the batches in flight. Order inside a group does not matter: a restore
-// is complete only when cf/cluster_id, written after all groups, is there.
+// putBatched writes one group and waits for it (tests).
 func putBatched(ctx context.Context, cli *clientv3.Client, own *Owner, g *Group, bar *progress.Bar) (int, error) {
+	w := newWriter(ctx, cli, own, bar, nil)
+	err := w.group(g)
+	n, werr := w.close()
+	if err == nil {
+		err = werr
+	}
+	return n, err
+}
+
+// writer streams KVs into transactions within the server's limits
+// (txnLimits: operations and bytes; a larger single value goes alone),
+// txnParallelism at a time: etcd pipelines concurrent transactions through
+// raft, so this beats one-at-a-time. The batches are cut while a group is
+// read, so the first write goes out at once and memory holds only the
+// batches in flight. One pipeline serves every group: the next group's
+// batches go out while the last ones of the previous are in flight. Order
+// does not matter: a restore is complete only when cf/cluster_id, written
+// after all groups are acknowledged (drain), is there.
+type writer struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+	cli    *clientv3.Client
+	own    *Owner
+	lim    *txnLimits
+	bar    *progress.Bar
+	rb     *readBack // nil: no read-back during the writes
+	work   chan *batch
+	wg     sync.WaitGroup // workers
+	sent   sync.WaitGroup // batches sent, not yet done
+
+	mu      sync.Mutex
+	written int
+	first   error
+
+	// the batch being filled; each batch owns one buffer holding its
+	// values: a streamed value is only valid during the callback.
+	cur   *batch
+	arena []byte
+	win   *window // the window being filled (readBack)
+}
+
+type batch struct {
+	kind string
+	kvs  []KV
+	size int
+	gate *gate // opened once every batch under it is acknowledged
+}
+
+func newWriter(ctx context.Context, cli *clientv3.Client, own *Owner, bar *progress.Bar, rb *readBack) *writer {
 	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	lim := limitsOf(cli)
-	var (
-		mu      sync.Mutex
-		written int
-		first   error
-		wg      sync.WaitGroup
-	)
-	work := make(chan []KV, txnParallelism)
+	w := &writer{ctx: ctx, cancel: cancel, cli: cli, own: own, lim: limitsOf(cli), bar: bar, rb: rb, work: make(chan *batch, txnParallelism)}
 	for range txnParallelism {
-		wg.Add(1)
+		w.wg.Add(1)
 		go func() {
-			defer wg.Done()
-			for b := range work {
-				err := putTxn(ctx, cli, own, b, lim, bar)
-				mu.Lock()
-				if err != nil && first == nil {
-					first = err
-					cancel()
+			defer w.wg.Done()
+			for b := range w.work {
+				rev, err := putTxn(w.ctx, w.cli, w.own, b.kvs, w.lim, w.bar)
+				w.mu.Lock()
+				if err != nil && w.first == nil {
+					w.first = fmt.Errorf("write %s: %w (the restore is resumable: run the same command again)", b.kind, err)
+					w.cancel()
 				} else if err == nil {
-					written += len(b)
+					w.written += len(b.kvs)
 				}
-				mu.Unlock()
+				w.mu.Unlock()
+				if err == nil && b.gate != nil {
+					b.gate.ack(w.ctx, rev)
+				}
+				w.sent.Done()
 			}
 		}()
 	}
-	// Each batch owns one buffer holding its keys and values: a streamed
-	// value is only valid during the callback.
-	var (
-		batch []KV
-		arena []byte
-		size  int
-	)
-	send := func() error {
-		if len(batch) == 0 {
-			return nil
-		}
-		select {
-		case work <- batch:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-		batch, arena, size = nil, nil, 0
+	return w
+}
+
+// group sends every KV of g; with a read-back, the KVs go in key order
+// where the group allows (then windows are cut as they go).
+func (w *writer) group(g *Group) error {
+	if g.N == 0 {
 		return nil
 	}
-	err := g.Each(func(kv KV) error {
-		sz := len(kv.Key) + len(kv.Value)
-		if len(batch) >= lim.maxOps() || (len(batch) > 0 && size+sz > lim.maxBytes()) {
-			if err := send(); err != nil {
+	add := w.add
+	switch {
+	case w.rb == nil:
+		add = func(kv KV) error { return w.put(kv, nil) }
+	case g.each == nil:
+		// In memory: sent in key order (a copy; the plan keeps its order).
+		kvs := slices.Clone(g.KVs)
+		slices.SortStableFunc(kvs, func(a, b KV) int { return strings.Compare(a.Key, b.Key) })
+		for _, kv := range kvs {
+			if err := add(kv); err != nil {
 				return err
 			}
 		}
-		// Buffers grow with what the batch holds (a batch of 128 small
-		// rows needs ~40 KiB, not its 1 MiB limit): a fixed 1 MiB per batch
-		// made gigabytes of garbage at 1M keys, and the heap's peak (RSS)
-		// grew with the store.
-		if cap(arena)-len(arena) < len(kv.Value) {
-			arena = make([]byte, 0, max(64<<10, len(kv.Value))) // the old one stays with its KVs
+		return w.endWindow()
+	case g.index != nil:
+		// Streamed out of key order: its windows come from the group's
+		// index and open once the whole group is acknowledged.
+		if err := w.endWindow(); err != nil {
+			return err
 		}
-		off := len(arena)
-		arena = append(arena, kv.Value...)
-		batch = append(batch, KV{Key: kv.Key, Value: arena[off:len(arena):len(arena)]})
-		size += sz
+		gt := w.rb.newGate()
+		if err := w.stream(g, func(kv KV) error { return w.put(kv, gt) }); err != nil {
+			return err
+		}
+		if err := w.send(); err != nil {
+			return err
+		}
+		w.rb.indexWindows(gt, g.index)
+		gt.close(w.ctx)
 		return nil
+	}
+	if err := w.stream(g, add); err != nil {
+		return err
+	}
+	return w.endWindow()
+}
+
+// stream sends a streamed group, checking on the way that it is still
+// the list the plan was built from (its digest hash): the snapshot object
+// was verified once, and is read again here.
+func (w *writer) stream(g *Group, add func(KV) error) error {
+	if g.each == nil {
+		for _, kv := range g.KVs {
+			if err := add(kv); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	gh := xxhash.New()
+	var lb [8]byte
+	err := g.each(func(kv KV) error {
+		binary.LittleEndian.PutUint32(lb[:4], uint32(len(kv.Key)))
+		binary.LittleEndian.PutUint32(lb[4:], uint32(len(kv.Value)))
+		gh.Write(lb[:])
+		gh.WriteString(kv.Key)
+		gh.Write(kv.Value)
+		return add(kv)
 	})
+	if err != nil {
+		return w.failed(err)
+	}
+	if gh.Sum64() != g.sum {
+		return fmt.Errorf("%s: the snapshot changed since it was verified (its list no longer matches the plan); nothing more was written: run the command again", g.Kind)
+	}
+	return nil
+}
+
+// add sends kv in the current window (readBack), opening a new one when
+// it is full or kv does not follow its last key.
+func (w *writer) add(kv KV) error {
+	if w.win != nil && !w.win.fits(kv) {
+		if err := w.endWindow(); err != nil {
+			return err
+		}
+	}
+	if w.win == nil {
+		var err error
+		if w.win, err = w.rb.newWindow(w.ctx); err != nil {
+			return w.failed(err)
+		}
+	}
+	w.win.want = append(w.win.want, keySum{key: kv.Key, sum: xxhash.Sum64(kv.Value), n: len(kv.Value)})
+	w.win.bytes += len(kv.Key) + len(kv.Value)
+	return w.put(kv, w.win.gate)
+}
+
+// endWindow sends the current window's last batch and lets it open.
+func (w *writer) endWindow() error {
+	if w.win == nil {
+		return nil
+	}
+	if err := w.send(); err != nil {
+		return err
+	}
+	w.win.gate.close(w.ctx)
+	w.win = nil
+	return nil
+}
+
+// put adds kv to the current batch (under gate), sending the batch first
+// when kv would not fit in it.
+func (w *writer) put(kv KV, gt *gate) error {
+	sz := len(kv.Key) + len(kv.Value)
+	if b := w.cur; b != nil && (b.gate != gt || len(b.kvs) >= w.lim.maxOps() || len(b.kvs) > 0 && b.size+sz > w.lim.maxBytes()) {
+		if err := w.send(); err != nil {
+			return err
+		}
+	}
+	if w.cur == nil {
+		w.cur = &batch{gate: gt}
+	}
+	// Buffers grow with what the batch holds (a batch of 128 small rows
+	// needs ~40 KiB, not its 1 MiB limit): a fixed 1 MiB per batch made
+	// gigabytes of garbage at 1M keys, and the heap's peak (RSS) grew with
+	// the store.
+	if cap(w.arena)-len(w.arena) < len(kv.Value) {
+		w.arena = make([]byte, 0, max(64<<10, len(kv.Value))) // the old one stays with its KVs
+	}
+	off := len(w.arena)
+	w.arena = append(w.arena, kv.Value...)
+	w.cur.kvs = append(w.cur.kvs, KV{Key: kv.Key, Value: w.arena[off:len(w.arena):len(w.arena)]})
+	w.cur.size += sz
+	return nil
+}
+
+// send hands the current batch to a worker.
+func (w *writer) send() error {
+	b := w.cur
+	if b == nil || len(b.kvs) == 0 {
+		return nil
+	}
+	w.cur = nil
+	if b.gate != nil {
+		b.gate.pending.Add(1)
+	}
+	w.sent.Add(1)
+	select {
+	case w.work <- b:
+		return nil
+	case <-w.ctx.Done():
+		w.sent.Done()
+		return w.failed(w.ctx.Err())
+	}
+}
+
+// drain sends what is buffered and waits until every batch is done.
+func (w *writer) drain() error {
+	err := w.endWindow()
 	if err == nil {
-		err = send()
+		err = w.send()
 	}
-	close(work)
-	wg.Wait()
-	if first == nil && err != nil && !errors.Is(err, context.Canceled) {
-		first = err
+	w.sent.Wait()
+	return w.failed(err)
+}
+
+// failed prefers the first write error over the error seen by the
+// caller (a cancellation it caused, most likely).
+func (w *writer) failed(err error) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.first != nil {
+		return w.first
 	}
-	if first == nil {
-		first = ctx.Err()
+	if err != nil {
+		return err
 	}
-	return written, first
+	return w.ctx.Err()
+}
+
+// close drains, stops the workers and returns the keys written.
+func (w *writer) close() (int, error) {
+	err := w.drain()
+	close(w.work)
+	w.wg.Wait()
+	w.cancel()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.written, err
 }
 
 // txnLimits are the largest transaction a client's server is taken to
@@ -186,19 +383,22 @@ func (l *txnLimits) maxBytes() int { return int(l.bytes.Load()) }
 // transaction that failed on a transient etcd error (leader change,
 // timeout, member down) is retried a few times before the restore gives
 // up, and one refused as too large is sent again split.
-func putTxn(ctx context.Context, cli *clientv3.Client, own *Owner, kvs []KV, lim *txnLimits, bar *progress.Bar) error {
+func putTxn(ctx context.Context, cli *clientv3.Client, own *Owner, kvs []KV, lim *txnLimits, bar *progress.Bar) (int64, error) {
 	if len(kvs) == 0 {
-		return nil
+		return 0, nil
 	}
 	if n := fitting(kvs, lim); n < len(kvs) {
+		var top int64
 		for len(kvs) > 0 {
-			if err := putTxn(ctx, cli, own, kvs[:n], lim, bar); err != nil {
-				return err
+			rev, err := putTxn(ctx, cli, own, kvs[:n], lim, bar)
+			if err != nil {
+				return 0, err
 			}
+			top = max(top, rev)
 			kvs = kvs[n:]
 			n = fitting(kvs, lim)
 		}
-		return nil
+		return top, nil
 	}
 	ops := make([]clientv3.Op, len(kvs))
 	size := 0
@@ -212,18 +412,19 @@ func putTxn(ctx context.Context, cli *clientv3.Client, own *Owner, kvs []KV, lim
 		if attempt > 0 {
 			select {
 			case <-ctx.Done():
-				return ctx.Err()
+				return 0, ctx.Err()
 			case <-time.After(time.Duration(attempt*attempt) * 200 * time.Millisecond):
 			}
 		}
 		var resp *clientv3.TxnResponse
 		if resp, err = cli.Txn(ctx).If(own.Cmp()).Then(ops...).Commit(); err == nil {
 			if !resp.Succeeded {
-				return own.lost()
+				return 0, own.lost()
 			}
+			own.wrote(resp.Header.Revision)
 			bar.Add(int64(len(kvs)), int64(size))
 			faultpoint.Hit("restore.after-batch")
-			return nil
+			return resp.Header.Revision, nil
 		}
 		switch {
 		case errors.Is(err, rpctypes.ErrTooManyOps) && len(kvs) > 1:
@@ -234,13 +435,13 @@ func putTxn(ctx context.Context, cli *clientv3.Client, own *Owner, kvs []KV, lim
 			lowerBytes(lim, size)
 			return putTxn(ctx, cli, own, kvs, lim, bar)
 		case tooLarge(err):
-			return fmt.Errorf("etcd refused a %d-byte transaction (key %q): raise --max-request-bytes on the target etcd to what the source etcd had: %w", size, kvs[0].Key, err)
+			return 0, fmt.Errorf("etcd refused a %d-byte transaction (key %q): raise --max-request-bytes on the target etcd to what the source etcd had: %w", size, kvs[0].Key, err)
 		}
 		if !transient(err) {
 			break
 		}
 	}
-	return err
+	return 0, err
 }
 
 // fitting is how many of kvs (at least one) fit in one transaction.
@@ -329,10 +530,13 @@ func writeCheckpoint(ctx context.Context, hs objstore.Store, backup *metasnap.St
 }
 
 // VerifyTarget reads everything back: etcd must hold exactly the plan's
-// keys and values, and the checkpoint must decode to the snapshot's version.
-func VerifyTarget(ctx context.Context, cli *clientv3.Client, hs objstore.Store, plan *Plan) error {
-	if err := verifyKeys(ctx, cli, plan); err != nil {
-		return err
+// keys and values (unless etcdVerified: Apply proved it while writing), and
+// the checkpoint must decode to the snapshot's version.
+func VerifyTarget(ctx context.Context, cli *clientv3.Client, hs objstore.Store, plan *Plan, etcdVerified bool) error {
+	if !etcdVerified {
+		if err := verifyKeys(ctx, cli, plan); err != nil {
+			return err
+		}
 	}
 	b, _, err := hs.Get(ctx, plan.CheckpointKey())
 	if err != nil {

@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
+	"sync"
 	"syscall"
 	"time"
 
@@ -93,6 +95,29 @@ type Owner struct {
 	stop   context.CancelFunc
 	log    *slog.Logger
 	Marker marker // the restore this process completes
+
+	// revs are the revisions of this process's successful writes, the
+	// claim's first: etcd gives every write transaction exactly one, so
+	// when they are contiguous nobody else wrote meanwhile (readBack).
+	mu   sync.Mutex
+	revs []int64
+}
+
+// wrote records the revision of one successful write transaction of ours.
+func (o *Owner) wrote(rev int64) {
+	o.mu.Lock()
+	o.revs = append(o.revs, rev)
+	o.mu.Unlock()
+}
+
+// writes returns the claim's revision and every revision recorded since,
+// sorted.
+func (o *Owner) writes() []int64 {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	revs := slices.Clone(o.revs)
+	slices.Sort(revs)
+	return revs
 }
 
 // Cmp is the condition every write of this restore carries.
@@ -215,6 +240,7 @@ func Claim(ctx context.Context, cli *clientv3.Client, plan *Plan, resume bool, l
 			return nil, fmt.Errorf("claim the target etcd (write the restore marker): %w", err)
 		}
 		if resp.Succeeded {
+			o.wrote(resp.Header.Revision)
 			break
 		}
 		if attempt >= 3 {

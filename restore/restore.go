@@ -352,13 +352,14 @@ func Restore(ctx context.Context, o Options) (*Result, error) {
 	if resume {
 		log.Warn("completing an interrupted restore of the same snapshot", "snapshot", plan.SnapshotID)
 	}
-	if res.Written, res.Replaced, err = Apply(ctx, cli, own, hs, backup, plan, log); err != nil {
+	var verified bool
+	if res.Written, res.Replaced, verified, err = Apply(ctx, cli, own, hs, backup, plan, log); err != nil {
 		return res, err
 	}
-	log.Debug("written", "keys", res.Written, "elapsed", time.Since(start).Round(time.Millisecond))
+	log.Debug("written", "keys", res.Written, "read_back_during_writes", verified, "elapsed", time.Since(start).Round(time.Millisecond))
 	// The marker stays until the read-back passes: a run killed while
 	// reading back is resumed by the rerun like any other.
-	if err := VerifyTarget(ctx, cli, hs, plan); err != nil {
+	if err := VerifyTarget(ctx, cli, hs, plan, verified); err != nil {
 		return res, err
 	}
 	log.Debug("read back", "keys", plan.Keys(), "elapsed", time.Since(start).Round(time.Millisecond))

@@ -30,8 +30,8 @@ const (
 	windowReaders = 4
 )
 
-// window is a key range of the target and the plan's keys in it.
-type window struct {
+// scanWindow is a key range of the target and the plan's keys in it.
+type scanWindow struct {
 	lo, end string // end "\x00": to the end of the keyspace
 	want    []keySum
 	got     []kvPair
@@ -53,8 +53,8 @@ func scanTarget(ctx context.Context, cli *clientv3.Client, plan *Plan, visit fun
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	order := make(chan *window, windowReaders)
-	jobs := make(chan *window, windowReaders)
+	order := make(chan *scanWindow, windowReaders)
+	jobs := make(chan *scanWindow, windowReaders)
 	var walkErr error
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -62,7 +62,7 @@ func scanTarget(ctx context.Context, cli *clientv3.Client, plan *Plan, visit fun
 		defer wg.Done()
 		defer close(order)
 		defer close(jobs)
-		emit := func(w *window) bool {
+		emit := func(w *scanWindow) bool {
 			w.done = make(chan struct{})
 			select {
 			case order <- w:
@@ -72,7 +72,7 @@ func scanTarget(ctx context.Context, cli *clientv3.Client, plan *Plan, visit fun
 			jobs <- w // never blocks for long: a reader frees a slot for every window in order
 			return true
 		}
-		w := &window{lo: "\x00"}
+		w := &scanWindow{lo: "\x00"}
 		size := 0
 		walkErr = plan.sorted(func(ks keySum) bool {
 			if len(w.want) >= windowKeys || size >= windowBytes {
@@ -80,7 +80,7 @@ func scanTarget(ctx context.Context, cli *clientv3.Client, plan *Plan, visit fun
 				if !emit(w) {
 					return false
 				}
-				w, size = &window{lo: ks.key}, 0
+				w, size = &scanWindow{lo: ks.key}, 0
 			}
 			w.want = append(w.want, ks)
 			size += len(ks.key) + ks.n
