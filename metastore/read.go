@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -440,6 +441,35 @@ func CountCFs(ctx context.Context, cli *clientv3.Client, rev int64, cfs []string
 		return err
 	})
 	return out, err
+}
+
+// CountTxn counts the keys of each column family at rev (which must be
+// pinned) in one read-only transaction.
+func CountTxn(ctx context.Context, cli *clientv3.Client, rev int64, cfs []string) ([]int, error) {
+	ops := make([]clientv3.Op, len(cfs))
+	for i, cf := range cfs {
+		p := Prefix(cf)
+		ops[i] = clientv3.OpGet(p, clientv3.WithRange(clientv3.GetPrefixRangeEnd(p)), clientv3.WithCountOnly(), clientv3.WithRev(rev))
+	}
+	resp, err := cli.Txn(ctx).Then(ops...).Commit()
+	if err != nil {
+		if errors.Is(err, rpctypes.ErrTooManyOps) {
+			return nil, err
+		}
+		return nil, (&Reader{rev: rev}).wrap("counts of "+strings.Join(cfs, ", "), err)
+	}
+	if len(resp.Responses) != len(cfs) {
+		return nil, fmt.Errorf("count column families at revision %d: etcd answered %d of %d ranges", rev, len(resp.Responses), len(cfs))
+	}
+	out := make([]int, len(cfs))
+	for i, r := range resp.Responses {
+		rr := r.GetResponseRange()
+		if rr == nil {
+			return nil, fmt.Errorf("count %s at revision %d: etcd answered no range", cfs[i], rev)
+		}
+		out[i] = int(rr.Count)
+	}
+	return out, nil
 }
 
 // forEach runs fn(0..n-1), readParallelism at a time (column families are

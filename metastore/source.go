@@ -319,8 +319,17 @@ func ReadHeadFrom(ctx context.Context, src Source) (*Metadata, error) {
 	return headFrom(ctx, src, bar)
 }
 
-// CountFrom counts the keys of each column family in src, concurrently.
+// CountFrom counts the keys of each column family in src: from a range
+// source in one read-only transaction (one round trip, one server read
+// at the pinned revision), else concurrently.
 func CountFrom(ctx context.Context, src Source, cfs []string) ([]int, error) {
+	if rs, ok := src.(*rangeSource); ok && rs.rev != 0 {
+		out, err := CountTxn(ctx, rs.cli, rs.rev, cfs)
+		if !errors.Is(err, rpctypes.ErrTooManyOps) {
+			return out, err
+		}
+		// A server with a --max-txn-ops below len(cfs): count one by one.
+	}
 	out := make([]int, len(cfs))
 	err := forEach(len(cfs), func(i int) error {
 		n, err := src.Count(ctx, Prefix(cfs[i]))
