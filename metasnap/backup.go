@@ -132,20 +132,23 @@ func Backup(ctx context.Context, opts BackupOptions) (*BackupResult, error) {
 			held, err := opts.BeforeCommit(ctx, rd.entry)
 			if err != nil {
 				rd.bar.Finish()
-				rd.src.Close()
+				rd.close()
 				return nil, err
 			}
 			defer held.Release(ctx)
 			dataPending = held
 		}
 		var written int64
+		// The lists are read ahead from here on, while the manifest is
+		// read and the pending marker written.
+		rd.startFeed(ctx)
 		manifest, err := opts.Target.CreateStream(ctx, rd.entry, CreateOptions{Force: opts.Force, Also: dataPending}, func(w io.Writer) error {
 			n, _, err := WriteSnapshot(w, id, rd.body)
 			written = n
 			return err
 		})
 		rd.bar.Finish()
-		rd.src.Close()
+		rd.close()
 		if errors.Is(err, metastore.ErrCompacted) && attempt < attempts {
 			// etcd compacted the pinned revision mid-stream: nothing was
 			// stored; read again at a newer revision.
@@ -186,6 +189,26 @@ type consistentRead struct {
 	bar   *progress.Bar
 	// src holds the revision's keys until the snapshot is written.
 	src metastore.Source
+	// feed reads the lists (counts[i] values under prefixes[i], in the
+	// order they are written) ahead of the writer once started.
+	feed     *metastore.Feed
+	prefixes []string
+	counts   []int
+}
+
+// startFeed starts reading the lists ahead of WriteSnapshot.
+func (rd *consistentRead) startFeed(ctx context.Context) {
+	if rd.feed == nil {
+		rd.feed = metastore.NewFeed(ctx, rd.src, rd.prefixes, rd.counts, rd.bar)
+	}
+}
+
+// close stops the feed and releases the source.
+func (rd *consistentRead) close() {
+	if rd.feed != nil {
+		rd.feed.Close()
+	}
+	rd.src.Close()
 }
 
 // readConsistent reads the checkpoint, then etcd at one revision, and
@@ -286,13 +309,22 @@ func readOnce(ctx context.Context, opts BackupOptions, id uint64, log *slog.Logg
 	}
 	rd.bar = progress.New("backup", int64(rd.keys), "keys")
 	rd.bar.Add(int64(md.Keys()), 0)
+	// The lists in the order WriteSnapshot takes them: SnapshotCFs is
+	// the models, then subscriptions and secrets.
+	for i, cf := range metastore.SnapshotCFs {
+		n := counts[i]
+		if cf == metastore.CFSecret && !lines.Layout.Secrets {
+			n = 0 // not written: not read
+		}
+		rd.prefixes = append(rd.prefixes, metastore.Prefix(cf))
+		rd.counts = append(rd.counts, n)
+	}
 	stream := func(i int) List {
-		cf := metastore.SnapshotCFs[i]
 		return List{Count: counts[i], Each: func(yield func([]byte) error) error {
 			// Tests hold one list here (RWSNAP_PAUSE_AT) to see progress
 			// drawn mid-stream.
-			faultpoint.Hit("backup.list." + cf)
-			return src.Range(ctx, metastore.Prefix(cf), rd.bar, func(_, v []byte) error { return yield(v) })
+			faultpoint.Hit("backup.list." + metastore.SnapshotCFs[i])
+			return rd.feed.Each(i, yield)
 		}}
 	}
 	rd.body = &Body{
@@ -367,8 +399,9 @@ func ReadSnapshot(ctx context.Context, opts BackupOptions, id uint64, w io.Write
 	if err != nil {
 		return 0, "", err
 	}
-	defer rd.src.Close()
+	defer rd.close()
 	defer rd.bar.Finish()
+	rd.startFeed(ctx)
 	if _, _, err := WriteSnapshot(w, id, rd.body); err != nil {
 		return 0, "", err
 	}
