@@ -154,7 +154,7 @@ func (e callbackError) Error() string { return e.err.Error() }
 func (r *Reader) streamOnce(ctx context.Context, start, end string, fn func(key, value []byte) error) ([]byte, error) {
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	ch, err := r.cli.GetStream(sctx, start, clientv3.WithRange(end), clientv3.WithRev(r.rev))
+	ch, err := getStream(sctx, r.cli, start, end, r.rev)
 	if err != nil {
 		return nil, err
 	}
@@ -167,18 +167,18 @@ func (r *Reader) streamOnce(ctx context.Context, start, end string, fn func(key,
 	}()
 	var last []byte
 	for resp := range ch {
-		if err := resp.Err(); err != nil {
-			return last, err
+		if resp.err != nil {
+			return last, resp.err
 		}
 		var size int64
-		for _, kv := range resp.Kvs {
+		for _, kv := range resp.kvs {
 			size += int64(len(kv.Key) + len(kv.Value))
 			if err := fn(kv.Key, kv.Value); err != nil {
 				return last, callbackError{err}
 			}
 			last = kv.Key
 		}
-		r.Progress.Add(int64(len(resp.Kvs)), size)
+		r.Progress.Add(int64(len(resp.kvs)), size)
 	}
 	return last, nil
 }

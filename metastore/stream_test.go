@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -65,20 +67,27 @@ func TestRangeStreamAndPagedAgree(t *testing.T) {
 	}
 }
 
-// noStreamKV is an etcd server older than 3.7: no RangeStream.
-type noStreamKV struct{ clientv3.KV }
-
-func (noStreamKV) GetStream(context.Context, string, ...clientv3.OpOption) (clientv3.GetStreamChan, error) {
-	return nil, status.Error(codes.Unimplemented, "unknown method RangeStream for service etcdserverpb.KV")
+// refuseStreams is an etcd server older than 3.7 as the client sees it:
+// RangeStream is an unknown method.
+func refuseStreams() grpc.DialOption {
+	return grpc.WithChainStreamInterceptor(func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+		if method == "/etcdserverpb.KV/RangeStream" {
+			return nil, status.Error(codes.Unimplemented, "unknown method RangeStream for service etcdserverpb.KV")
+		}
+		return streamer(ctx, desc, cc, method, opts...)
+	})
 }
 
 // A server that refuses streams (etcd 3.4-3.6) is read with paged Gets,
 // and the client remembers it.
 func TestRangeStreamFallsBackToPaged(t *testing.T) {
 	c := etcdtest.StartT(t, embedetcd.Config{})
-	cli := etcdtest.ClientT(t, c)
-	seedMinimal(t, cli, 40)
-	cli.KV = noStreamKV{cli.KV}
+	seedMinimal(t, etcdtest.ClientT(t, c), 40)
+	cli, err := clientv3.New(clientv3.Config{Endpoints: c.Endpoints(), Logger: zap.NewNop(), DialOptions: []grpc.DialOption{refuseStreams()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
 	streamModes.Store(cli, true) // as if its version said 3.7
 	if kvs := readAt(t, cli, 0, CFTable); len(kvs) != 40 {
 		t.Fatalf("%d keys through the fallback, want 40", len(kvs))
