@@ -324,6 +324,8 @@ func readOnce(ctx context.Context, opts BackupOptions, id uint64, log *slog.Logg
 			// Tests hold one list here (RWSNAP_PAUSE_AT) to see progress
 			// drawn mid-stream.
 			faultpoint.Hit("backup.list." + metastore.SnapshotCFs[i])
+			// Every caller of WriteSnapshot gets the feed, started or not.
+			rd.startFeed(ctx)
 			return rd.feed.Each(i, yield)
 		}}
 	}

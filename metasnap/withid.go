@@ -21,8 +21,9 @@ func BuildSnapshot(ctx context.Context, opts BackupOptions, id uint64) ([]byte, 
 	if err != nil {
 		return nil, SnapshotMetadata{}, err
 	}
-	defer rd.src.Close()
+	defer rd.close()
 	defer rd.bar.Finish()
+	rd.startFeed(ctx)
 	log.Info("meta store read as RisingWave "+rd.lines.Range.String(), "replay_rules", rd.lines.Replay, "why", rd.lines.Range.Why())
 	var buf bytes.Buffer
 	if _, _, err := WriteSnapshot(&buf, id, rd.body); err != nil {
@@ -49,7 +50,7 @@ func ReadAsBackup(ctx context.Context, opts BackupOptions) (Lines, error) {
 	if err != nil {
 		return Lines{}, err
 	}
-	rd.src.Close()
+	rd.close()
 	rd.bar.Finish()
 	return rd.lines, nil
 }
