@@ -22,11 +22,7 @@ import (
 func (r *Reader) RangeWindow(ctx context.Context, start, end string, limit int, fn func(key, value []byte) error) error {
 	limit = max(limit, 1)
 	for attempt := 0; ; {
-		opts := []clientv3.OpOption{clientv3.WithRange(end), clientv3.WithLimit(int64(limit))}
-		if r.rev != 0 {
-			opts = append(opts, clientv3.WithRev(r.rev))
-		}
-		resp, err := r.cli.Get(ctx, start, opts...)
+		resp, err := rangeOnce(ctx, r.cli, start, end, int64(limit), r.rev)
 		if err != nil {
 			if attempt >= 3 || !transientRead(err) || ctx.Err() != nil {
 				return r.wrap(start, err)

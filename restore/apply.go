@@ -12,7 +12,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"unsafe"
 
 	"github.com/cespare/xxhash/v2"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
@@ -24,6 +23,7 @@ import (
 	"github.com/rwsnap/rwsnap/internal/faultpoint"
 	"github.com/rwsnap/rwsnap/internal/progress"
 	"github.com/rwsnap/rwsnap/metasnap"
+	"github.com/rwsnap/rwsnap/metastore"
 	"github.com/rwsnap/rwsnap/objstore"
 )
 
@@ -400,13 +400,12 @@ func putTxn(ctx context.Context, cli *clientv3.Client, own *Owner, kvs []KV, lim
 		}
 		return top, nil
 	}
-	ops := make([]clientv3.Op, len(kvs))
 	size := 0
-	for i, kv := range kvs {
-		// The batch's buffer is never written again: no copy of the value.
-		ops[i] = clientv3.OpPut(kv.Key, unsafe.String(unsafe.SliceData(kv.Value), len(kv.Value)))
+	for _, kv := range kvs {
 		size += len(kv.Key) + len(kv.Value)
 	}
+	at := func(i int) (string, []byte) { return kvs[i].Key, kvs[i].Value }
+	cmp := own.Cmp()
 	var err error
 	for attempt := 0; attempt < 5; attempt++ {
 		if attempt > 0 {
@@ -416,15 +415,16 @@ func putTxn(ctx context.Context, cli *clientv3.Client, own *Owner, kvs []KV, lim
 			case <-time.After(time.Duration(attempt*attempt) * 200 * time.Millisecond):
 			}
 		}
-		var resp *clientv3.TxnResponse
-		if resp, err = cli.Txn(ctx).If(own.Cmp()).Then(ops...).Commit(); err == nil {
-			if !resp.Succeeded {
+		var rev int64
+		var held bool
+		if rev, held, err = metastore.PutIf(ctx, cli, cmp, len(kvs), at); err == nil {
+			if !held {
 				return 0, own.lost()
 			}
-			own.wrote(resp.Header.Revision)
+			own.wrote(rev)
 			bar.Add(int64(len(kvs)), int64(size))
 			faultpoint.Hit("restore.after-batch")
-			return resp.Header.Revision, nil
+			return rev, nil
 		}
 		switch {
 		case errors.Is(err, rpctypes.ErrTooManyOps) && len(kvs) > 1:
