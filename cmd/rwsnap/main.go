@@ -14,6 +14,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/rwsnap/rwsnap/internal/memlimit"
 	"github.com/rwsnap/rwsnap/internal/progress"
 	"github.com/rwsnap/rwsnap/metastore"
 	"github.com/rwsnap/rwsnap/objstore"
@@ -26,6 +27,9 @@ var version = "dev"
 func main() {
 	ctx, sig, stop := signalContext()
 	signalled = sig
+	// Streaming commands hold a few fixed buffers: collect before the heap
+	// doubles them (internal/memlimit).
+	defer memlimit.Start(memlimit.Base)()
 	stopProfile, stopMem := startProfile(), startMemProfile()
 	code := run(ctx, os.Args, os.Stdout, os.Stderr)
 	stopMem()

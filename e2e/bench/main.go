@@ -357,7 +357,8 @@ func (b *bench) backupStore(tw io.Writer, store, ep, hummockURL string, n int, s
 				c.Env = append(c.Env, metastore.ReadModeEnv+"="+path)
 			}
 			if b.profile != "" && runNo == 1 {
-				c.Env = append(c.Env, "RWSNAP_CPUPROFILE="+filepath.Join(b.profile, fmt.Sprintf("rwsnap-backup%s-%s-%d.pprof", suffix, store, n)))
+				name := filepath.Join(b.profile, fmt.Sprintf("rwsnap-backup%s-%s-%d", suffix, store, n))
+				c.Env = append(c.Env, "RWSNAP_CPUPROFILE="+name+".pprof", "RWSNAP_MEMPROFILE="+name+".heap")
 			}
 			return c
 		})
