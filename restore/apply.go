@@ -76,7 +76,8 @@ func Apply(ctx context.Context, cli *clientv3.Client, own *Owner, hs objstore.St
 		return 0, "", false, err
 	}
 	faultpoint.Hit("restore.after-checkpoint")
-	if err := w.group(last); err == nil {
+	// The cluster id goes last: its write, or its failure, decides.
+	if err = w.group(last); err == nil {
 		err = w.drain()
 	}
 	if err != nil {

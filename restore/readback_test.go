@@ -141,3 +141,54 @@ func TestReadBackDuringWrites(t *testing.T) {
 		})
 	}
 }
+
+// The cluster id is written last, after the checkpoint: a restore whose
+// claim is lost just then fails, and says so, instead of reporting a
+// target it did not finish.
+func TestApplyFailsWhenTheLastWriteFails(t *testing.T) {
+	ctx := context.Background()
+	c := etcdtest.StartT(t, embedetcd.Config{})
+	other := etcdtest.ClientT(t, c)
+	clusterID := []byte("cf/cluster_id")
+	var stolen atomic.Bool
+	cli, err := clientv3.New(clientv3.Config{Endpoints: c.Endpoints(), Logger: zap.NewNop(), DialOptions: []grpc.DialOption{
+		grpc.WithChainUnaryInterceptor(func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+			if r, ok := req.(*pb.TxnRequest); ok {
+				for _, op := range r.Success {
+					if p := op.GetRequestPut(); p != nil && bytes.Equal(p.Key, clusterID) && !stolen.Swap(true) {
+						if _, err := other.Put(ctx, OwnerKey, "another restore"); err != nil {
+							return err
+						}
+					}
+				}
+			}
+			return invoker(ctx, method, req, reply, cc, opts...)
+		})}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	plan, err := BuildPlan(snapshot(t, 1, nil), nil, PlanOptions{HummockURL: minioURL, HummockDir: "hummock_001"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := objstore.Open(ctx, "fs://"+t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	own, err := Claim(ctx, cli, plan, false, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer own.Close()
+	_, _, verified, err := Apply(ctx, cli, own, st, metasnap.NewStorage(st, "backup"), plan, slog.New(slog.DiscardHandler))
+	if !stolen.Load() {
+		t.Fatal("the cluster id was never written")
+	}
+	if err == nil || verified {
+		t.Fatalf("apply = verified %v, err %v; want the lost claim's error", verified, err)
+	}
+	if r, _ := other.Get(ctx, string(clusterID)); len(r.Kvs) != 0 {
+		t.Fatalf("cluster id written under a lost claim: %q", r.Kvs[0].Value)
+	}
+}
