@@ -110,14 +110,8 @@ func decodeRange(b []byte, r *pb.RangeResponse) error {
 		b = b[n:]
 		switch {
 		case num == 1 && typ == protowire.BytesType:
-			v, n := protowire.ConsumeBytes(b)
-			if n < 0 {
-				return fmt.Errorf("%w: header: %v", errRangeWire, protowire.ParseError(n))
-			}
-			if r.Header == nil {
-				r.Header = &pb.ResponseHeader{}
-			}
-			if err := (proto.UnmarshalOptions{Merge: true}).Unmarshal(v, r.Header); err != nil {
+			n, err := mergeHeader(b, &r.Header)
+			if err != nil {
 				return fmt.Errorf("%w: header: %v", errRangeWire, err)
 			}
 			b = b[n:]
@@ -155,6 +149,19 @@ func decodeRange(b []byte, r *pb.RangeResponse) error {
 		}
 	}
 	return nil
+}
+
+// mergeHeader merges the length-prefixed ResponseHeader at the start of b
+// into *h (as protobuf merges a repeated field) and returns its length.
+func mergeHeader(b []byte, h **pb.ResponseHeader) (int, error) {
+	v, n := protowire.ConsumeBytes(b)
+	if n < 0 {
+		return 0, protowire.ParseError(n)
+	}
+	if *h == nil {
+		*h = &pb.ResponseHeader{}
+	}
+	return n, proto.UnmarshalOptions{Merge: true}.Unmarshal(v, *h)
 }
 
 // decodeKV decodes a KeyValue whose key and value stay slices of b.
@@ -263,14 +270,8 @@ func decodeTxnOutcome(b []byte, m *pb.TxnResponse) error {
 		b = b[n:]
 		switch {
 		case num == 1 && typ == protowire.BytesType:
-			v, n := protowire.ConsumeBytes(b)
-			if n < 0 {
-				return fmt.Errorf("%w: header: %v", errTxnWire, protowire.ParseError(n))
-			}
-			if m.Header == nil {
-				m.Header = &pb.ResponseHeader{}
-			}
-			if err := (proto.UnmarshalOptions{Merge: true}).Unmarshal(v, m.Header); err != nil {
+			n, err := mergeHeader(b, &m.Header)
+			if err != nil {
 				return fmt.Errorf("%w: header: %v", errTxnWire, err)
 			}
 			b = b[n:]
