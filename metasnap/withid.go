@@ -23,7 +23,6 @@ func BuildSnapshot(ctx context.Context, opts BackupOptions, id uint64) ([]byte, 
 	}
 	defer rd.close()
 	defer rd.bar.Finish()
-	rd.startFeed(ctx)
 	log.Info("meta store read as RisingWave "+rd.lines.Range.String(), "replay_rules", rd.lines.Replay, "why", rd.lines.Range.Why())
 	var buf bytes.Buffer
 	if _, _, err := WriteSnapshot(&buf, id, rd.body); err != nil {

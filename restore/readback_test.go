@@ -112,16 +112,7 @@ func TestReadBackDuringWrites(t *testing.T) {
 			if plan.Keys() != 30051 {
 				t.Fatalf("plan of %d keys, want 30051", plan.Keys())
 			}
-			st, err := objstore.Open(ctx, "fs://"+t.TempDir())
-			if err != nil {
-				t.Fatal(err)
-			}
-			own, err := Claim(ctx, cli, plan, false, slog.New(slog.DiscardHandler))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer own.Close()
-			written, _, verified, err := Apply(ctx, cli, own, st, metasnap.NewStorage(st, "backup"), plan, slog.New(slog.DiscardHandler))
+			written, verified, err := claimAndApply(ctx, t, cli, plan)
 			if err != nil || written != plan.Keys() {
 				t.Fatalf("apply: %d keys written, %v", written, err)
 			}
@@ -172,16 +163,7 @@ func TestApplyFailsWhenTheLastWriteFails(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := objstore.Open(ctx, "fs://"+t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	own, err := Claim(ctx, cli, plan, false, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer own.Close()
-	_, _, verified, err := Apply(ctx, cli, own, st, metasnap.NewStorage(st, "backup"), plan, slog.New(slog.DiscardHandler))
+	_, verified, err := claimAndApply(ctx, t, cli, plan)
 	if !stolen.Load() {
 		t.Fatal("the cluster id was never written")
 	}
@@ -191,4 +173,21 @@ func TestApplyFailsWhenTheLastWriteFails(t *testing.T) {
 	if r, _ := other.Get(ctx, string(clusterID)); len(r.Kvs) != 0 {
 		t.Fatalf("cluster id written under a lost claim: %q", r.Kvs[0].Value)
 	}
+}
+
+// claimAndApply claims a fresh target for plan and applies it, with the
+// checkpoint going to a scratch directory.
+func claimAndApply(ctx context.Context, t *testing.T, cli *clientv3.Client, plan *Plan) (int, bool, error) {
+	t.Helper()
+	st, err := objstore.Open(ctx, "fs://"+t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	own, err := Claim(ctx, cli, plan, false, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer own.Close()
+	written, _, verified, err := Apply(ctx, cli, own, st, metasnap.NewStorage(st, "backup"), plan, slog.New(slog.DiscardHandler))
+	return written, verified, err
 }

@@ -28,8 +28,9 @@ func main() {
 	ctx, sig, stop := signalContext()
 	signalled = sig
 	// Streaming commands hold a few fixed buffers: collect before the heap
-	// doubles them (internal/memlimit).
-	defer memlimit.Start(memlimit.Base)()
+	// doubles them (internal/memlimit). For the whole process: it ends in
+	// os.Exit, so nothing is deferred.
+	memlimit.Start(memlimit.Base)
 	stopProfile, stopMem := startProfile(), startMemProfile()
 	code := run(ctx, os.Args, os.Stdout, os.Stderr)
 	stopMem()
