@@ -14,7 +14,13 @@ import (
 // only one server core ever works. Memory stays bounded: every list holds
 // at most feedDepth batches, and lists other than the one being consumed
 // share a budget of FeedBudget bytes (the consumed one is exempt, so the
-// consumer can never wait on memory held by lists behind it).
+// consumer can never wait on memory held by lists behind it). From etcd
+// the budget counts whole responses, not the values taken from them: a
+// value is a slice of its response, which stays in memory until its last
+// value is consumed, and etcd sends responses of up to twice its
+// --max-request-bytes (RangeStream chunks, etcd 3.7 server/etcdserver/
+// v3_server.go adjustChunkLimit), 20 MiB at a 10 MiB limit. Counting values
+// let four lists hold 39 MiB of such responses for 16 MiB of values.
 type Feed struct {
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -29,11 +35,17 @@ type Feed struct {
 	used   int64 // bytes buffered by lists other than the head
 	peak   int64 // the most used ever held (tests)
 	head   int   // the list being consumed
+	// largest is the cost of the largest response from etcd so far, in any
+	// list: what the next one may bring.
+	largest int64
 }
 
 type feedList struct {
 	batches chan feedBatch
 	err     error // set before batches is closed
+	// reserved is the part of the budget set aside for the response the
+	// list is receiving (under Feed.mu).
+	reserved int64
 }
 
 type feedBatch struct {
@@ -42,6 +54,9 @@ type feedBatch struct {
 	size  int64 // of keys and values, for progress
 	// charged says the bytes count against the shared budget.
 	charged bool
+	// release is the cost of responses whose values all came before the
+	// end of this batch: charged when received, freed once it is consumed.
+	release int64
 }
 
 const (
@@ -76,8 +91,9 @@ func newFeed(ctx context.Context, src Source, prefixes []string, counts []int, b
 		f.cond.Broadcast()
 		f.mu.Unlock()
 	})
+	// etcd's responses are not reused, so their values may be kept.
 	_, copies := src.(*rangeSource)
-	copies = !copies // etcd's responses are not reused: their values may be kept
+	copies = !copies
 	f.wg.Add(1)
 	go func() {
 		// Lists start in order, so the slots are held by the lists the
@@ -112,27 +128,32 @@ func newFeed(ctx context.Context, src Source, prefixes []string, counts []int, b
 	return f
 }
 
-// read streams one list into its batches.
+// read streams one list into its batches. From etcd, whose responses the
+// values are slices of, the responses are what is charged (listPacer);
+// from other sources, the copied values.
 func (f *Feed) read(ctx context.Context, src Source, i int, prefix string, copies bool) error {
 	l := f.lists[i]
 	var b feedBatch
 	send := func() error {
 		if len(b.vals) == 0 {
+			f.free(b.release)
+			b.release = 0
 			return nil
 		}
-		if err := f.charge(i, &b); err != nil {
-			return err
+		if copies {
+			if err := f.charge(i, &b); err != nil {
+				return err
+			}
 		}
 		select {
 		case l.batches <- b:
 		case <-ctx.Done():
-			f.release(b)
-			return ctx.Err()
+			return ctx.Err() // read releases b
 		}
 		b = feedBatch{}
 		return nil
 	}
-	err := src.Range(ctx, prefix, nil, func(k, v []byte) error {
+	fn := func(k, v []byte) error {
 		if copies {
 			v = append([]byte(nil), v...)
 		}
@@ -143,11 +164,104 @@ func (f *Feed) read(ctx context.Context, src Source, i int, prefix string, copie
 			return send()
 		}
 		return nil
-	})
+	}
+	var err error
+	if rs, ok := src.(*rangeSource); ok {
+		p := &listPacer{f: f, i: i, b: &b}
+		r := NewReader(rs.cli, rs.rev)
+		r.pace = p
+		err = r.Range(ctx, prefix, fn)
+		b.release += p.open // the last response's values are all in b
+	} else {
+		err = src.Range(ctx, prefix, nil, fn)
+	}
 	if err == nil {
 		err = send()
 	}
+	if err != nil {
+		f.release(b)
+	}
 	return err
+}
+
+// listPacer charges list i's responses from etcd to the feed's budget.
+type listPacer struct {
+	f    *Feed
+	i    int
+	b    *feedBatch // the batch being filled
+	open int64      // the cost of the response whose values are being taken
+}
+
+// wait holds the next request back until the budget has room for a
+// response as large as the largest so far (or nothing is held), unless
+// the list is the one being consumed; that room is set aside until got.
+// Before any response the whole budget is set aside, so lists that know
+// nothing yet ask one at a time (a first page of 512 large values can be
+// larger than the budget).
+func (p *listPacer) wait(ctx context.Context) error {
+	f, l := p.f, p.f.lists[p.i]
+	var stop func() bool
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for {
+		if err := f.ctx.Err(); err != nil {
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if p.i <= f.head {
+			return nil
+		}
+		res := f.largest
+		if res == 0 {
+			res = f.budget
+		}
+		if f.used == 0 || f.used+res <= f.budget {
+			l.reserved = res
+			f.hold(res)
+			return nil
+		}
+		if stop == nil {
+			// The stream's own context ends apart from the feed's.
+			stop = context.AfterFunc(ctx, func() {
+				f.mu.Lock()
+				f.cond.Broadcast()
+				f.mu.Unlock()
+			})
+			defer stop()
+		}
+		f.cond.Wait()
+	}
+}
+
+// got charges a received response in place of what wait set aside.
+func (p *listPacer) got(cost int64) {
+	f, l := p.f, p.f.lists[p.i]
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.largest = max(f.largest, cost)
+	f.hold(cost - l.reserved)
+	l.reserved = 0
+	if cost == 0 {
+		f.cond.Broadcast()
+	}
+}
+
+// begin moves the previous response's cost to the batch being filled:
+// its values end before the batch does.
+func (p *listPacer) begin(cost int64) {
+	p.b.release += p.open
+	p.open = cost
+}
+
+// hold adds n (which may be negative) to the bytes held; f.mu is held.
+func (f *Feed) hold(n int64) {
+	f.used += n
+	f.peak = max(f.peak, f.used)
+	if n < 0 {
+		f.cond.Broadcast()
+	}
 }
 
 // charge waits until list i may hold b: at once when it is the list being
@@ -163,8 +277,7 @@ func (f *Feed) charge(i int, b *feedBatch) error {
 			return nil
 		}
 		if f.used == 0 || f.used+b.bytes <= f.budget {
-			f.used += b.bytes
-			f.peak = max(f.peak, f.used)
+			f.hold(b.bytes)
 			b.charged = true
 			return nil
 		}
@@ -172,13 +285,21 @@ func (f *Feed) charge(i int, b *feedBatch) error {
 	}
 }
 
+// release frees what a consumed (or dropped) batch held.
 func (f *Feed) release(b feedBatch) {
-	if !b.charged {
+	n := b.release
+	if b.charged {
+		n += b.bytes
+	}
+	f.free(n)
+}
+
+func (f *Feed) free(n int64) {
+	if n == 0 {
 		return
 	}
 	f.mu.Lock()
-	f.used -= b.bytes
-	f.cond.Broadcast()
+	f.hold(-n)
 	f.mu.Unlock()
 }
 
@@ -191,12 +312,13 @@ func (f *Feed) Each(i int, yield func(v []byte) error) error {
 	f.mu.Unlock()
 	l := f.lists[i]
 	for b := range l.batches {
-		f.release(b)
 		for _, v := range b.vals {
 			if err := yield(v); err != nil {
+				f.release(b)
 				return err
 			}
 		}
+		f.release(b)
 		f.bar.Add(int64(len(b.vals)), b.size)
 	}
 	return l.err

@@ -225,32 +225,62 @@ var leanCall = []grpc.CallOption{grpc.ForceCodecV2(leanCodec{}), grpc.WaitForRea
 
 // streamChunk is one response of a stream, or the error that ended it.
 type streamChunk struct {
-	kvs []*mvccpb.KeyValue
-	err error
+	kvs  []*mvccpb.KeyValue
+	cost int64 // the memory the response holds (responseCost)
+	err  error
 }
+
+// responseCost estimates the memory one response's kvs hold: their bytes
+// and, per key, the KeyValue and its pointer.
+func responseCost(kvs []*mvccpb.KeyValue) int64 {
+	n := int64(len(kvs)) * kvOverhead
+	for _, kv := range kvs {
+		n += int64(len(kv.Key) + len(kv.Value))
+	}
+	return n
+}
+
+// kvOverhead is a decoded KeyValue's size apart from its key and value.
+const kvOverhead = 96
 
 // getStream is clientv3's GetStream for [start, end) at rev, through
 // leanCodec: the same call on the client's connection (its interceptors
 // and credentials), the same errors. Cancel ctx and drain the channel to
-// stop it early.
-func getStream(ctx context.Context, cli *clientv3.Client, start, end string, rev int64) (<-chan streamChunk, error) {
+// stop it early. The channel is unbuffered, so at most one response waits
+// decoded ahead of the reader; pace, when set, is asked before each
+// further response is received and told what each one holds.
+func getStream(ctx context.Context, cli *clientv3.Client, start, end string, rev int64, pace pacer) (<-chan streamChunk, error) {
 	req := &pb.RangeRequest{Key: []byte(start), RangeEnd: []byte(end), Revision: rev}
 	c, err := clientv3.RetryKVClient(cli).RangeStream(ctx, req, leanCall...)
 	if err != nil {
 		return nil, clientv3.ContextError(ctx, err)
 	}
-	ch := make(chan streamChunk, 1)
+	ch := make(chan streamChunk)
 	go func() {
 		defer close(ch)
 		for {
+			if pace != nil {
+				if err := pace.wait(ctx); err != nil {
+					ch <- streamChunk{err: err}
+					return
+				}
+			}
 			resp, err := c.Recv()
 			if err != nil {
+				if pace != nil {
+					pace.got(0)
+				}
 				if !errors.Is(err, io.EOF) {
 					ch <- streamChunk{err: clientv3.ContextError(ctx, err)}
 				}
 				return
 			}
-			ch <- streamChunk{kvs: resp.GetRangeResponse().GetKvs()}
+			kvs := resp.GetRangeResponse().GetKvs()
+			cost := responseCost(kvs)
+			if pace != nil {
+				pace.got(cost)
+			}
+			ch <- streamChunk{kvs: kvs, cost: cost}
 		}
 	}()
 	return ch, nil

@@ -53,6 +53,19 @@ type Reader struct {
 	PageSize int
 	// Progress, when set, counts keys and bytes read.
 	Progress *progress.Bar
+	pace     pacer
+}
+
+// A pacer holds a range's reads to a memory budget (a Feed reading lists
+// ahead of its consumer). wait is called before each request (each page,
+// each response of a stream); got follows every request with the cost of what
+// came back (responseCost; 0 for nothing). begin is called in the reading
+// goroutine as the values of a response of that cost start to be handed
+// out, which also ends the previous response's.
+type pacer interface {
+	wait(ctx context.Context) error
+	got(cost int64)
+	begin(cost int64)
 }
 
 // NewReader returns a reader; rev 0 means "fix at the first read".
@@ -154,7 +167,7 @@ func (e callbackError) Error() string { return e.err.Error() }
 func (r *Reader) streamOnce(ctx context.Context, start, end string, fn func(key, value []byte) error) ([]byte, error) {
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	ch, err := getStream(sctx, r.cli, start, end, r.rev)
+	ch, err := getStream(sctx, r.cli, start, end, r.rev, r.pace)
 	if err != nil {
 		return nil, err
 	}
@@ -169,6 +182,9 @@ func (r *Reader) streamOnce(ctx context.Context, start, end string, fn func(key,
 	for resp := range ch {
 		if resp.err != nil {
 			return last, resp.err
+		}
+		if r.pace != nil {
+			r.pace.begin(resp.cost)
 		}
 		var size int64
 		for _, kv := range resp.kvs {
@@ -222,7 +238,20 @@ func (r *Reader) pagedKeys(ctx context.Context, start, end string, fn func(key, 
 		if r.rev != 0 {
 			opts = append(opts, clientv3.WithRev(r.rev))
 		}
+		if r.pace != nil {
+			if err := r.pace.wait(ctx); err != nil {
+				return err
+			}
+		}
 		resp, failed, err := r.getRetrying(ctx, start, opts...)
+		if r.pace != nil {
+			var cost int64
+			if err == nil {
+				cost = responseCost(resp.Kvs)
+			}
+			r.pace.got(cost)
+			r.pace.begin(cost)
+		}
 		if err != nil {
 			if failed >= pageAttempts {
 				return r.gaveUpRange(what, start, end, failed, err)
