@@ -105,6 +105,42 @@ func TestSnapshotPathFreeSpaceProbe(t *testing.T) {
 	})
 }
 
+// On etcd 3.7 auto reads by RangeStream below metastore.SnapshotReadOver
+// and through the snapshot stream from it on, with the same bytes.
+func TestAutoReadPathBySize(t *testing.T) {
+	f := newFixture(t, rwsim.Options{Seed: 48})
+	writeHistory(t, f)
+	ref := readWithLog(t, f, "range")
+	read := func(over int64) spaceRead {
+		was := metastore.SnapshotReadOver
+		metastore.SnapshotReadOver = over
+		defer func() { metastore.SnapshotReadOver = was }()
+		t.Setenv(metastore.ReadModeEnv, "auto")
+		t.Setenv(metastore.RangeModeEnv, "auto")
+		var log, out bytes.Buffer
+		opts := metasnap.BackupOptions{Etcd: f.cli, Hummock: f.hummock, DataDir: "hummock_001",
+			Logger: slog.New(slog.NewTextHandler(&log, &slog.HandlerOptions{Level: slog.LevelDebug}))}
+		rev, path, err := metasnap.ReadSnapshot(context.Background(), opts, 4343, &out)
+		if err != nil {
+			t.Fatalf("over %d: %v\n%s", over, err, log.String())
+		}
+		return spaceRead{out.Bytes(), rev, path, log.String()}
+	}
+	small := read(1 << 50)
+	if small.path != "range" || !strings.Contains(small.log, "the server streams ranges (etcd 3.7+)") {
+		t.Fatalf("a store below the threshold read by %s:\n%s", small.path, small.log)
+	}
+	large := read(1)
+	if large.path != "snapshot" || !strings.Contains(large.log, "but holds at least") || !strings.Contains(large.log, "etcd read path: etcd's snapshot stream") {
+		t.Fatalf("a store past the threshold read by %s:\n%s", large.path, large.log)
+	}
+	for _, got := range []spaceRead{small, large} {
+		if got.rev != ref.rev || !bytes.Equal(got.bytes, ref.bytes) {
+			t.Fatalf("%s read differs from the range read (revisions %d, %d)", got.path, got.rev, ref.rev)
+		}
+	}
+}
+
 // mountTmpfs mounts a tmpfs of size bytes for the test (rwsnap's CI runs
 // as root, as does the dev container).
 func mountTmpfs(t *testing.T, size int64) string {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -22,8 +23,8 @@ import (
 // ReadModeEnv forces where a backup reads the meta store from: "snapshot"
 // (etcd's own snapshot stream, Maintenance.Snapshot), "range" (ranges at
 // one revision: RangeStream or paged Gets), or "auto" (the default:
-// RangeStream on etcd 3.7+, else the snapshot where the server allows it,
-// else paged Gets). For benchmarks and tests.
+// RangeStream on etcd 3.7+ below SnapshotReadOver, else the snapshot where
+// the server allows it, else ranges). For benchmarks and tests.
 const ReadModeEnv = "RWSNAP_ETCD_READ"
 
 // CheckEnv refuses a value of RWSNAP_ETCD_READ or RWSNAP_ETCD_RANGE that
@@ -145,9 +146,10 @@ var FreeSpace = etcdsnap.FreeSpace
 var errFallBack = errors.New("snapshot read not possible")
 
 // OpenSource returns the meta store at its current revision: read by
-// streamed ranges from an etcd 3.7+ server, from etcd's snapshot stream
-// from an older one where the server allows it (or RWSNAP_ETCD_READ=
-// snapshot), by paged ranges otherwise. The snapshot path needs
+// streamed ranges from an etcd 3.7+ server holding less than
+// SnapshotReadOver, from etcd's snapshot stream from a larger or older one
+// where the server allows it (or RWSNAP_ETCD_READ=snapshot), by ranges
+// otherwise. The snapshot path needs
 // temporary disk in $TMPDIR of about 1.5 times etcd's database size.
 //
 // The snapshot is one bbolt read transaction of the member that sends it,
@@ -168,12 +170,19 @@ func OpenSource(ctx context.Context, cli *clientv3.Client, log *slog.Logger) (So
 		return RangeSource(cli, 0), nil
 	}
 	if mode != "snapshot" && streamingSupported(ctx, cli) {
-		// Measured at 1M keys (docs/performance.md), etcd 3.7's RangeStream
-		// is faster end to end than spooling and indexing the snapshot:
-		// the snapshot pays for its whole database twice on local disk.
-		// Older servers page their ranges and get the snapshot.
-		log.Debug("etcd read path: ranges at one revision", "why", "the server streams ranges (etcd 3.7+)")
-		return RangeSource(cli, 0), nil
+		// etcd 3.7's RangeStream is faster end to end than spooling and
+		// indexing the snapshot up to about 1.3 GiB of data, slower past it
+		// (docs/performance.md: 2M keys, 10 s against 14 s; 3M keys, 21 s
+		// against 22 s; 10M keys, 4.4 GiB, 123 s against 69 s): the
+		// server's work per key read grows with its index, the snapshot's
+		// does not. Older servers page their ranges and get the snapshot.
+		inUse := dbSizes(ctx, cli).inUse
+		if inUse < SnapshotReadOver {
+			log.Debug("etcd read path: ranges at one revision", "why", "the server streams ranges (etcd 3.7+)", "db_in_use_bytes", inUse)
+			return RangeSource(cli, 0), nil
+		}
+		log.Debug("etcd read path: trying etcd's snapshot stream", "why", "the server streams ranges (etcd 3.7+) but holds at least "+
+			strconv.FormatInt(SnapshotReadOver>>20, 10)+" MiB", "db_in_use_bytes", inUse)
 	}
 	start := time.Now()
 	src, err := openSnapshot(ctx, cli, log)
@@ -195,17 +204,33 @@ func OpenSource(ctx context.Context, cli *clientv3.Client, log *slog.Logger) (So
 	return RangeSource(cli, 0), nil
 }
 
-func openSnapshot(ctx context.Context, cli *clientv3.Client, log *slog.Logger) (Source, error) {
-	dir := os.TempDir()
-	var dbSize int64
+// SnapshotReadOver is the etcd data size (the largest DbSizeInUse of the
+// endpoints) from which a backup reads an etcd 3.7+ server through its
+// snapshot stream rather than by RangeStream, where the server allows it.
+// A variable so tests can move it.
+var SnapshotReadOver int64 = 3 << 29 // 1.5 GiB
+
+type dbSize struct{ file, inUse int64 }
+
+// dbSizes asks every endpoint for its database's size and keeps the
+// largest (0 when none answers).
+func dbSizes(ctx context.Context, cli *clientv3.Client) dbSize {
+	var d dbSize
 	for _, ep := range cli.Endpoints() {
 		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		st, err := cli.Status(sctx, ep)
 		cancel()
 		if err == nil {
-			dbSize = max(dbSize, st.DbSize)
+			d.file = max(d.file, st.DbSize)
+			d.inUse = max(d.inUse, st.DbSizeInUse)
 		}
 	}
+	return d
+}
+
+func openSnapshot(ctx context.Context, cli *clientv3.Client, log *slog.Logger) (Source, error) {
+	dir := os.TempDir()
+	dbSize := dbSizes(ctx, cli).file
 	if dbSize == 0 {
 		return nil, fmt.Errorf("%w: no endpoint told its database size (Maintenance.Status)", errFallBack)
 	}

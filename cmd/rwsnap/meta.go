@@ -55,13 +55,14 @@ RisingWave's own backup id generator, so it never collides with the meta node's.
 Locations default to the cluster's system params (backup_storage_url,
 backup_storage_directory, state_store, data_directory); flags override them.
 
-From etcd 3.7 on, the revision is read by streamed ranges. From an older etcd,
-whose ranges are paged (slow on large stores), it is read from etcd's own
-snapshot stream (Maintenance.Snapshot, the bbolt database) when the etcd user
-may take snapshots (the root role, or no auth). The snapshot is spooled to an
+From etcd 3.7 on, the revision is read by streamed ranges while etcd holds less
+than 1.5 GiB of data. From a larger one, or from an older etcd whose ranges are
+paged (slow on large stores), it is read from etcd's own snapshot stream
+(Maintenance.Snapshot, the bbolt database) when the etcd user may take
+snapshots (the root role, or no auth). The snapshot is spooled to an
 unlinked file in $TMPDIR, which needs free space of about 1.5 times etcd's
-database size; when that space, or the permission, is missing, paged ranges
-are used. --log-level debug says which path was taken; RWSNAP_ETCD_READ=snapshot
+database size; when that space, or the permission, is missing, ranges are
+used. --log-level debug says which path was taken; RWSNAP_ETCD_READ=snapshot
 (or range) forces one.
 
 The RisingWave release (v1.0 through v2.0.7) is recognised from the meta store
